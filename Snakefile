@@ -1,0 +1,17 @@
+# Loss-landscape geometry with Hessian directions (Böttcher & Wheeler 2024): the whole replication.
+# Run:   uv run snakemake --cores all            (default config.yaml: embedded data, CPU, minutes)
+#        snakemake --cores all --use-conda       (conda users)
+# Config: config.yaml by default, another set with --configfile configs/<set>.yaml
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        rules.training_summary.output,
+    default_target: True

@@ -1,0 +1,57 @@
+"""Reading and writing checkpoints and trained models, always with ``weights_only=True``.
+
+A file that cannot be read (truncated, corrupt, not a checkpoint) raises :class:`CheckpointError`
+naming the file and what to do, instead of an unpickling traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .atomic import save_torch
+from .data import Dataset, load_dataset
+from .errors import CheckpointError
+from .models import build_model
+
+MODEL_FORMAT = "lossgeom-model-v1"
+CHECKPOINT_FORMAT = "lossgeom-checkpoint-v1"
+
+
+def load_file(path: str | os.PathLike, expected_format: str, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a file written by this library and check its format tag."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: file not found; run the training step that writes it")
+    try:
+        obj = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, zipfile errors...
+        raise CheckpointError(
+            f"{path}: cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            "it is truncated or corrupt. Delete it and rerun the step that writes it."
+        ) from err
+    if not isinstance(obj, dict) or obj.get("format") != expected_format:
+        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{path}: expected a {expected_format} file, found {found!r}; delete it and rerun")
+    return obj
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, experiment: dict[str, Any], info: dict[str, Any]) -> None:
+    """Write final weights plus the resolved experiment spec needed to rebuild the model."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_torch({"format": MODEL_FORMAT, "state_dict": state, "experiment": experiment, "info": info}, path)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, Dataset, dict[str, Any]]:
+    """Rebuild a trained model (in eval mode, on ``device``) and its dataset from a model file."""
+    obj = load_file(path, MODEL_FORMAT, device)
+    experiment = obj["experiment"]
+    dataset = load_dataset(experiment["dataset"])
+    model = build_model(experiment["model"], dataset.input_shape, dataset.output_dim).to(device)
+    model.load_state_dict(obj["state_dict"])
+    model.eval()
+    return model, dataset, obj

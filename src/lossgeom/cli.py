@@ -1,0 +1,88 @@
+"""Command line: ``lossgeom <step> ...`` (also ``python -m lossgeom``). The workflow's rules call these.
+
+Errors caused by bad input (config, data, checkpoints) are printed as one line, without a traceback,
+and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from .errors import LossgeomError
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import TrainOutputs, train_experiment
+
+    spec = json.loads(args.spec)
+    summary = train_experiment(args.name, spec, TrainOutputs.in_directory(args.out_dir), progress=not args.no_progress)
+    final = {k: round(v, 6) for k, v in summary["final"].items()}
+    logging.getLogger("lossgeom").info("finished %s: %s", args.name, final)
+
+
+def _summarize_training(args: argparse.Namespace) -> None:
+    from .atomic import write_csv
+    from .train import summary_table
+
+    write_csv(summary_table(args.summaries), args.out)
+
+
+def _describe(args: argparse.Namespace) -> None:
+    """Print dataset sizes and parameter counts of experiments without training them."""
+    from .data import load_dataset
+    from .models import build_model, count_parameters
+    from .train import resolve_experiment
+
+    experiments = json.loads(args.experiments)
+    for name, spec in experiments.items():
+        exp = resolve_experiment(spec)
+        ds = load_dataset(exp["dataset"])
+        n = count_parameters(build_model(exp["model"], ds.input_shape, ds.output_dim))
+        print(f"{name}: {exp['model']['name']} on {ds.name} {list(ds.input_shape)}, {n} parameters")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lossgeom", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    steps = parser.add_subparsers(dest="step", required=True)
+
+    train = steps.add_parser("train", help="train one experiment (resumes from its checkpoint)")
+    train.add_argument("--name", required=True, help="experiment name, used in messages")
+    train.add_argument("--spec", required=True, help="experiment as JSON: {dataset, model, train}")
+    train.add_argument("--out-dir", required=True, type=Path, help="writes model.pt, metrics.csv, train.json")
+    train.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    train.set_defaults(func=_train)
+
+    summarize = steps.add_parser("summarize-training", help="one CSV row per experiment from train.json files")
+    summarize.add_argument("summaries", nargs="+", type=Path, help="train.json files")
+    summarize.add_argument("--out", required=True, type=Path, help="CSV to write")
+    summarize.set_defaults(func=_summarize_training)
+
+    describe = steps.add_parser("describe", help="dataset shapes and parameter counts of experiments")
+    describe.add_argument("--experiments", required=True, help="JSON mapping name -> experiment spec")
+    describe.set_defaults(func=_describe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except LossgeomError as err:
+        print(f"lossgeom {args.step}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,93 @@
+"""Validate a configuration against a JSON schema, fill defaults, and fail with ONE readable message.
+
+Depends only on ``jsonschema`` and ``pyyaml`` (not torch), so the Snakefile can call it before any job
+runs, even from a Snakemake installation that does not have the library's dependencies.
+
+The message names the config file(s), the key path and the allowed values, e.g.::
+
+    invalid configuration (config.yaml): experiments.digits_mlp.model.name: 'mpl' is not allowed;
+    allowed values: densenet121, lenet, mlp, resnet
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+from jsonschema import validators
+
+from .errors import ConfigError
+
+
+def _with_defaults(base: type) -> type:
+    """A validator class that also writes each property's ``default`` into the instance."""
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(base, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _allowed_keys(schema: Mapping[str, Any]) -> list[str]:
+    return sorted(schema.get("properties", {}))
+
+
+def describe(error: jsonschema.ValidationError) -> str:
+    """One line naming the key, what is wrong and what is allowed."""
+    where, kind, value = _key_path(error), error.validator, error.validator_value
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(_allowed_keys(error.schema)) or "(none)"
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
+    if kind in ("enum", "const"):
+        allowed = value if kind == "enum" else [value]
+        return f"{where}: {error.instance!r} is not allowed; allowed values: {', '.join(map(str, allowed))}"
+    if kind == "type":
+        expected = value if isinstance(value, str) else " or ".join(value)
+        return f"{where}: {error.instance!r} is a {type(error.instance).__name__}, expected {expected}"
+    if kind == "required":
+        return f"{where}: {error.message}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
+        return f"{where}: {error.instance!r} is out of range; must be {op} {value}"
+    if kind == "pattern":
+        return f"{where}: {error.instance!r} does not match the pattern {value}"
+    return f"{where}: {error.message}"
+
+
+def _relevance(error: jsonschema.ValidationError):
+    # Prefer deep errors (they name the exact key) and concrete ones over combinators.
+    weak = error.validator in ("anyOf", "oneOf", "allOf", "if", "then")
+    return (not weak, len(error.absolute_path))
+
+
+def validate_config(config: dict[str, Any], schema: Mapping[str, Any], sources: Iterable[str] = ()) -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem."""
+    errors = list(_Validator(schema).iter_errors(config))
+    if errors:
+        error = max(errors, key=_relevance)
+        while error.context:  # descend into the most relevant sub-error of a combinator
+            error = max(error.context, key=_relevance)
+        origin = f" ({', '.join(map(str, sources))})" if sources else ""
+        raise ConfigError(f"invalid configuration{origin}: {describe(error)}")
+    return config

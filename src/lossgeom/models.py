@@ -1,0 +1,161 @@
+"""Model registry: MLP, LeNet-style CNN (1D or 2D), CIFAR ResNet (depth 6n+2), DenseNet-121 for 32x32.
+
+``build_model(spec, input_shape, output_dim)`` builds a model from a config spec; the input shape (without
+batch dimension) decides the layer sizes, so the same spec works on digits, MNIST-1D or CIFAR.
+Parameter counts (``count_parameters``) are reported in every training result.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .errors import ConfigError
+from .registry import Registry
+
+MODELS = Registry("model")
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "elu": nn.ELU}
+
+
+def build_model(spec: Mapping[str, Any], input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
+    """Build the model described by ``spec`` (``{"name": ..., **params}``) for the given data shape."""
+    return MODELS.build(spec, tuple(input_shape), int(output_dim))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalar parameters N (the dimension of the loss landscape)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _activation(name: str) -> type[nn.Module]:
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"activation {name!r} is unknown; allowed values: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+@MODELS.register("mlp")
+def mlp(input_shape, output_dim, *, hidden: tuple[int, ...] = (64, 64), activation: str = "relu") -> nn.Module:
+    """Fully connected network: flatten, then ``hidden`` layers with ``activation``, then a linear output."""
+    act = _activation(activation)
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for h in hidden:
+        layers += [nn.Linear(width, h), act()]
+        width = h
+    layers.append(nn.Linear(width, output_dim))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("lenet")
+def lenet(
+    input_shape,
+    output_dim,
+    *,
+    channels: tuple[int, ...] = (6, 16),
+    kernel_size: int = 5,
+    hidden: tuple[int, ...] = (120, 84),
+    activation: str = "relu",
+) -> nn.Module:
+    """LeNet-style CNN: [conv ('same' padding), activation, max-pool 2] per entry of ``channels``, then MLP.
+
+    Inputs of shape (C, L) use 1D convolutions (MNIST-1D), (C, H, W) 2D ones (digits, MNIST, CIFAR).
+    The classic LeNet-5 is the default: channels (6, 16), kernel 5, hidden (120, 84).
+    """
+    if len(input_shape) not in (2, 3):
+        raise ConfigError(f"lenet needs inputs of shape (C, L) or (C, H, W), got {list(input_shape)}")
+    conv, pool = (nn.Conv1d, nn.MaxPool1d) if len(input_shape) == 2 else (nn.Conv2d, nn.MaxPool2d)
+    act = _activation(activation)
+    layers: list[nn.Module] = []
+    in_ch, spatial = input_shape[0], list(input_shape[1:])
+    for out_ch in channels:
+        layers += [conv(in_ch, out_ch, kernel_size, padding="same"), act()]
+        if min(spatial) >= 2:
+            layers.append(pool(2))
+            spatial = [s // 2 for s in spatial]
+        in_ch = out_ch
+    layers.append(nn.Flatten())
+    width = in_ch * math.prod(spatial)
+    for h in hidden:
+        layers += [nn.Linear(width, h), act()]
+        width = h
+    layers.append(nn.Linear(width, output_dim))
+    return nn.Sequential(*layers)
+
+
+class _BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity shortcut (option A: strided subsampling + zero channels)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.stride, self.pad = stride, out_ch - in_ch
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1 and self.pad == 0:
+            return x
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet for 32x32 images (He et al. 2016, Sec. 4.2): depth = 6n + 2, widths (w, 2w, 4w)."""
+
+    def __init__(self, in_channels: int, output_dim: int, depth: int, width: int) -> None:
+        super().__init__()
+        if (depth - 2) % 6 != 0 or depth < 8:
+            raise ConfigError(f"resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {depth}")
+        n = (depth - 2) // 6
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        blocks: list[nn.Module] = []
+        in_ch = width
+        for stage, out_ch in enumerate((width, 2 * width, 4 * width)):
+            for i in range(n):
+                blocks.append(_BasicBlock(in_ch, out_ch, 2 if (stage > 0 and i == 0) else 1))
+                in_ch = out_ch
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(in_ch, output_dim)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.stem(x))
+        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+@MODELS.register("resnet")
+def resnet(input_shape, output_dim, *, depth: int = 20, width: int = 16) -> nn.Module:
+    """CIFAR-style ResNet with ``depth`` = 6n+2 (ResNet-56: depth 56, about 0.85e6 parameters)."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"resnet needs image inputs (C, H, W), got {list(input_shape)}")
+    return CifarResNet(input_shape[0], output_dim, depth, width)
+
+
+@MODELS.register("densenet121")
+def densenet121(input_shape, output_dim, *, memory_efficient: bool = False) -> nn.Module:
+    """torchvision DenseNet-121 adapted to 32x32 inputs: 3x3 stride-1 stem, no initial max-pool.
+
+    With 10 classes it has about 6.96e6 parameters (the paper's ~7e6 model). No pretrained weights.
+    """
+    from torchvision.models import densenet121 as tv_densenet121
+
+    if len(input_shape) != 3:
+        raise ConfigError(f"densenet121 needs image inputs (C, H, W), got {list(input_shape)}")
+    net = tv_densenet121(weights=None, num_classes=output_dim, memory_efficient=memory_efficient)
+    stem_out = net.features.conv0.out_channels
+    net.features.conv0 = nn.Conv2d(input_shape[0], stem_out, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(net.features.conv0.weight)
+    net.features.pool0 = nn.Identity()
+    return net

@@ -1,0 +1,37 @@
+# Shared setup: validate the config before any job runs, and helpers the rule files use.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.configcheck needs only jsonschema
+from lossgeom.configcheck import load_schema, validate_config  # noqa: E402
+from lossgeom.errors import ConfigError  # noqa: E402
+
+try:
+    validate_config(
+        config,
+        load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
+        sources=[str(f) for f in workflow.configfiles] or ["config.yaml"],
+    )
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+EXPERIMENTS = sorted(config["experiments"])
+# Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
+# conda environments alike, without installing the repository into them.
+# (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)
+LIBRARY_PATH = Path(workflow.basedir) / "src"
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={LIBRARY_PATH}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+
+
+def experiment_spec(name):
+    """The experiment's config as JSON for the CLI; the top-level device applies unless train.device is set."""
+    spec = json.loads(json.dumps(config["experiments"][name]))
+    spec.setdefault("train", {}).setdefault("device", config["device"])
+    return json.dumps(spec, sort_keys=True)

@@ -1,0 +1,38 @@
+# Training: one job per experiment. Resumable: a killed job, started again, continues from
+# results/<experiment>/checkpoint/last.pt (not a declared output, so Snakemake keeps it).
+
+
+rule train:
+    output:
+        model="results/{experiment}/model.pt",
+        metrics="results/{experiment}/metrics.csv",
+        summary="results/{experiment}/train.json",
+    params:
+        spec=lambda wildcards: experiment_spec(wildcards.experiment),
+        out_dir=lambda wildcards, output: Path(output.model).parent,
+    log:
+        "logs/train/{experiment}.log",
+    benchmark:
+        "results/{experiment}/train.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom --threads {threads} train --name {wildcards.experiment:q} --spec {params.spec:q} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule training_summary:
+    input:
+        expand("results/{experiment}/train.json", experiment=EXPERIMENTS),
+    output:
+        "results/training_summary.csv",
+    log:
+        "logs/training_summary.log",
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom summarize-training {input:q} --out {output:q} > {log:q} 2>&1"
