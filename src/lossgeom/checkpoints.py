@@ -6,6 +6,7 @@ naming the file and what to do, instead of an unpickling traceback.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,10 @@ def load_file(path: str | os.PathLike, expected_format: str, device: str | torch
 def save_model(path: str | os.PathLike, model: nn.Module, experiment: dict[str, Any], info: dict[str, Any]) -> None:
     """Write final weights plus the resolved experiment spec needed to rebuild the model."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    save_torch({"format": MODEL_FORMAT, "state_dict": state, "experiment": experiment, "info": info}, path)
+    # A JSON round trip keeps the metadata to plain types, which weights_only loading accepts
+    # (e.g. torch.__version__ is a TorchVersion object, which it refuses).
+    plain = json.loads(json.dumps({"experiment": experiment, "info": info}, default=str))
+    save_torch({"format": MODEL_FORMAT, "state_dict": state, **plain}, path)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, Dataset, dict[str, Any]]:

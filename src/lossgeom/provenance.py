@@ -35,7 +35,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "lossgeom": lossgeom.__version__,
         "git_commit": _git_commit(),
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "hostname": platform.node(),

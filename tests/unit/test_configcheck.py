@@ -1,0 +1,122 @@
+"""Config validation: every kind of mistake stops with one message naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import yaml
+
+from lossgeom.configcheck import load_schema, validate_config
+from lossgeom.data import DATASETS
+from lossgeom.errors import ConfigError
+from lossgeom.models import MODELS
+from lossgeom.train import TrainSettings
+
+from tests.conftest import REPO
+
+SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def error_for(config) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config, SCHEMA, sources=["my.yaml"])
+    message = str(info.value)
+    assert "\n" not in message, "one line, no schema dump"
+    assert "(my.yaml)" in message, "names the config file"
+    return message
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "configs/tiny.yaml", "configs/paper.yaml"])
+def test_shipped_configs_are_valid(path):
+    validate_config(yaml.safe_load((REPO / path).read_text()), SCHEMA)
+
+
+def test_defaults_are_filled(config):
+    config["experiments"]["digits_mlp"].pop("train")
+    validate_config(config, SCHEMA)
+    assert config["threads"] == 2 and config["device"] == "cpu"
+    expected = {f.name: f.default for f in dataclasses.fields(TrainSettings) if f.name != "device"}
+    assert config["experiments"]["digits_mlp"]["train"] == expected
+
+
+def test_unknown_top_level_key(config):
+    config["devise"] = "cpu"
+    msg = error_for(config)
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: device, experiments, threads" in msg
+
+
+def test_unknown_nested_key_lists_allowed_keys(config):
+    config["experiments"]["digits_mlp"]["train"]["lrr"] = 0.1
+    msg = error_for(config)
+    assert "experiments.digits_mlp.train: unknown key(s) 'lrr'" in msg and "lr" in msg.split("allowed keys:")[1]
+
+
+def test_wrong_type(config):
+    config["experiments"]["digits_cnn"]["train"]["epochs"] = "ten"
+    msg = error_for(config)
+    assert "experiments.digits_cnn.train.epochs: 'ten' is a str, expected integer" in msg
+
+
+def test_value_not_allowed_lists_allowed_values(config):
+    config["experiments"]["digits_mlp"]["model"]["name"] = "mpl"
+    msg = error_for(config)
+    assert "experiments.digits_mlp.model.name: 'mpl' is not allowed" in msg
+    for name in MODELS.names():
+        assert name in msg
+
+
+def test_out_of_range(config):
+    config["experiments"]["sines_mlp"]["train"]["lr"] = -0.1
+    assert "experiments.sines_mlp.train.lr: -0.1 is out of range; must be > 0" in error_for(config)
+
+
+def test_missing_required_key(config):
+    del config["experiments"]["digits_mlp"]["dataset"]
+    assert "experiments.digits_mlp: 'dataset' is a required property" in error_for(config)
+
+
+def test_key_of_another_model_is_refused(config):
+    config["experiments"]["digits_mlp"]["model"]["depth"] = 20  # resnet's key on an mlp
+    assert "experiments.digits_mlp.model: unknown key(s) 'depth'" in error_for(config)
+
+
+def test_bad_experiment_name(config):
+    config["experiments"]["my experiment"] = copy.deepcopy(config["experiments"]["digits_mlp"])
+    assert "'my experiment' does not match the pattern" in error_for(config)
+
+
+def test_bad_device(config):
+    config["device"] = "tpu"
+    assert "device: 'tpu' is not allowed; allowed values: auto, cpu, cuda" in error_for(config)
+
+
+def _schema_params(section: str, name: str) -> set[str]:
+    for branch in SCHEMA["$defs"][section]["allOf"]:
+        cond = branch["if"]["properties"]["name"]
+        if cond.get("const") == name or name in cond.get("enum", []):
+            return set(branch["then"]["properties"]) - {"name"}
+    raise AssertionError(f"schema has no branch for {section} {name!r}")
+
+
+@pytest.mark.parametrize("section, registry", [("dataset", DATASETS), ("model", MODELS)])
+def test_schema_matches_registry(section, registry):
+    """The schema documents exactly the parameters the library accepts (no drift)."""
+    assert set(SCHEMA["$defs"][section]["properties"]["name"]["enum"]) == set(registry.names())
+    for name in registry.names():
+        assert _schema_params(section, name) == set(registry.parameters(name)), name
+
+
+def test_schema_train_defaults_match_library():
+    schema_train = SCHEMA["$defs"]["train"]["properties"]
+    for field in dataclasses.fields(TrainSettings):
+        assert field.name in schema_train
+        if field.name != "device":  # the device default comes from the top-level key
+            assert schema_train[field.name]["default"] == field.default, field.name
+    assert set(schema_train) == {f.name for f in dataclasses.fields(TrainSettings)}

@@ -1,0 +1,65 @@
+"""The workflow's plan: dry-runs of every shipped config, lint, and config errors before any job."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_snakemake
+
+
+def planned_jobs(stdout: str) -> dict[str, int]:
+    """Job counts from Snakemake's 'Job stats' table."""
+    table = stdout.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "configs/tiny.yaml", "configs/paper.yaml"])
+def test_dry_run_plans_one_training_job_per_experiment(configfile, tmp_path):
+    result = run_snakemake("-n", "--configfile", str(REPO / configfile), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    experiments = yaml.safe_load((REPO / configfile).read_text())["experiments"]
+    jobs = planned_jobs(result.stdout)
+    assert jobs["train"] == len(experiments), "a --configfile replaces config.yaml, it is not merged into it"
+    assert jobs["training_summary"] == 1
+    for name in experiments:
+        assert f"results/{name}/model.pt" in result.stdout
+
+
+def test_default_config_is_used_without_configfile():
+    result = run_snakemake("-n", "--forceall")  # plans every job whatever results/ already holds
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout)["train"] == len(yaml.safe_load((REPO / "config.yaml").read_text())["experiments"])
+
+
+def test_lint_is_clean():
+    result = run_snakemake("--lint")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Lints for" not in output, output
+    assert "Congratulations, your workflow is in a good condition!" in output
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: device, experiments, threads"),
+        ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
+        ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
+         "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
+        ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "mlp"}, "train": {"lr": 0}}}},
+         "experiments.x.train.lr: 0 is out of range; must be > 0"),
+        ({"experiments": {"x": {"model": {"name": "mlp"}}}}, "experiments.x: 'dataset' is a required property"),
+    ],
+)
+def test_bad_config_stops_before_any_job(override, message, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
+    config.update(override)
+    bad.write_text(yaml.safe_dump(config))
+    result = run_snakemake("--cores", "1", "--configfile", str(bad), "-d", str(tmp_path / "work"))
+    assert result.returncode != 0
+    assert f"invalid configuration ({bad}): {message}" in result.stderr, result.stderr
+    assert not (tmp_path / "work" / "results").exists(), "no job ran"
