@@ -41,7 +41,10 @@ def test_shipped_configs_are_valid(path):
 def test_defaults_are_filled(config):
     config["experiments"]["digits_mlp"].pop("train")
     validate_config(config, SCHEMA)
-    assert config["threads"] == 2 and config["device"] == "cpu"
+    assert config["threads"] == 1 and config["device"] == "cpu"
+    del config["threads"]
+    validate_config(config, SCHEMA)
+    assert config["threads"] == 1
     expected = {f.name: f.default for f in dataclasses.fields(TrainSettings) if f.name != "device"}
     assert config["experiments"]["digits_mlp"]["train"] == expected
 
