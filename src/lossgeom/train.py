@@ -31,6 +31,7 @@ from .atomic import save_torch, write_csv, write_json
 from .checkpoints import CHECKPOINT_FORMAT, load_file, save_model
 from .data import DATASETS, Dataset, load_dataset
 from .errors import ConfigError, TrainingDiverged
+from .losses import loss_function
 from .models import MODELS, build_model, count_parameters
 from .provenance import provenance
 
@@ -109,8 +110,6 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(state))
 
 
-def loss_function(task: str):
-    return F.cross_entropy if task == "classification" else F.mse_loss
 
 
 @torch.no_grad()

@@ -1,0 +1,108 @@
+"""Extreme eigenpairs against dense eigendecompositions: both ends, residuals, restarts, counts, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lossgeom.hessian import HessianOperator
+from lossgeom.lanczos import MatrixOperator, extreme_eigenpairs
+
+from .curvature_cases import CASES, case
+
+TOL = 1e-8  # residual tolerance relative to |lambda_max|; bounds the eigenvalue error by the same amount
+
+
+def check_against_dense(res, values, vectors, H, k_top, k_bottom):
+    scale = float(values.abs().max())
+    exact_top, exact_bottom = values.flip(0)[:k_top], values[:k_bottom]
+    assert (res.top.values - exact_top).abs().max() <= 1e-6 * scale
+    assert (res.bottom.values - exact_bottom).abs().max() <= 1e-6 * scale
+    for pairs, idx in ((res.top, range(len(values) - 1, len(values) - 1 - k_top, -1)), (res.bottom, range(k_bottom))):
+        for i, j in enumerate(idx):
+            y = pairs.vectors[i].double()
+            recomputed = (H @ y - pairs.values[i] * y).norm()
+            assert abs(float(recomputed) - float(pairs.residuals[i])) <= 1e-9 * scale, "reported residual is the true one"
+            others = torch.cat([values[:j], values[j + 1 :]])
+            gap = float((others - values[j]).abs().min())
+            if gap >= 1e-4 * scale:  # the eigenvector is well determined
+                assert abs(float(y @ vectors[:, j])) >= 0.9999
+    assert res.converged and res.scale == pytest.approx(scale, rel=1e-8)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_top10_and_bottom3_of_small_models(name):
+    c = case(name)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, batch_size=64)
+    res = extreme_eigenpairs(op, k_top=10, k_bottom=3, tol=TOL, max_basis=200, max_hvps=3000, seed=0)
+    check_against_dense(res, c.eigenvalues, c.eigenvectors, c.H, 10, 3)
+    assert res.hvps == op.hvps, "every product is counted"
+    assert c.eigenvalues[0] < 0, "the trained models do have negative curvature"
+
+
+class Quadratic(nn.Module):
+    """L(theta) = theta^T A theta / 2 (the input is ignored): H = A exactly."""
+
+    def __init__(self, A: torch.Tensor) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.randn(A.shape[0], dtype=A.dtype))
+        self.register_buffer("A", A)
+
+    def forward(self, x):
+        return 0.5 * self.theta @ self.A @ self.theta
+
+
+def prescribed(n: int, seed: int = 0, bottom=(-20.0, -8.0, -6.0)):
+    """Outliers at both ends of a bulk [-0.5, 5], rotated into a random basis."""
+    g = torch.Generator().manual_seed(seed)
+    top = torch.tensor([100.0, 80, 70, 65, 60, 50, 45, 40, 38, 36], dtype=torch.float64)
+    bottom = torch.tensor(bottom, dtype=torch.float64)
+    bulk = -0.5 + 5.5 * torch.rand(n - 13, generator=g, dtype=torch.float64)
+    values = torch.cat([bottom, bulk, top])
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    order = torch.argsort(values)
+    values, Q = values[order], Q[:, order]
+    return (Q * values) @ Q.T, values, Q
+
+
+def test_quadratic_with_prescribed_spectrum_through_the_hvp_path():
+    A, values, vectors = prescribed(600)
+    model = Quadratic(A)
+    op = HessianOperator(model, lambda out, _: out, torch.zeros(4, 1), torch.zeros(4))
+    res = extreme_eigenpairs(op, k_top=10, k_bottom=3, tol=TOL, seed=3)
+    check_against_dense(res, values, vectors, A, 10, 3)
+
+
+def test_thick_restarts_keep_accuracy_with_a_small_basis():
+    # the negative end just below the bulk, as in trained networks: it needs far more than 40 vectors
+    A, values, vectors = prescribed(1500, seed=1, bottom=(-1.0, -0.9, -0.8))
+    res = extreme_eigenpairs(MatrixOperator(A), k_top=10, k_bottom=3, tol=TOL, max_basis=40, seed=0)
+    assert res.restarts >= 3
+    check_against_dense(res, values, vectors, A, 10, 3)
+
+
+def test_unconverged_pairs_are_reported_as_such():
+    A, values, _ = prescribed(800)
+    res = extreme_eigenpairs(MatrixOperator(A), k_top=10, k_bottom=3, tol=1e-12, max_basis=30, max_hvps=25)
+    assert not res.converged
+    assert bool((res.top.residuals > 1e-12 * res.scale).any() or (res.bottom.residuals > 1e-12 * res.scale).any())
+    assert res.hvps <= 25 + 13 + 1
+
+
+def test_seeded():
+    A, values, _ = prescribed(300)
+    a = extreme_eigenpairs(MatrixOperator(A), k_top=3, k_bottom=2, tol=TOL, seed=7)
+    b = extreme_eigenpairs(MatrixOperator(A), k_top=3, k_bottom=2, tol=TOL, seed=7)
+    assert torch.equal(a.top.values, b.top.values) and a.hvps == b.hvps
+    c = extreme_eigenpairs(MatrixOperator(A), k_top=3, k_bottom=2, tol=TOL, seed=8)
+    torch.testing.assert_close(a.top.values, c.top.values, rtol=1e-8, atol=0)
+
+
+def test_one_end_only_and_bad_requests():
+    A, values, _ = prescribed(200)
+    res = extreme_eigenpairs(MatrixOperator(A), k_top=0, k_bottom=2, tol=TOL)
+    assert len(res.top.values) == 0
+    torch.testing.assert_close(res.bottom.values, values[:2], rtol=1e-8, atol=0)
+    with pytest.raises(ValueError, match="k_top \\+ k_bottom <= N"):
+        extreme_eigenpairs(MatrixOperator(torch.eye(3, dtype=torch.float64)), k_top=3, k_bottom=1)

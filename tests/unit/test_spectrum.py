@@ -1,0 +1,70 @@
+"""Hutchinson trace and stochastic Lanczos quadrature against exact traces, moments and Gauss exactness."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lossgeom.hessian import HessianOperator
+from lossgeom.lanczos import MatrixOperator, lanczos_tridiagonal
+from lossgeom.spectrum import hutchinson_trace, slq_density
+
+from .curvature_cases import CASES, case
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_hutchinson_within_three_standard_errors(name):
+    c = case(name)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
+    est = hutchinson_trace(op, samples=200, seed=0)
+    exact = float(torch.trace(c.H))
+    assert abs(est.estimate - exact) <= 3 * est.standard_error
+    # Rademacher probes: Var[z^T H z] = 2 (||H||_F^2 - sum_i H_ii^2)
+    theory_se = math.sqrt(2 * float((c.H**2).sum() - (torch.diagonal(c.H) ** 2).sum()) / 200)
+    assert est.standard_error == pytest.approx(theory_se, rel=0.3)
+    assert est.hvps == op.hvps == 200
+
+
+def test_gauss_quadrature_is_exact_for_low_degree_polynomials():
+    """With m Lanczos steps from q, sum_i tau_i theta_i^k = q^T H^k q for k <= 2m - 1."""
+    c = case("cnn_digits")
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
+    q = torch.randn(op.n_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    q /= q.norm()
+    T, used = lanczos_tridiagonal(op, q, steps=4)
+    theta, S = torch.linalg.eigh(T)
+    tau = S[0] ** 2
+    assert used == 4 and float(tau.sum()) == pytest.approx(1.0, abs=1e-13)
+    Hk_q = q.clone()
+    for k in range(1, 8):
+        Hk_q = c.H @ Hk_q
+        exact = float(q @ Hk_q)
+        assert float((tau * theta**k).sum()) == pytest.approx(exact, rel=1e-8, abs=1e-12 * float(c.eigenvalues.abs().max()) ** k)
+
+
+@pytest.mark.parametrize("name", ["mlp_tanh_digits", "batchnorm_digits"])
+def test_slq_density_integrates_to_one_and_matches_moments(name):
+    c = case(name)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
+    density = slq_density(op, probes=40, steps=30, seed=0)
+    np.testing.assert_allclose(np.nansum(density.weights, axis=1), 1.0, atol=1e-12)
+    grid, sigma = density.default_grid()
+    assert np.trapezoid(density.smoothed(grid, sigma), grid) == pytest.approx(1.0, abs=1e-3)
+    n = op.n_params
+    for power, exact in ((1, float(torch.trace(c.H)) / n), (2, float((c.H**2).sum()) / n)):
+        per_probe = density.moment(power)
+        se = per_probe.std(ddof=1) / math.sqrt(len(per_probe))
+        assert abs(per_probe.mean() - exact) <= 4 * se, (power, per_probe.mean(), exact, se)
+    assert density.hvps == op.hvps
+
+
+def test_slq_with_a_full_krylov_space_recovers_the_spectrum():
+    values = torch.tensor([-3.0, -1.0, 0.5, 2.0, 7.0], dtype=torch.float64)
+    density = slq_density(MatrixOperator(torch.diag(values)), probes=3, steps=10, seed=0)
+    for row in density.nodes:
+        np.testing.assert_allclose(np.sort(row[np.isfinite(row)]), values.numpy(), atol=1e-10)
+    # each Rademacher probe sees every eigenvector of a diagonal matrix with weight 1/N
+    np.testing.assert_allclose(density.weights[np.isfinite(density.weights)], 0.2, atol=1e-10)
