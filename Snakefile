@@ -9,9 +9,11 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/hessian.smk"
 
 
 rule all:
     input:
         rules.training_summary.output,
+        rules.hessian_summary.output,
     default_target: True

@@ -26,11 +26,25 @@ def _train(args: argparse.Namespace) -> None:
     logging.getLogger("lossgeom").info("finished %s: %s", args.name, final)
 
 
+def _hessian(args: argparse.Namespace) -> None:
+    from .hessian_stage import HessianSettings, run_hessian
+
+    settings = HessianSettings.from_mapping(json.loads(args.settings))
+    run_hessian(args.model, settings, args.out_dir, log=logging.getLogger("lossgeom.hessian").info)
+
+
 def _summarize_training(args: argparse.Namespace) -> None:
     from .atomic import write_csv
     from .train import summary_table
 
     write_csv(summary_table(args.summaries), args.out)
+
+
+def _summarize_hessian(args: argparse.Namespace) -> None:
+    from .atomic import write_csv
+    from .hessian_stage import hessian_table
+
+    write_csv(hessian_table(args.summaries), args.out)
 
 
 def _describe(args: argparse.Namespace) -> None:
@@ -60,10 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     train.set_defaults(func=_train)
 
+    hessian = steps.add_parser("hessian", help="eigenpairs of both ends, trace and spectral density of a model")
+    hessian.add_argument("--model", required=True, type=Path, help="model.pt written by the train step")
+    hessian.add_argument("--settings", default="{}", help="the hessian config block as JSON")
+    hessian.add_argument("--out-dir", required=True, type=Path, help="writes summary.json, eigenvectors.pt, ...")
+    hessian.set_defaults(func=_hessian)
+
     summarize = steps.add_parser("summarize-training", help="one CSV row per experiment from train.json files")
     summarize.add_argument("summaries", nargs="+", type=Path, help="train.json files")
     summarize.add_argument("--out", required=True, type=Path, help="CSV to write")
     summarize.set_defaults(func=_summarize_training)
+
+    summarize_h = steps.add_parser("summarize-hessian", help="one CSV row per model from hessian/summary.json")
+    summarize_h.add_argument("summaries", nargs="+", type=Path, help="hessian/summary.json files")
+    summarize_h.add_argument("--out", required=True, type=Path, help="CSV to write")
+    summarize_h.set_defaults(func=_summarize_hessian)
 
     describe = steps.add_parser("describe", help="dataset shapes and parameter counts of experiments")
     describe.add_argument("--experiments", required=True, help="JSON mapping name -> experiment spec")

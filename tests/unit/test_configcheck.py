@@ -12,6 +12,7 @@ from lossgeom.configcheck import load_schema, validate_config
 from lossgeom.data import DATASETS
 from lossgeom.errors import ConfigError
 from lossgeom.models import MODELS
+from lossgeom.hessian_stage import HessianSettings
 from lossgeom.train import TrainSettings
 
 from tests.conftest import REPO
@@ -52,7 +53,7 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: device, experiments, threads" in msg
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: device, experiments, hessian, threads" in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):
@@ -123,3 +124,16 @@ def test_schema_train_defaults_match_library():
         if field.name != "device":  # the device default comes from the top-level key
             assert schema_train[field.name]["default"] == field.default, field.name
     assert set(schema_train) == {f.name for f in dataclasses.fields(TrainSettings)}
+
+
+def test_schema_hessian_defaults_match_library():
+    schema_hessian = SCHEMA["properties"]["hessian"]["properties"]
+    assert set(schema_hessian) == {f.name for f in dataclasses.fields(HessianSettings)}
+    for field in dataclasses.fields(HessianSettings):
+        if field.name != "device":  # the device default comes from the top-level key
+            assert schema_hessian[field.name]["default"] == field.default, field.name
+
+
+def test_unknown_hessian_key(config):
+    config["hessian"]["k_max"] = 5
+    assert "hessian: unknown key(s) 'k_max'; allowed keys: " in error_for(config)

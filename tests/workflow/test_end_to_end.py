@@ -57,3 +57,29 @@ def test_changing_an_experiment_retrains_only_it(tiny_run, tmp_path):
     assert "results/blobs_mlp/model.pt" in result.stdout
     for other in ("digits_mlp", "mnist1d_cnn", "sines_mlp"):
         assert f"results/{other}/model.pt" not in result.stdout
+
+
+def test_hessian_stage_outputs_match_a_dense_reference(tiny_run):
+    """Whole chain (model file, data split, operator, Lanczos): the smallest model against eigh of its dense H."""
+    import torch
+
+    from lossgeom.hessian import dense_hessian
+    from lossgeom.losses import loss_function
+
+    work, _ = tiny_run
+    table = pd.read_csv(work / "results/hessian_summary.csv")
+    assert sorted(table["experiment"]) == sorted(yaml.safe_load(TINY.read_text())["experiments"])
+    assert table["converged"].all()
+    summary = json.loads((work / "results/blobs_mlp/hessian/summary.json").read_text())
+    assert summary["dtype"] == "float64" and summary["device"] == "cpu"
+    model, ds, _ = load_model(work / "results/blobs_mlp/model.pt")
+    exact = torch.linalg.eigvalsh(dense_hessian(model.double(), loss_function(ds.task), ds.x_train, ds.y_train))
+    scale = float(exact.abs().max())
+    top = torch.tensor(summary["eigen"]["top"]["values"], dtype=torch.float64)
+    assert (top - exact.flip(0)[: len(top)]).abs().max() <= 1e-4 * scale  # the tiny config's tol
+    assert abs(summary["eigen"]["bottom"]["values"][0] - float(exact[0])) <= 1e-4 * scale
+    assert abs(summary["trace"]["hutchinson"] - float(exact.sum())) <= 4 * summary["trace"]["standard_error"]
+    for name in ("eigenvectors.pt", "trace_samples.csv", "density.csv", "slq_nodes.csv"):
+        assert (work / "results/blobs_mlp/hessian" / name).stat().st_size > 0
+    for key in ("torch", "git_commit", "seed"):
+        assert key in summary["provenance"]

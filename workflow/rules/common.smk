@@ -30,6 +30,13 @@ wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
 
 
+def hessian_settings():
+    """The hessian block as JSON for the CLI; the top-level device applies unless hessian.device is set."""
+    settings = dict(config["hessian"])
+    settings.setdefault("device", config["device"])
+    return json.dumps(settings, sort_keys=True)
+
+
 def experiment_spec(name):
     """The experiment's config as JSON for the CLI; the top-level device applies unless train.device is set."""
     spec = json.loads(json.dumps(config["experiments"][name]))

@@ -1,0 +1,146 @@
+"""Top-10 and most negative Hessian eigenpairs of one trained model: this library vs PyHessian vs scipy.
+
+All three run in one process on the same model, data and float64 arithmetic, and are compared with a
+dense reference (the Hessian built column by column from products, then numpy's eigh):
+  - lossgeom: extreme_eigenpairs (thick-restart Lanczos, residual-based stop), both ends in one run,
+    and the top-10 alone;
+  - PyHessian 0.1: hessian.eigenvalues(top_n=10) (power iteration with deflation, its default tol 1e-3);
+    it has no routine for the negative end;
+  - scipy: eigsh (ARPACK) on a LinearOperator, which="LA" (k=10) and which="SA" (k=1).
+Products are counted at the operator for every method.
+
+    uv sync --group bench && uv run python benchmarks/eigen.py --model results/digits_mlp/model.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, write_result  # noqa: E402
+
+from lossgeom.checkpoints import load_model  # noqa: E402
+from lossgeom.hessian import HessianOperator  # noqa: E402
+from lossgeom.lanczos import extreme_eigenpairs  # noqa: E402
+from lossgeom.losses import loss_function  # noqa: E402
+
+
+def dense_reference(op: HessianOperator) -> np.ndarray:
+    cols = [op.matvec(e).cpu().numpy() for e in torch.eye(op.n_params, dtype=op.dtype, device=op.device)]
+    H = np.stack(cols)
+    return np.linalg.eigvalsh(0.5 * (H + H.T))
+
+
+def errors(values, reference, scale) -> dict:
+    values = np.asarray(values, dtype=float)
+    return {"values": values.tolist(), "max_error_relative": float(np.abs(values - reference[: len(values)]).max() / scale)}
+
+
+def run_lossgeom(op, k_top, k_bottom, tol):
+    op.hvps = 0
+    tick = time.perf_counter()
+    res = extreme_eigenpairs(op, k_top=k_top, k_bottom=k_bottom, tol=tol, max_basis=150, max_hvps=20000)
+    return res, time.perf_counter() - tick, op.hvps
+
+
+def run_pyhessian(model, x, y, top_n, tol):
+    from pyhessian import hessian as pyhessian_module
+
+    counter = {"hvps": 0}
+    original = pyhessian_module.hessian_vector_product
+
+    def counted(*a, **k):
+        counter["hvps"] += 1
+        return original(*a, **k)
+
+    pyhessian_module.hessian_vector_product = counted
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # PyHessian draws its vectors in the default dtype
+    try:
+        torch.manual_seed(0)
+        tick = time.perf_counter()
+        h = pyhessian_module.hessian(model, loss_function("classification" if y.dtype == torch.int64 else "regression"), data=(x, y), cuda=False)
+        values, _ = h.eigenvalues(maxIter=100, tol=tol, top_n=top_n)
+        seconds = time.perf_counter() - tick
+    finally:
+        pyhessian_module.hessian_vector_product = original
+        torch.set_default_dtype(previous)
+    return values, seconds, counter["hvps"]
+
+
+def run_scipy(op, k, which, tol):
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    op.hvps = 0
+    lin = LinearOperator(
+        (op.n_params, op.n_params),
+        matvec=lambda v: op.matvec(torch.as_tensor(np.ravel(v), dtype=op.dtype)).cpu().numpy(),
+        dtype=np.float64,
+    )
+    tick = time.perf_counter()
+    values = eigsh(lin, k=k, which=which, tol=tol, v0=np.random.default_rng(0).standard_normal(op.n_params), return_eigenvectors=False)
+    return np.sort(values)[::-1] if which == "LA" else np.sort(values), time.perf_counter() - tick, op.hvps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="results/digits_mlp/model.pt")
+    parser.add_argument("--examples", type=int, default=None, help="use the first N training examples (default all)")
+    parser.add_argument("--tol", type=float, default=1e-8, help="lossgeom residual tolerance (relative to |lambda_max|)")
+    parser.add_argument("--pyhessian-tol", type=float, default=1e-3, help="PyHessian's relative-change stop (its default)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default="benchmarks/out/eigen-cpu.json")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    model, ds, _ = load_model(args.model)
+    model = model.double()
+    x, y = ds.x_train.double(), ds.y_train
+    if ds.task == "regression":
+        y = y.double()
+    if args.examples:
+        x, y = x[: args.examples], y[: args.examples]
+    op = HessianOperator(model, loss_function(ds.task), x, y, batch_size=len(x))
+    print(f"{args.model}: N = {op.n_params}, {len(x)} examples; building the dense reference ...", flush=True)
+    tick = time.perf_counter()
+    reference = dense_reference(op)
+    dense_seconds = time.perf_counter() - tick
+    top_ref, bottom_ref = reference[::-1], reference
+    scale = float(np.abs(reference).max())
+    report = {"dense_reference": {"seconds": dense_seconds, "top10": top_ref[:10].tolist(), "lambda_min": float(bottom_ref[0])}}
+
+    res, sec, hvps = run_lossgeom(op, 10, 0, args.tol)
+    report["lossgeom_top10"] = {"hvps": hvps, "seconds": sec, **errors(res.top.values, top_ref, scale),
+                                "max_residual_relative": float(res.top.residuals.max() / res.scale)}
+    res, sec, hvps = run_lossgeom(op, 10, 1, args.tol)
+    report["lossgeom_top10_and_min"] = {"hvps": hvps, "seconds": sec, "top": errors(res.top.values, top_ref, scale),
+                                        "bottom": errors(res.bottom.values, bottom_ref, scale),
+                                        "max_residual_relative": float(max(res.top.residuals.max(), res.bottom.residuals.max()) / res.scale)}
+    values, sec, hvps = run_pyhessian(model, x, y, 10, args.pyhessian_tol)
+    report["pyhessian_top10"] = {"hvps": hvps, "seconds": sec, "tol": args.pyhessian_tol, **errors(values, top_ref, scale)}
+    report["pyhessian_min"] = {"supported": False, "note": "PyHessian 0.1 has no routine for the most negative eigenvalue"}
+    values, sec, hvps = run_scipy(op, 10, "LA", 0.0)
+    report["scipy_eigsh_top10"] = {"hvps": hvps, "seconds": sec, **errors(values, top_ref, scale)}
+    values, sec, hvps = run_scipy(op, 1, "SA", 0.0)
+    report["scipy_eigsh_min"] = {"hvps": hvps, "seconds": sec, **errors(values, bottom_ref, scale)}
+
+    ours, theirs = report["lossgeom_top10"], report["pyhessian_top10"]
+    report["comparison_top10"] = {
+        "hvp_ratio_pyhessian_over_lossgeom": theirs["hvps"] / ours["hvps"],
+        "error_ratio_pyhessian_over_lossgeom": theirs["max_error_relative"] / max(ours["max_error_relative"], 1e-300),
+    }
+    for key, value in report.items():
+        print(key, {k: v for k, v in value.items() if k not in ("values", "top10")} if isinstance(value, dict) else value)
+    write_result(args.out, {"benchmark": "eigen", "model": args.model, "n_parameters": op.n_params, "examples": len(x),
+                            "dtype": "float64", "machine": machine(op.device), **report})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Cost of one Hessian-vector product relative to one gradient: wall time and peak memory.
+
+For each model, in a fresh process per measurement (so peak memory is not polluted by earlier ones):
+the gradient of the mean loss over one batch, and H v by forward-over-reverse, by double backward, and
+forward-over-reverse under torch.compile. Memory is the peak increase over the state after setup (model,
+data, vector): CUDA's max_memory_allocated on a GPU, the process's peak RSS on a CPU.
+
+    uv run python benchmarks/hvp.py                      # CPU, writes benchmarks/out/hvp-cpu.json
+    uv run python benchmarks/hvp.py --device cuda        # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, median_time, write_result  # noqa: E402
+
+from lossgeom.hessian import HessianOperator  # noqa: E402
+from lossgeom.losses import loss_function  # noqa: E402
+from lossgeom.models import build_model, count_parameters  # noqa: E402
+
+MODELS = {
+    # name: (model spec, input shape, batch size); inputs are standard normal, labels uniform
+    "mlp": ({"name": "mlp", "hidden": [512, 512]}, (1, 28, 28), 256),
+    "cnn": ({"name": "lenet"}, (1, 28, 28), 256),
+    "resnet20": ({"name": "resnet", "depth": 20}, (3, 32, 32), 128),
+    "densenet121": ({"name": "densenet121"}, (3, 32, 32), 64),
+}
+KINDS = ("gradient", "hvp_forward_over_reverse", "hvp_double_backward", "hvp_compiled")
+
+
+def peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
+    """One measurement, in this (fresh) process."""
+    device = torch.device(device_name)
+    spec, shape, batch = MODELS[model_name]
+    torch.manual_seed(0)
+    model = build_model(spec, shape, 10).to(device)
+    x = torch.randn(batch, *shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    method = "double-backward" if kind == "hvp_double_backward" else "forward-over-reverse"
+    op = HessianOperator(model, loss_function("classification"), x, y, method=method, compile=kind == "hvp_compiled")
+    v = torch.randn(op.n_params, device=device)
+    fn = op.gradient if kind == "gradient" else (lambda: op.matvec(v))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    base = peak_mib(device) if device.type != "cuda" else torch.cuda.memory_allocated(device) / 2**20
+    seconds = median_time(fn, device, repeats)
+    return {"seconds": seconds, "peak_increase_mib": peak_mib(device) - base, "n_parameters": count_parameters(model), "batch": batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", default="mlp,cnn,resnet20", help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "KIND"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(child(*args.child, args.device, args.repeats)))
+        return
+
+    results = []
+    for model_name in args.models.split(","):
+        row = {"model": model_name}
+        for kind in KINDS:
+            if kind == "hvp_compiled" and args.no_compile:
+                continue
+            cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats), "--child", model_name, kind]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                row[kind] = {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+                print(model_name, kind, "FAILED:", row[kind]["error"])
+                continue
+            row[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+            row["n_parameters"], row["batch"] = row[kind]["n_parameters"], row[kind]["batch"]
+        grad = row.get("gradient", {})
+        for kind in KINDS[1:]:
+            m = row.get(kind, {})
+            if "seconds" in m and "seconds" in grad:
+                m["time_ratio"] = m["seconds"] / grad["seconds"]
+                m["memory_ratio"] = m["peak_increase_mib"] / max(grad["peak_increase_mib"], 1e-9)
+        print(
+            f"{model_name:12s} N={row.get('n_parameters')}: "
+            + ", ".join(
+                f"{k.removeprefix('hvp_')} {row[k]['time_ratio']:.2f}x time {row[k]['memory_ratio']:.2f}x mem"
+                for k in KINDS[1:]
+                if "time_ratio" in row.get(k, {})
+            )
+        )
+        results.append(row)
+    device = torch.device(args.device)
+    out = args.out or f"benchmarks/out/hvp-{device.type}.json"
+    write_result(out, {"benchmark": "hvp", "machine": machine(device), "repeats": args.repeats, "results": results})
+
+
+if __name__ == "__main__":
+    main()

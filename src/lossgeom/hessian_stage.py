@@ -1,0 +1,206 @@
+"""The ``hessian`` step: every Hessian quantity of one trained model, written with provenance.
+
+Writes, into one directory:
+  summary.json       eigenvalues of both ends with residuals and convergence, products, Hutchinson trace
+                     +- standard error, SLQ settings, wall time per part, device, dtype, provenance
+  eigenvectors.pt    the eigenvectors (rows, flat in ``model.named_parameters()`` order), weights_only
+  trace_samples.csv  z^T H z of every Hutchinson probe (for trace-vs-samples plots)
+  density.csv        SLQ density on a grid; slq_nodes.csv the Gauss nodes and weights per probe
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .atomic import save_torch, write_csv, write_json
+from .checkpoints import load_model
+from .errors import ConfigError
+from .hessian import HessianOperator
+from .lanczos import extreme_eigenpairs
+from .losses import loss_function
+from .provenance import provenance
+from .spectrum import hutchinson_trace, slq_density
+from .train import pick_device
+
+EIGENVECTORS_FORMAT = "lossgeom-eigenvectors-v1"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclasses.dataclass(frozen=True)
+class HessianSettings:
+    """The ``hessian`` block of the config."""
+
+    k_top: int = 10
+    k_bottom: int = 3
+    tol: float = 1e-5  # residual tolerance relative to |lambda_max|
+    max_basis: int = 120
+    max_hvps: int = 2000
+    hutchinson_samples: int = 100
+    slq_probes: int = 8
+    slq_steps: int = 64
+    dtype: str = "float64"
+    batch_size: int = 1024
+    split: str = "train"
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "HessianSettings":
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            raise ConfigError(f"hessian: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}")
+        settings = cls(**values)
+        if settings.dtype not in DTYPES:
+            raise ConfigError(f"hessian.dtype {settings.dtype!r} is unknown; allowed values: {', '.join(DTYPES)}")
+        if settings.split not in ("train", "test"):
+            raise ConfigError(f"hessian.split {settings.split!r} is unknown; allowed values: train, test")
+        return settings
+
+
+def _pairs(p) -> dict[str, list]:
+    return {"values": p.values.tolist(), "residuals": p.residuals.tolist(), "converged": p.converged.tolist()}
+
+
+def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, log=print) -> dict[str, Any]:
+    """Compute eigenpairs of both ends, the Hutchinson trace and the SLQ density; write them to ``out_dir``."""
+    out = Path(out_dir)
+    device = pick_device(settings.device)
+    model, dataset, stored = load_model(model_path, device)
+    x, y = (dataset.x_train, dataset.y_train) if settings.split == "train" else (dataset.x_test, dataset.y_test)
+    op = HessianOperator(
+        model,
+        loss_function(dataset.task),
+        x,
+        y,
+        batch_size=settings.batch_size,
+        dtype=DTYPES[settings.dtype],
+        compile=settings.compile,
+    )
+    log(f"{model_path}: N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}")
+    timings = {}
+
+    tick = time.perf_counter()
+    eig = extreme_eigenpairs(
+        op,
+        k_top=settings.k_top,
+        k_bottom=settings.k_bottom,
+        tol=settings.tol,
+        max_basis=settings.max_basis,
+        max_hvps=settings.max_hvps,
+        seed=settings.seed,
+    )
+    timings["eigenpairs_s"] = time.perf_counter() - tick
+    log(
+        f"eigenpairs: lambda_max = {eig.top.values[0]:.6g}, lambda_min = {eig.bottom.values[0]:.6g}, "
+        f"{eig.hvps} products, {eig.restarts} restarts, converged: {eig.converged}"
+    )
+
+    tick = time.perf_counter()
+    trace = hutchinson_trace(op, samples=settings.hutchinson_samples, seed=settings.seed + 1)
+    timings["hutchinson_s"] = time.perf_counter() - tick
+    log(f"Hutchinson: tr(H) = {trace.estimate:.6g} +- {trace.standard_error:.2g} ({trace.hvps} products)")
+
+    tick = time.perf_counter()
+    density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2)
+    timings["slq_s"] = time.perf_counter() - tick
+    grid, sigma = density.default_grid()
+    log(f"SLQ: {settings.slq_probes} probes x {settings.slq_steps} steps ({density.hvps} products)")
+
+    if device.type == "cuda":
+        timings["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    summary = {
+        "experiment": stored["info"].get("experiment"),
+        "model_file": str(model_path),
+        "n_parameters": op.n_params,
+        "n_examples": len(x),
+        "split": settings.split,
+        "dtype": settings.dtype,
+        "device": str(device),
+        "hvp_method": op.method,
+        "loss": op.loss(),
+        "gradient_norm": float(op.gradient().norm()),
+        "eigen": {
+            "top": _pairs(eig.top),
+            "bottom": _pairs(eig.bottom),
+            "hvps": eig.hvps,
+            "iterations": eig.iterations,
+            "restarts": eig.restarts,
+            "tol": eig.tol,
+            "scale": eig.scale,
+            "converged": eig.converged,
+        },
+        "trace": {
+            "hutchinson": trace.estimate,
+            "standard_error": trace.standard_error,
+            "samples": settings.hutchinson_samples,
+            "hvps": trace.hvps,
+            "mean_curvature": trace.estimate / op.n_params,
+        },
+        "density": {"probes": settings.slq_probes, "steps": settings.slq_steps, "sigma": sigma, "hvps": density.hvps},
+        "hvps_total": op.hvps,
+        "timings": timings,
+        "wall_s": sum(v for k, v in timings.items() if k.endswith("_s")),
+        "settings": dataclasses.asdict(settings),
+        "provenance": provenance(seed=settings.seed),
+    }
+    save_torch(
+        {
+            "format": EIGENVECTORS_FORMAT,
+            "top_values": eig.top.values,
+            "top_vectors": eig.top.vectors.cpu(),
+            "bottom_values": eig.bottom.values,
+            "bottom_vectors": eig.bottom.vectors.cpu(),
+            "parameter_names": list(op.names),
+            "parameter_shapes": [list(s) for s in op.shapes],
+        },
+        out / "eigenvectors.pt",
+    )
+    write_csv(pd.DataFrame({"sample": np.arange(1, len(trace.samples) + 1), "zHz": trace.samples}), out / "trace_samples.csv")
+    write_csv(pd.DataFrame({"eigenvalue": grid, "density": density.smoothed(grid, sigma)}), out / "density.csv")
+    probes, steps = np.indices(density.nodes.shape)
+    nodes = pd.DataFrame(
+        {"probe": probes.ravel(), "node": density.nodes.ravel(), "weight": density.weights.ravel()}
+    ).dropna()
+    write_csv(nodes, out / "slq_nodes.csv")
+    write_json(summary, out / "summary.json")  # last: its presence means the step is complete
+    return summary
+
+
+def hessian_table(summary_files) -> pd.DataFrame:
+    """One row per model from its hessian/summary.json: the extreme eigenvalues, residuals, trace, cost."""
+    import json
+
+    rows = []
+    for path in summary_files:
+        s = json.loads(Path(path).read_text())
+        eig, trace = s["eigen"], s["trace"]
+        residuals = eig["top"]["residuals"] + eig["bottom"]["residuals"]
+        rows.append(
+            {
+                "experiment": s["experiment"],
+                "n_parameters": s["n_parameters"],
+                "lambda_max": eig["top"]["values"][0] if eig["top"]["values"] else None,
+                "lambda_min": eig["bottom"]["values"][0] if eig["bottom"]["values"] else None,
+                "max_relative_residual": max(residuals) / eig["scale"] if residuals else None,
+                "converged": eig["converged"],
+                "trace_hutchinson": trace["hutchinson"],
+                "trace_se": trace["standard_error"],
+                "mean_curvature": trace["mean_curvature"],
+                "hvps_eigen": eig["hvps"],
+                "restarts": eig["restarts"],
+                "hvps_total": s["hvps_total"],
+                "wall_s": s["wall_s"],
+                "device": s["device"],
+                "dtype": s["dtype"],
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,42 @@
+# Curvature of every trained model: the largest and most negative Hessian eigenpairs (with residuals),
+# the Hutchinson trace and the SLQ spectral density. Runs on the configured device (GPU when there is one).
+
+
+rule hessian:
+    input:
+        model="results/{experiment}/model.pt",
+    output:
+        summary="results/{experiment}/hessian/summary.json",
+        eigenvectors="results/{experiment}/hessian/eigenvectors.pt",
+        trace_samples="results/{experiment}/hessian/trace_samples.csv",
+        density="results/{experiment}/hessian/density.csv",
+        nodes="results/{experiment}/hessian/slq_nodes.csv",
+    params:
+        settings=hessian_settings(),
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
+    log:
+        "logs/hessian/{experiment}.log",
+    benchmark:
+        "results/{experiment}/hessian/benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom --threads {threads} hessian --model {input.model:q} --settings {params.settings:q} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule hessian_summary:
+    input:
+        expand("results/{experiment}/hessian/summary.json", experiment=EXPERIMENTS),
+    output:
+        "results/hessian_summary.csv",
+    log:
+        "logs/hessian_summary.log",
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom summarize-hessian {input:q} --out {output:q} > {log:q} 2>&1"
