@@ -1,9 +1,10 @@
 """Cost of one Hessian-vector product relative to one gradient: wall time and peak memory.
 
 For each model, in a fresh process per measurement (so peak memory is not polluted by earlier ones):
-the gradient of the mean loss over one batch, and H v by forward-over-reverse, by double backward, and
-forward-over-reverse under torch.compile. Memory is the peak increase over the state after setup (model,
-data, vector): CUDA's max_memory_allocated on a GPU, the process's peak RSS on a CPU.
+the gradient of the mean loss over one batch (an ordinary ``loss.backward()``, model in eval mode), and
+H v by forward-over-reverse, by double backward, and forward-over-reverse under torch.compile. Memory is the peak increase over the state after setup (model,
+data, vector) after two warm-up products: CUDA's max_memory_allocated on a GPU; on a CPU the peak RSS
+(VmHWM, reset after warm-up) with glibc's mmap threshold fixed at 64 KiB so that RSS follows live memory.
 
     uv run python benchmarks/hvp.py                      # CPU, writes benchmarks/out/hvp-cpu.json
     uv run python benchmarks/hvp.py --device cuda        # on a GPU machine
@@ -12,7 +13,9 @@ data, vector): CUDA's max_memory_allocated on a GPU, the process's peak RSS on a
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -37,10 +40,20 @@ MODELS = {
 KINDS = ("gradient", "hvp_forward_over_reverse", "hvp_double_backward", "hvp_compiled")
 
 
-def peak_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_cpu_peak() -> bool:
+    """Reset the process's peak RSS (Linux: write 5 to /proc/self/clear_refs); False if not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
@@ -54,13 +67,31 @@ def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
     method = "double-backward" if kind == "hvp_double_backward" else "forward-over-reverse"
     op = HessianOperator(model, loss_function("classification"), x, y, method=method, compile=kind == "hvp_compiled")
     v = torch.randn(op.n_params, device=device)
-    fn = op.gradient if kind == "gradient" else (lambda: op.matvec(v))
+
+    def gradient():  # the baseline a user knows: one ordinary backward pass over the same batch
+        model.zero_grad(set_to_none=True)
+        loss_function("classification")(model(x), y).backward()
+
+    fn = gradient if kind == "gradient" else (lambda: op.matvec(v))
+    for _ in range(2):  # warm up first: one-time work (loading forward-AD decompositions, compiling) is not the product's
+        fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    base = peak_mib(device) if device.type != "cuda" else torch.cuda.memory_allocated(device) / 2**20
-    seconds = median_time(fn, device, repeats)
-    return {"seconds": seconds, "peak_increase_mib": peak_mib(device) - base, "n_parameters": count_parameters(model), "batch": batch}
+        base = torch.cuda.memory_allocated(device) / 2**20
+    else:
+        gc.collect()
+        exact = reset_cpu_peak()
+        base = _status_mib("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = median_time(fn, device, repeats, warmup=0)
+    if device.type == "cuda":
+        peak, how = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
+    elif exact:
+        peak, how = _status_mib("VmHWM"), "peak RSS after warm-up (VmHWM reset via clear_refs)"
+    else:
+        peak, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "lifetime peak RSS (includes warm-up)"
+    return {"seconds": seconds, "peak_increase_mib": peak - base, "memory_measure": how,
+            "n_parameters": count_parameters(model), "batch": batch}
 
 
 def main() -> None:
@@ -88,7 +119,10 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats), "--child", model_name, kind]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
+            # Large blocks mmap-backed and unmapped on free (a fixed threshold also stops glibc from raising it),
+            # so that RSS follows live memory and the peak after warm-up is the product's own.
+            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if done.returncode != 0:
                 row[kind] = {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
                 print(model_name, kind, "FAILED:", row[kind]["error"])

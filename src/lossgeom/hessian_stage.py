@@ -22,7 +22,7 @@ import torch
 from .atomic import save_torch, write_csv, write_json
 from .checkpoints import load_model
 from .errors import ConfigError
-from .hessian import HessianOperator
+from .hessian import METHODS, HessianOperator
 from .lanczos import extreme_eigenpairs
 from .losses import loss_function
 from .provenance import provenance
@@ -50,6 +50,7 @@ class HessianSettings:
     split: str = "train"
     seed: int = 0
     device: str = "auto"
+    method: str = "auto"  # auto (forward-over-reverse, double backward if unsupported) | forward-over-reverse | double-backward
     compile: bool = False
 
     @classmethod
@@ -61,6 +62,8 @@ class HessianSettings:
         settings = cls(**values)
         if settings.dtype not in DTYPES:
             raise ConfigError(f"hessian.dtype {settings.dtype!r} is unknown; allowed values: {', '.join(DTYPES)}")
+        if settings.method not in METHODS:
+            raise ConfigError(f"hessian.method {settings.method!r} is unknown; allowed values: {', '.join(METHODS)}")
         if settings.split not in ("train", "test"):
             raise ConfigError(f"hessian.split {settings.split!r} is unknown; allowed values: train, test")
         return settings
@@ -83,6 +86,7 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
         y,
         batch_size=settings.batch_size,
         dtype=DTYPES[settings.dtype],
+        method=settings.method,
         compile=settings.compile,
     )
     log(f"{model_path}: N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}")

@@ -20,3 +20,17 @@ def test_bad_input_is_one_line_with_status_2(capsys, tmp_path):
     assert status == 2
     assert err[-1] == "lossgeom train: error: resnet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got 21"
     assert "Traceback" not in "\n".join(err)
+
+
+def test_hessian_settings_errors_name_the_key(capsys, tmp_path):
+    for settings, message in (
+        ({"k_max": 3}, "hessian: unknown key(s) 'k_max'; allowed keys: k_top, k_bottom"),
+        ({"dtype": "float16"}, "hessian.dtype 'float16' is unknown; allowed values: float32, float64"),
+    ):
+        status = main(["hessian", "--model", str(tmp_path / "model.pt"), "--settings", json.dumps(settings),
+                       "--out-dir", str(tmp_path / "h")])
+        assert status == 2
+        assert message in capsys.readouterr().err
+    status = main(["hessian", "--model", str(tmp_path / "missing.pt"), "--out-dir", str(tmp_path / "h")])
+    assert status == 2 and "missing.pt: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists(), "nothing written on bad input"
