@@ -21,11 +21,11 @@ import torch
 
 from .atomic import save_torch, write_csv, write_json
 from .checkpoints import load_model
-from .errors import ConfigError
 from .hessian import METHODS, HessianOperator
 from .lanczos import extreme_eigenpairs
 from .losses import loss_function
 from .provenance import provenance
+from .settings import settings_from_mapping
 from .spectrum import hutchinson_trace, slq_density
 from .train import pick_device
 
@@ -55,18 +55,8 @@ class HessianSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "HessianSettings":
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            raise ConfigError(f"hessian: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}")
-        settings = cls(**values)
-        if settings.dtype not in DTYPES:
-            raise ConfigError(f"hessian.dtype {settings.dtype!r} is unknown; allowed values: {', '.join(DTYPES)}")
-        if settings.method not in METHODS:
-            raise ConfigError(f"hessian.method {settings.method!r} is unknown; allowed values: {', '.join(METHODS)}")
-        if settings.split not in ("train", "test"):
-            raise ConfigError(f"hessian.split {settings.split!r} is unknown; allowed values: train, test")
-        return settings
+        choices = {"dtype": DTYPES, "method": METHODS, "split": ("train", "test")}
+        return settings_from_mapping(cls, values, "hessian", choices)
 
 
 def _pairs(p) -> dict[str, list]:

@@ -29,11 +29,12 @@ from tqdm import tqdm
 
 from .atomic import save_torch, write_csv, write_json
 from .checkpoints import CHECKPOINT_FORMAT, load_file, save_model
-from .data import DATASETS, Dataset, load_dataset
+from .data import DATASETS, load_dataset
 from .errors import ConfigError, TrainingDiverged
 from .losses import loss_function
 from .models import MODELS, build_model, count_parameters
 from .provenance import provenance
+from .settings import settings_from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,7 @@ class TrainSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            raise ConfigError(f"train: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}")
-        settings = cls(**values)
-        if settings.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"train.optimizer {settings.optimizer!r} is unknown; allowed values: {', '.join(OPTIMIZERS)}")
-        if settings.schedule not in ("cosine", "constant"):
-            raise ConfigError(f"train.schedule {settings.schedule!r} is unknown; allowed values: cosine, constant")
-        return settings
+        return settings_from_mapping(cls, values, "train", {"optimizer": OPTIMIZERS, "schedule": ("cosine", "constant")})
 
 
 OPTIMIZERS = {
