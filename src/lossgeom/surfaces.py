@@ -1,0 +1,125 @@
+"""Loss and accuracy on a grid around the trained point: L(a, b) = L(theta + a eta + b delta).
+
+Fast: the model's parameters are overwritten in place for each point (one saved copy of theta, no model
+copy per point) and the data stay on the model's device. Tiled and resumable: the grid is computed in
+blocks of rows; each finished block is written atomically to ``tiles_dir``, and a rerun (after a kill, say)
+loads the blocks that exist for the same ``key`` instead of recomputing them. The model is restored to
+theta afterwards, also when an error interrupts the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .atomic import atomic_path
+from .directions import trainable
+from .train import evaluate
+
+
+class ParameterShifter:
+    """Moves a model to theta + a eta + b delta in place; ``restore()`` puts theta back bitwise."""
+
+    def __init__(self, model: nn.Module, eta: torch.Tensor, delta: torch.Tensor | None = None) -> None:
+        self.params = [p for _, p in trainable(model)]
+        self.theta = torch.cat([p.detach().reshape(-1) for p in self.params]).clone()
+        self.eta = eta.to(self.theta)
+        self.delta = None if delta is None else delta.to(self.theta)
+
+    @torch.no_grad()
+    def _write(self, flat: torch.Tensor) -> None:
+        start = 0
+        for p in self.params:
+            p.copy_(flat[start : start + p.numel()].view_as(p))
+            start += p.numel()
+
+    def move(self, a: float, b: float = 0.0) -> None:
+        flat = self.theta + a * self.eta
+        if self.delta is not None and b != 0.0:
+            flat = flat + b * self.delta
+        self._write(flat)
+
+    def restore(self) -> None:
+        self._write(self.theta)
+
+    @contextlib.contextmanager
+    def shifted(self) -> Iterator["ParameterShifter"]:
+        try:
+            yield self
+        finally:
+            self.restore()
+
+
+def compute_surface(
+    model: nn.Module,
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    task: str,
+    eta: torch.Tensor,
+    delta: torch.Tensor | None,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    tiles_dir: str | Path,
+    key: str,
+    tile_rows: int = 4,
+    batch_size: int = 4096,
+    progress: bool = True,
+    on_tile: Callable[[int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Metrics on the grid a x b for each split (e.g. {"train": (x, y), "test": (x, y)}).
+
+    Returns ({"<split>_<metric>": array of shape (len(a), len(b))}, number of points evaluated now).
+    ``delta`` may be None for a 1D slice (then ``b`` must be [0.0]). ``key`` identifies the surface (its
+    directions, grid and model); tiles with another key are recomputed.
+    """
+    tiles_dir = Path(tiles_dir)
+    device = next(model.parameters()).device
+    splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
+    model.eval()
+    shifter = ParameterShifter(model, eta, delta)
+    n_tiles = (len(a) + tile_rows - 1) // tile_rows
+    results: dict[str, np.ndarray] = {}
+    evaluated = 0
+    bar = tqdm(total=len(a) * len(b), desc="surface", unit="pt", disable=not progress, mininterval=5.0)
+    with shifter.shifted():
+        for t in range(n_tiles):
+            rows = range(t * tile_rows, min((t + 1) * tile_rows, len(a)))
+            path = tiles_dir / f"tile_{t:05d}.npz"
+            tile = _load_tile(path, key)
+            if tile is None:
+                tile = {}
+                for i in rows:
+                    for j, bj in enumerate(b):
+                        shifter.move(float(a[i]), float(bj))
+                        for name, (x, y) in splits.items():
+                            for metric, value in evaluate(model, x, y, task, batch_size).items():
+                                tile.setdefault(f"{name}_{metric}", np.full((len(rows), len(b)), np.nan))[i - rows[0], j] = value
+                        evaluated += 1
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.savez(f, __key__=np.array(key), **tile)
+            for name, block in tile.items():
+                results.setdefault(name, np.full((len(a), len(b)), np.nan))[rows[0] : rows[-1] + 1] = block
+            bar.update(len(rows) * len(b))
+            if on_tile is not None:
+                on_tile(t)
+    bar.close()
+    return results, evaluated
+
+
+def _load_tile(path: Path, key: str) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            if str(data["__key__"]) != key:
+                return None
+            return {k: data[k] for k in data.files if k != "__key__"}
+    except (OSError, ValueError, KeyError):  # a damaged tile is simply computed again
+        return None
