@@ -10,10 +10,12 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/hessian.smk"
+include: "workflow/rules/checks.smk"
 
 
 rule all:
     input:
         rules.training_summary.output,
         rules.hessian_summary.output,
+        rules.checks_table.output,
     default_target: True

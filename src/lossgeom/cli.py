@@ -33,6 +33,30 @@ def _hessian(args: argparse.Namespace) -> None:
     run_hessian(args.model, settings, args.out_dir, log=logging.getLogger("lossgeom.hessian").info)
 
 
+def _check_synthetic(args: argparse.Namespace) -> None:
+    from .atomic import write_csv
+    from .checks import rows_to_frame, synthetic_checks
+    from .errors import ConfigError
+
+    settings = json.loads(args.settings)
+    allowed = {"dimensions", "mean_curvatures", "projections", "prediction_samples", "seed"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ConfigError(f"checks.synthetic: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}")
+    frame = rows_to_frame(synthetic_checks(**settings))
+    write_csv(frame, args.out)
+    failed = frame[frame["verdict"] != "pass"]
+    logging.getLogger("lossgeom.checks").info("%d checks, %d failed", len(frame), len(failed))
+
+
+def _checks_table(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .atomic import write_csv
+
+    write_csv(pd.concat([pd.read_csv(p) for p in args.tables], ignore_index=True), args.out)
+
+
 def _summarize_training(args: argparse.Namespace) -> None:
     from .atomic import write_csv
     from .train import summary_table
@@ -79,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     hessian.add_argument("--settings", default="{}", help="the hessian config block as JSON")
     hessian.add_argument("--out-dir", required=True, type=Path, help="writes summary.json, eigenvectors.pt, ...")
     hessian.set_defaults(func=_hessian)
+
+    synthetic = steps.add_parser("check-synthetic", help="theory vs measurement on quadratic saddles (check a)")
+    synthetic.add_argument("--settings", default="{}", help="the checks.synthetic config block as JSON")
+    synthetic.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    synthetic.set_defaults(func=_check_synthetic)
+
+    table = steps.add_parser("checks-table", help="concatenate check CSVs into one table")
+    table.add_argument("tables", nargs="+", type=Path)
+    table.add_argument("--out", required=True, type=Path)
+    table.set_defaults(func=_checks_table)
 
     summarize = steps.add_parser("summarize-training", help="one CSV row per experiment from train.json files")
     summarize.add_argument("summaries", nargs="+", type=Path, help="train.json files")

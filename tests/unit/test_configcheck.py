@@ -53,7 +53,7 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: device, experiments, hessian, threads" in msg
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, hessian, threads" in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):
@@ -137,3 +137,16 @@ def test_schema_hessian_defaults_match_library():
 def test_unknown_hessian_key(config):
     config["hessian"]["k_max"] = 5
     assert "hessian: unknown key(s) 'k_max'; allowed keys: " in error_for(config)
+
+
+def test_schema_synthetic_check_defaults_match_library():
+    import inspect
+
+    from lossgeom.checks import synthetic_checks
+
+    schema = SCHEMA["properties"]["checks"]["properties"]["synthetic"]["properties"]
+    params = inspect.signature(synthetic_checks).parameters
+    assert set(schema) == set(params)
+    for name, param in params.items():
+        default = list(param.default) if isinstance(param.default, tuple) else param.default
+        assert default == schema[name]["default"], name

@@ -83,3 +83,11 @@ def test_hessian_stage_outputs_match_a_dense_reference(tiny_run):
         assert (work / "results/blobs_mlp/hessian" / name).stat().st_size > 0
     for key in ("torch", "git_commit", "seed"):
         assert key in summary["provenance"]
+
+
+def test_checks_table_has_verdicts_and_all_pass(tiny_run):
+    work, _ = tiny_run
+    table = pd.read_csv(work / "results/checks/summary.csv")
+    assert list(table.columns) == ["check", "case", "quantity", "theory", "measured", "tolerance", "detail", "verdict"]
+    assert len(table) == 2 * 2 * 6  # tiny config: 2 dimensions x 2 mean curvatures x 6 quantities
+    assert set(table["verdict"]) == {"pass"}, table[table["verdict"] != "pass"].to_string()

@@ -37,6 +37,14 @@ def hessian_settings():
     return json.dumps(settings, sort_keys=True)
 
 
+def block_json(*keys):
+    """A config block as JSON for the CLI (e.g. block_json("checks", "synthetic"))."""
+    block = config
+    for key in keys:
+        block = block[key]
+    return json.dumps(block, sort_keys=True)
+
+
 def experiment_spec(name):
     """The experiment's config as JSON for the CLI; the top-level device applies unless train.device is set."""
     spec = json.loads(json.dumps(config["experiments"][name]))

@@ -1,0 +1,147 @@
+"""Theory-vs-measurement checks: each a row (check, case, quantity, theory, measured, tolerance, verdict).
+
+A check passes when |measured - theory| <= tolerance; tolerances are stated multiples (4) of the standard
+error of the Monte Carlo quantities involved, never tuned to pass. A failed check is kept, with its numbers.
+
+Random 2D projections of a Hessian H (Gaussian directions eta, delta with E[eta eta^T] = I), with
+M the projected Hessian (:mod:`lossgeom.curvature`):
+  E[M11] = tr(H),  Var[M11] = 2 tr(H^2),  E[M12] = 0,  Var[M12] = tr(H^2);
+for unit directions u = eta / |eta|: E[u^T H u] = tr(H)/N, Var = 2 (tr(H^2)/N - (tr(H)/N)^2) / (N + 2).
+The probability that a projection shows a saddle, P(kappa+ kappa- < 0) = P(det M < 0), is predicted by a
+Monte Carlo in the eigenbasis (independent random numbers, numpy, no Hessian products), and for large N by
+the central-limit approximation M11, M22 ~ N(tr H, 2 tr H^2), M12 ~ N(0, tr H^2), independent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .curvature import principal_curvatures, projected_hessian
+from .lanczos import extreme_eigenpairs
+from .synthetic import quadratic_operator, saddle_spectrum
+
+SIGMAS = 4.0  # tolerance = SIGMAS standard errors
+
+
+@dataclass
+class CheckRow:
+    check: str
+    case: str
+    quantity: str
+    theory: float
+    measured: float
+    tolerance: float
+    passed: bool
+    detail: str = ""
+
+    @classmethod
+    def compare(cls, check, case, quantity, theory, measured, standard_error, detail=""):
+        tol = SIGMAS * standard_error
+        return cls(check, case, quantity, float(theory), float(measured), float(tol), bool(abs(measured - theory) <= tol), detail)
+
+
+def random_projections(op, count: int, seed: int) -> np.ndarray:
+    """Projected Hessians of ``count`` Gaussian direction pairs: array (count, 3) of M11, M12, M22."""
+    g = torch.Generator().manual_seed(seed)
+    out = np.empty((count, 3))
+    for k in range(count):
+        eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
+        delta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
+        M = projected_hessian(op, eta, delta)
+        out[k] = M[0, 0], M[0, 1], M[1, 1]
+    return out
+
+
+def saddle_fraction_eigenbasis(eigenvalues: np.ndarray, samples: int, seed: int, chunk: int = 2_000_000) -> float:
+    """P(det M < 0) by Monte Carlo directly in the eigenbasis: M11 = sum lam eta^2 etc. (numpy only)."""
+    rng = np.random.default_rng(seed)
+    lam = np.asarray(eigenvalues, dtype=float)
+    per_chunk = max(1, chunk // len(lam))
+    saddles = done = 0
+    while done < samples:
+        k = min(per_chunk, samples - done)
+        eta, delta = rng.standard_normal((k, len(lam))), rng.standard_normal((k, len(lam)))
+        m11, m22, m12 = (eta**2) @ lam, (delta**2) @ lam, (eta * delta) @ lam
+        saddles += int((m11 * m22 - m12**2 < 0).sum())
+        done += k
+    return saddles / samples
+
+
+def saddle_fraction_clt(trace: float, trace_sq: float, samples: int, seed: int) -> float:
+    """P(det M < 0) in the central-limit approximation (three independent Gaussians)."""
+    rng = np.random.default_rng(seed)
+    m11 = trace + math.sqrt(2 * trace_sq) * rng.standard_normal(samples)
+    m22 = trace + math.sqrt(2 * trace_sq) * rng.standard_normal(samples)
+    m12 = math.sqrt(trace_sq) * rng.standard_normal(samples)
+    return float(np.mean(m11 * m22 - m12**2 < 0))
+
+
+def synthetic_checks(
+    dimensions=(10, 100, 1000, 10_000, 100_000),
+    mean_curvatures=(0.5, -0.5, 0.0),
+    projections: int = 1000,
+    prediction_samples: int = 20_000,
+    seed: int = 0,
+) -> list[CheckRow]:
+    """Check (a): random vs Hessian projections of quadratic saddles with prescribed spectra."""
+    rows: list[CheckRow] = []
+    for n in dimensions:
+        for m in mean_curvatures:
+            lam = saddle_spectrum(n, m)
+            case = f"N={n}, tr(H)/N={m:+g}"
+            trace, trace_sq = float(lam.sum()), float((lam**2).sum())
+            op = quadratic_operator(lam)
+            P = random_projections(op, projections, seed)
+            m11, m12, m22 = P.T
+            check = "synthetic_random_projection"
+            se_mean = math.sqrt(2 * trace_sq / projections)
+            rows.append(CheckRow.compare(check, case, "mean eta^T H eta (Gaussian) vs tr(H)", trace, m11.mean(), se_mean))
+            rows.append(CheckRow.compare(check, case, "mean eta^T H delta (Gaussian) vs 0", 0.0, m12.mean(), math.sqrt(trace_sq / projections)))
+            rows.append(_unit_direction_row(op, lam, projections, seed + 1, case))
+            kappa4 = 48 * float((lam**4).sum())  # fourth cumulant of eta^T H eta
+            var_theory = 2 * trace_sq
+            se_var = math.sqrt((kappa4 + 2 * var_theory**2) / projections)
+            rows.append(CheckRow.compare(check, case, "var eta^T H eta vs 2 tr(H^2)", var_theory, m11.var(ddof=1), se_var))
+            measured_fraction = float(np.mean(m11 * m22 - m12**2 < 0))
+            if n <= 10_000:
+                predicted = saddle_fraction_eigenbasis(lam, prediction_samples, seed + 2)
+                how, pred_samples = "Monte Carlo in the eigenbasis", prediction_samples
+            else:
+                predicted = saddle_fraction_clt(trace, trace_sq, 1_000_000, seed + 2)
+                how, pred_samples = "central-limit approximation", 1_000_000
+            p = min(max(predicted, 1.0 / projections), 1 - 1.0 / projections)
+            se_frac = math.sqrt(p * (1 - p) / projections + p * (1 - p) / pred_samples)
+            rows.append(CheckRow.compare(check, case, "fraction of projections showing a saddle", predicted, measured_fraction,
+                                         se_frac, f"predicted by {how}"))
+            eig = extreme_eigenpairs(op, k_top=1, k_bottom=1, tol=1e-8, seed=seed)
+            M = projected_hessian(op, eig.top.vectors[0], eig.bottom.vectors[0])
+            kp, km = principal_curvatures(M)
+            rows.append(CheckRow("synthetic_hessian_projection", case, "Hessian directions show a saddle (kappa+ kappa- < 0)",
+                                 1.0, float(kp * km < 0), 0.0, bool(kp * km < 0),
+                                 f"kappa+ = {kp:.6g} (lambda_max {lam.max():.6g}), kappa- = {km:.6g} (lambda_min {lam.min():.6g})"))
+    return rows
+
+
+def _unit_direction_row(op, lam: np.ndarray, projections: int, seed: int, case: str) -> CheckRow:
+    g = torch.Generator().manual_seed(seed)
+    values = np.empty(projections)
+    for k in range(projections):
+        u = torch.randn(op.n_params, generator=g, dtype=torch.float64)
+        u /= u.norm()
+        values[k] = float(u @ op.matvec(u))
+    n = len(lam)
+    mean = float(lam.mean())
+    var = 2 * (float((lam**2).mean()) - mean**2) / (n + 2)
+    return CheckRow.compare("synthetic_random_projection", case, "mean u^T H u (unit) vs tr(H)/N", mean, values.mean(),
+                            math.sqrt(var / projections))
+
+
+def rows_to_frame(rows: list[CheckRow]) -> pd.DataFrame:
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame["verdict"] = np.where(frame["passed"], "pass", "FAIL")
+    return frame.drop(columns="passed")

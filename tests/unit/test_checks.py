@@ -1,0 +1,58 @@
+"""Theory-vs-measurement checks on quadratic saddles: they pass where theory holds and fail where it does not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossgeom.checks import (
+    CheckRow,
+    random_projections,
+    rows_to_frame,
+    saddle_fraction_clt,
+    saddle_fraction_eigenbasis,
+    synthetic_checks,
+)
+from lossgeom.synthetic import quadratic_operator, saddle_spectrum
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    return rows_to_frame(synthetic_checks(dimensions=(10, 300), mean_curvatures=(0.5, -0.5, 0.0), projections=300,
+                                         prediction_samples=5000, seed=0))
+
+
+def test_every_quantity_checked_for_every_case(small_run):
+    assert len(small_run) == 2 * 3 * 6
+    assert set(small_run["verdict"]) == {"pass"}, small_run[small_run["verdict"] != "pass"].to_string()
+    hessian_rows = small_run[small_run["check"] == "synthetic_hessian_projection"]
+    assert (hessian_rows["measured"] == 1.0).all()
+
+
+def test_random_projections_hide_saddles_with_nonzero_mean_curvature(small_run):
+    fraction = small_run[small_run["quantity"] == "fraction of projections showing a saddle"].set_index("case")["measured"]
+    assert fraction["N=300, tr(H)/N=+0.5"] == 0.0 and fraction["N=300, tr(H)/N=-0.5"] == 0.0
+    assert fraction["N=300, tr(H)/N=+0"] > 0.5
+
+
+def test_a_wrong_theory_fails():
+    """The same measurement against the trace of another spectrum must show FAIL."""
+    op = quadratic_operator(saddle_spectrum(200, 0.5))
+    m11 = random_projections(op, 200, seed=0)[:, 0]
+    wrong = saddle_spectrum(200, 0.3).sum()
+    row = CheckRow.compare("x", "y", "mean", wrong, m11.mean(), np.sqrt(2 * (saddle_spectrum(200, 0.3) ** 2).sum() / 200))
+    assert not row.passed
+    assert rows_to_frame([row])["verdict"].item() == "FAIL"
+
+
+def test_saddle_fraction_predictions_agree_for_large_n():
+    lam = saddle_spectrum(3000, 0.02)
+    exact = saddle_fraction_eigenbasis(lam, 4000, seed=1)
+    clt = saddle_fraction_clt(lam.sum(), (lam**2).sum(), 200_000, seed=1)
+    assert abs(exact - clt) <= 4 * np.sqrt(exact * (1 - exact) / 4000 + 1e-12)
+    assert 0.05 < exact < 0.95
+
+
+def test_two_dimensional_closed_form():
+    """N = 2, lam = (1, -1): det M = -(eta1 delta2 - eta2 delta1)^2 <= 0 always, a saddle with probability 1."""
+    assert saddle_fraction_eigenbasis(np.array([1.0, -1.0]), 2000, seed=0) == 1.0
