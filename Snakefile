@@ -17,5 +17,5 @@ rule all:
     input:
         rules.training_summary.output,
         rules.hessian_summary.output,
-        rules.checks_table.output,
+        rules.checks_table.output.table,
     default_target: True

@@ -7,6 +7,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -49,12 +50,32 @@ def _check_synthetic(args: argparse.Namespace) -> None:
     logging.getLogger("lossgeom.checks").info("%d checks, %d failed", len(frame), len(failed))
 
 
+def _check_model(args: argparse.Namespace) -> None:
+    from .atomic import write_csv, write_json
+    from .model_checks import ModelCheckSettings, run_model_checks
+    from .provenance import provenance
+
+    settings = ModelCheckSettings.from_mapping(json.loads(args.settings))
+    hessian_summary = json.loads(args.hessian.read_text())
+    rows, trace_table, sign = run_model_checks(args.model, hessian_summary, settings, args.name,
+                                               log=logging.getLogger("lossgeom.checks").info)
+    rows["verdict"] = rows.pop("passed").map({True: "pass", False: "FAIL"})
+    write_csv(trace_table, args.trace_out)
+    write_json({**sign, "settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)},
+               args.sign_out)
+    write_csv(rows, args.out)
+
+
 def _checks_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .atomic import write_csv
 
     write_csv(pd.concat([pd.read_csv(p) for p in args.tables], ignore_index=True), args.out)
+    if args.signs:
+        signs = [json.loads(p.read_text()) for p in args.signs]
+        write_csv(pd.DataFrame([{k: v for k, v in s.items() if k not in ("settings", "provenance")} for s in signs]),
+                  args.sign_out)
 
 
 def _summarize_training(args: argparse.Namespace) -> None:
@@ -109,9 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--out", required=True, type=Path, help="CSV of check rows")
     synthetic.set_defaults(func=_check_synthetic)
 
+    model_check = steps.add_parser("check-model", help="checks (b), (c) and the sign question for a trained model")
+    model_check.add_argument("--name", required=True)
+    model_check.add_argument("--model", required=True, type=Path)
+    model_check.add_argument("--hessian", required=True, type=Path, help="hessian/summary.json of the model")
+    model_check.add_argument("--settings", default="{}", help="the checks.models config block as JSON")
+    model_check.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    model_check.add_argument("--trace-out", required=True, type=Path, help="CSV of trace estimates vs samples S")
+    model_check.add_argument("--sign-out", required=True, type=Path, help="JSON answering the sign question")
+    model_check.set_defaults(func=_check_model)
+
     table = steps.add_parser("checks-table", help="concatenate check CSVs into one table")
     table.add_argument("tables", nargs="+", type=Path)
     table.add_argument("--out", required=True, type=Path)
+    table.add_argument("--signs", nargs="*", type=Path, default=[], help="sign_question.json files to tabulate")
+    table.add_argument("--sign-out", type=Path, help="CSV of the sign question, one row per model")
     table.set_defaults(func=_checks_table)
 
     summarize = steps.add_parser("summarize-training", help="one CSV row per experiment from train.json files")

@@ -59,6 +59,16 @@ class HessianSettings:
         return settings_from_mapping(cls, values, "hessian", choices)
 
 
+def _moments(density, n: int) -> dict[str, float]:
+    """tr(H) and tr(H^2) from the SLQ Gauss rules (N times the mean first and second moments), with SEs."""
+    out = {}
+    for power, name in ((1, "trace_h"), (2, "trace_h2")):
+        per_probe = n * density.moment(power)
+        out[name] = float(per_probe.mean())
+        out[name + "_se"] = float(per_probe.std(ddof=1) / np.sqrt(len(per_probe))) if len(per_probe) > 1 else float("nan")
+    return out
+
+
 def _pairs(p) -> dict[str, list]:
     return {"values": p.values.tolist(), "residuals": p.residuals.tolist(), "converged": p.converged.tolist()}
 
@@ -140,6 +150,7 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
             "mean_curvature": trace.estimate / op.n_params,
         },
         "density": {"probes": settings.slq_probes, "steps": settings.slq_steps, "sigma": sigma, "hvps": density.hvps},
+        "density_moments": _moments(density, op.n_params),
         "hvps_total": op.hvps,
         "timings": timings,
         "wall_s": sum(v for k, v in timings.items() if k.endswith("_s")),

@@ -150,3 +150,13 @@ def test_schema_synthetic_check_defaults_match_library():
     for name, param in params.items():
         default = list(param.default) if isinstance(param.default, tuple) else param.default
         assert default == schema[name]["default"], name
+
+
+def test_schema_model_check_defaults_match_library():
+    from lossgeom.model_checks import ModelCheckSettings
+
+    schema = SCHEMA["properties"]["checks"]["properties"]["models"]["properties"]
+    assert set(schema) == {f.name for f in dataclasses.fields(ModelCheckSettings)}
+    for field in dataclasses.fields(ModelCheckSettings):
+        if field.name != "device":
+            assert schema[field.name]["default"] == field.default, field.name

@@ -26,6 +26,7 @@ def test_dry_run_plans_one_training_job_per_experiment(configfile, tmp_path):
     assert jobs["training_summary"] == 1
     assert jobs["hessian"] == len(experiments) and jobs["hessian_summary"] == 1
     assert jobs["check_synthetic"] == 1 and jobs["checks_table"] == 1
+    assert jobs["check_model"] == len(experiments)
     for name in experiments:
         assert f"results/{name}/model.pt" in result.stdout
 

@@ -21,14 +21,44 @@ rule check_synthetic:
         "python -m lossgeom --threads {threads} check-synthetic --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule check_model:
+    input:
+        model="results/{experiment}/model.pt",
+        hessian="results/{experiment}/hessian/summary.json",
+    output:
+        rows="results/checks/model_{experiment}.csv",
+        trace="results/{experiment}/checks/trace_vs_samples.csv",
+        sign="results/{experiment}/checks/sign_question.json",
+    params:
+        settings=model_check_settings(),
+    log:
+        "logs/checks/model_{experiment}.log",
+    benchmark:
+        "results/{experiment}/checks/benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom --threads {threads} check-model --name {wildcards.experiment:q} --model {input.model:q} "
+        "--hessian {input.hessian:q} --settings {params.settings:q} --out {output.rows:q} "
+        "--trace-out {output.trace:q} --sign-out {output.sign:q} > {log:q} 2>&1"
+
+
 rule checks_table:
     input:
-        rules.check_synthetic.output,
+        tables=[rules.check_synthetic.output[0]]
+        + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS),
+        signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
-        "results/checks/summary.csv",
+        table="results/checks/summary.csv",
+        signs="results/checks/sign_question.csv",
     log:
         "logs/checks/summary.log",
     conda:
         "../../envs/lossgeom.yaml"
     shell:
-        "python -m lossgeom checks-table {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m lossgeom checks-table {input.tables:q} --signs {input.signs:q} --out {output.table:q} "
+        "--sign-out {output.signs:q} > {log:q} 2>&1"

@@ -37,6 +37,13 @@ def hessian_settings():
     return json.dumps(settings, sort_keys=True)
 
 
+def model_check_settings():
+    """checks.models as JSON for the CLI; the top-level device applies unless it sets its own."""
+    settings = dict(config["checks"]["models"])
+    settings.setdefault("device", config["device"])
+    return json.dumps(settings, sort_keys=True)
+
+
 def block_json(*keys):
     """A config block as JSON for the CLI (e.g. block_json("checks", "synthetic"))."""
     block = config

@@ -1,0 +1,199 @@
+"""Checks on a trained model: random-projection curvature vs the trace (b), the HVP-free trace (c), and
+the paper's sign question.
+
+(b) For Gaussian directions eta (i.i.d. N(0, 1) per parameter), E[eta^T H eta] = tr(H): the mean of the
+    projected curvatures M11, M22 over P random 2D projections (2P Gaussian directions) is compared with
+    the Hutchinson estimate (Rademacher probes) and, for small models, with the exact trace.
+(c) The same mean from loss values alone: for each random 1D slice, the central second difference
+    kappa(eta) = [L(theta + h eta) - 2 L(theta) + L(theta - h eta)] / h^2 = eta^T H eta + O(h^2).
+    Step rule: h = r ||theta|| / ||eta||, i.e. the probe moves the weights by a fixed fraction r of their
+    norm. Its bias is measured, not assumed: on a subset of slices kappa(eta) is compared with the exact
+    eta^T H eta from one Hessian-vector product, for the chosen r and its neighbours.
+Sign question: does the trained point look like a minimum in random projections (kappa+ > 0 and
+kappa- > 0) while the Hessian has negative eigenvalues? The fraction of projections that look like a
+minimum, a maximum and a saddle is reported next to lambda_min, lambda_max and tr(H)/N; the saddle
+fraction is compared with its central-limit prediction from tr(H) (Hutchinson) and tr(H^2) (SLQ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoints import load_model
+from .checks import CheckRow, saddle_fraction_clt
+from .curvature import principal_curvatures, projected_hessian
+from .hessian import HessianOperator
+from .losses import loss_function
+from .settings import settings_from_mapping
+from .spectrum import rademacher
+from .surfaces import ParameterShifter
+from .train import evaluate, pick_device
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCheckSettings:
+    """The ``checks.models`` block of the config."""
+
+    projections: int = 100
+    slices: int = 1000
+    hutchinson_samples: int = 1000
+    relative_step: float = 1e-3  # r in h = r ||theta|| / ||eta||
+    bias_slices: int = 20
+    exact_max_parameters: int = 5000
+    dtype: str = "float64"
+    batch_size: int = 4096
+    seed: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "ModelCheckSettings":
+        return settings_from_mapping(cls, values, "checks.models", {"dtype": DTYPES})
+
+
+def _gaussian(n: int, g: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(n, generator=g, dtype=torch.float64).to(like.device, like.dtype)
+
+
+def slice_curvature(shifter: ParameterShifter, loss_at, eta: torch.Tensor, h: float, centre: float) -> float:
+    """Central second difference of the loss along ``eta`` (loss values only); restores the parameters."""
+    shifter.eta = eta
+    shifter.move(h)
+    plus = loss_at()
+    shifter.move(-h)
+    minus = loss_at()
+    shifter.restore()
+    return (plus - 2.0 * centre + minus) / h**2
+
+
+def running_mean(samples: np.ndarray) -> pd.DataFrame:
+    s = np.arange(1, len(samples) + 1)
+    mean = np.cumsum(samples) / s
+    sq = np.cumsum(samples**2)
+    var = np.where(s > 1, (sq - s * mean**2) / np.maximum(s - 1, 1), np.nan)
+    return pd.DataFrame({"S": s, "estimate": mean, "standard_error": np.sqrt(np.maximum(var, 0) / s)})
+
+
+def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any], settings: ModelCheckSettings,
+                     experiment: str, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record."""
+    device = pick_device(settings.device)
+    dtype = DTYPES[settings.dtype]
+    model, ds, _ = load_model(model_path, device)
+    model = model.to(dtype)
+    x = ds.x_train.to(device, dtype)
+    y = ds.y_train.to(device, dtype) if ds.task == "regression" else ds.y_train.to(device)
+    loss_fn = loss_function(ds.task)
+    op = HessianOperator(model, loss_fn, x, y, batch_size=settings.batch_size)
+    n = op.n_params
+    g = torch.Generator().manual_seed(settings.seed)
+    case = f"{experiment} (N={n})"
+    rows: list[CheckRow] = []
+
+    # (b) random 2D projections: M from two products each
+    P = settings.projections
+    M = np.empty((P, 3))
+    for k in range(P):
+        eta, delta = _gaussian(n, g, op.params[op.names[0]]), _gaussian(n, g, op.params[op.names[0]])
+        m = projected_hessian(op, eta, delta)
+        M[k] = m[0, 0], m[0, 1], m[1, 1]
+    diag = np.concatenate([M[:, 0], M[:, 2]])
+    proj_mean, proj_se = diag.mean(), diag.std(ddof=1) / math.sqrt(len(diag))
+    log(f"(b) {P} projections: mean eta^T H eta = {proj_mean:.6g} +- {proj_se:.2g}")
+
+    # Hutchinson with many probes (for the trace-vs-S curves)
+    hutch = np.empty(settings.hutchinson_samples)
+    for k in range(settings.hutchinson_samples):
+        z = rademacher(n, g, device, dtype)
+        hutch[k] = float(z @ op.matvec(z))
+    h_mean, h_se = hutch.mean(), hutch.std(ddof=1) / math.sqrt(len(hutch))
+    log(f"Hutchinson, {len(hutch)} probes: tr(H) = {h_mean:.6g} +- {h_se:.2g}")
+
+    exact = None
+    if n <= settings.exact_max_parameters:
+        exact = float(sum(op.matvec(e)[i] for i, e in enumerate(torch.eye(n, device=device, dtype=dtype))))
+        log(f"exact tr(H) = {exact:.6g} (N products)")
+
+    rows.append(CheckRow.compare("model_random_projection", case, "mean projected curvature (Gaussian) vs Hutchinson tr(H)",
+                                 h_mean, proj_mean, math.hypot(proj_se, h_se),
+                                 f"95% CI {proj_mean - 1.96 * proj_se:.5g} .. {proj_mean + 1.96 * proj_se:.5g}; {P} projections"))
+    if exact is not None:
+        rows.append(CheckRow.compare("model_random_projection", case, "mean projected curvature (Gaussian) vs exact tr(H)",
+                                     exact, proj_mean, proj_se))
+
+    # (c) HVP-free trace from loss values on random 1D slices
+    shifter = ParameterShifter(model, torch.zeros(n, device=device, dtype=dtype))
+    theta_norm = float(shifter.theta.norm())
+
+    def loss_at() -> float:
+        return evaluate(model, x, y, ds.task, settings.batch_size)["loss"]
+
+    centre = loss_at()
+    slices = np.empty(settings.slices)
+    bias_rows = []
+    for k in range(settings.slices):
+        eta = _gaussian(n, g, shifter.theta)
+        h = settings.relative_step * theta_norm / float(eta.norm())
+        slices[k] = slice_curvature(shifter, loss_at, eta, h, centre)
+        if k < settings.bias_slices:
+            truth = float(eta @ op.matvec(eta))
+            for r in (settings.relative_step * 10, settings.relative_step, settings.relative_step / 10):
+                hr = r * theta_norm / float(eta.norm())
+                bias_rows.append({"relative_step": r, "fd": slice_curvature(shifter, loss_at, eta, hr, centre), "exact": truth})
+    f_mean, f_se = slices.mean(), slices.std(ddof=1) / math.sqrt(len(slices))
+    log(f"(c) {len(slices)} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
+    rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace (finite differences of 1D slices) vs Hutchinson tr(H)",
+                                 h_mean, f_mean, math.hypot(f_se, h_se), f"S = {len(slices)} slices, r = {settings.relative_step:g}"))
+    if exact is not None:
+        rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace vs exact tr(H)", exact, f_mean, f_se))
+    bias = pd.DataFrame(bias_rows)
+    bias["error"] = bias["fd"] - bias["exact"]
+    scale = max(abs(h_mean), 1e-300)
+    for r, group in bias.groupby("relative_step"):
+        err = group["error"].to_numpy()
+        se = err.std(ddof=1) / math.sqrt(len(err)) if len(err) > 1 else abs(err).max()
+        chosen = "chosen step" if math.isclose(r, settings.relative_step) else "neighbouring step"
+        rows.append(CheckRow.compare("hvp_free_trace", case, f"finite-difference bias per slice at r = {r:g} vs 0",
+                                     0.0, err.mean(), se, f"{chosen}; mean |error| / tr(H) = {np.abs(err).mean() / scale:.2e}"))
+
+    # sign question
+    kappas = np.array([principal_curvatures(np.array([[a, b], [b, c]])) for a, b, c in M])
+    minimum = float(np.mean((kappas[:, 0] > 0) & (kappas[:, 1] > 0)))
+    maximum = float(np.mean((kappas[:, 0] < 0) & (kappas[:, 1] < 0)))
+    saddle = float(np.mean(kappas[:, 0] * kappas[:, 1] < 0))
+    eig = hessian_summary["eigen"]
+    lam_min = eig["bottom"]["values"][0] if eig["bottom"]["values"] else float("nan")
+    lam_max = eig["top"]["values"][0] if eig["top"]["values"] else float("nan")
+    density = hessian_summary.get("density_moments", {})
+    trace_sq = density.get("trace_h2")
+    if trace_sq is not None:
+        predicted = saddle_fraction_clt(h_mean, trace_sq, 200_000, settings.seed)
+        p = min(max(predicted, 1 / P), 1 - 1 / P)
+        rows.append(CheckRow.compare("model_random_projection", case, "fraction of random projections showing a saddle",
+                                     predicted, saddle, math.sqrt(p * (1 - p) / P),
+                                     "predicted by the central-limit approximation with Hutchinson tr(H) and SLQ tr(H^2)"))
+    sign = {
+        "experiment": experiment,
+        "n_parameters": n,
+        "lambda_max": lam_max,
+        "lambda_min": lam_min,
+        "trace": h_mean,
+        "mean_curvature": h_mean / n,
+        "fraction_minimum": minimum,
+        "fraction_maximum": maximum,
+        "fraction_saddle": saddle,
+        "looks_like_minimum_despite_negative_curvature": bool(lam_min < 0 and minimum > 0.5),
+    }
+    trace_table = running_mean(slices).rename(columns={"estimate": "hvp_free", "standard_error": "hvp_free_se"})
+    hut = running_mean(hutch).rename(columns={"estimate": "hutchinson", "standard_error": "hutchinson_se"})
+    trace_table = trace_table.merge(hut, on="S", how="outer")
+    trace_table["exact"] = exact if exact is not None else np.nan
+    return pd.DataFrame([dataclasses.asdict(r) for r in rows]), trace_table, sign
