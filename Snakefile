@@ -10,6 +10,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/hessian.smk"
+include: "workflow/rules/surfaces.smk"
 include: "workflow/rules/checks.smk"
 
 
@@ -18,4 +19,5 @@ rule all:
         rules.training_summary.output,
         rules.hessian_summary.output,
         rules.checks_table.output.table,
+        expand(rules.surfaces.output.meta, experiment=EXPERIMENTS),
     default_target: True

@@ -34,6 +34,13 @@ def _hessian(args: argparse.Namespace) -> None:
     run_hessian(args.model, settings, args.out_dir, log=logging.getLogger("lossgeom.hessian").info)
 
 
+def _surfaces(args: argparse.Namespace) -> None:
+    from .surface_stage import SurfaceSettings, run_surfaces
+
+    settings = SurfaceSettings.from_mapping(json.loads(args.settings))
+    run_surfaces(args.model, args.eigenvectors, settings, args.out_dir, log=logging.getLogger("lossgeom.surfaces").info)
+
+
 def _check_synthetic(args: argparse.Namespace) -> None:
     from .atomic import write_csv
     from .checks import rows_to_frame, synthetic_checks
@@ -124,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     hessian.add_argument("--settings", default="{}", help="the hessian config block as JSON")
     hessian.add_argument("--out-dir", required=True, type=Path, help="writes summary.json, eigenvectors.pt, ...")
     hessian.set_defaults(func=_hessian)
+
+    surf = steps.add_parser("surfaces", help="loss/accuracy grids along random and Hessian directions")
+    surf.add_argument("--model", required=True, type=Path)
+    surf.add_argument("--eigenvectors", type=Path, help="hessian/eigenvectors.pt (needed for Hessian directions)")
+    surf.add_argument("--settings", default="{}", help="the surfaces config block as JSON")
+    surf.add_argument("--out-dir", required=True, type=Path, help="writes surfaces.npz, surfaces.json, tiles/")
+    surf.set_defaults(func=_surfaces)
 
     synthetic = steps.add_parser("check-synthetic", help="theory vs measurement on quadratic saddles (check a)")
     synthetic.add_argument("--settings", default="{}", help="the checks.synthetic config block as JSON")

@@ -31,6 +31,7 @@ class ParameterShifter:
         self.theta = torch.cat([p.detach().reshape(-1) for p in self.params]).clone()
         self.eta = eta.to(self.theta)
         self.delta = None if delta is None else delta.to(self.theta)
+        self._buffer = torch.empty_like(self.theta)
 
     @torch.no_grad()
     def _write(self, flat: torch.Tensor) -> None:
@@ -40,9 +41,9 @@ class ParameterShifter:
             start += p.numel()
 
     def move(self, a: float, b: float = 0.0) -> None:
-        flat = self.theta + a * self.eta
+        flat = torch.add(self.theta, self.eta, alpha=a, out=self._buffer)  # no allocation per point
         if self.delta is not None and b != 0.0:
-            flat = flat + b * self.delta
+            flat.add_(self.delta, alpha=b)
         self._write(flat)
 
     def restore(self) -> None:

@@ -53,7 +53,7 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, hessian, threads" in msg
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, hessian, surfaces, threads" in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):
@@ -160,3 +160,14 @@ def test_schema_model_check_defaults_match_library():
     for field in dataclasses.fields(ModelCheckSettings):
         if field.name != "device":
             assert schema[field.name]["default"] == field.default, field.name
+
+
+def test_schema_surface_defaults_match_library():
+    from lossgeom.surface_stage import SurfaceSettings
+
+    schema = SCHEMA["properties"]["surfaces"]["properties"]
+    assert set(schema) == {f.name for f in dataclasses.fields(SurfaceSettings)}
+    for field in dataclasses.fields(SurfaceSettings):
+        if field.name != "device":
+            default = list(field.default) if isinstance(field.default, tuple) else field.default
+            assert schema[field.name]["default"] == default, field.name

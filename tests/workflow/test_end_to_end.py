@@ -110,3 +110,26 @@ def test_smooth_model_passes_its_exact_trace_checks(tiny_run):
     rows = pd.read_csv(work / "results/checks/model_sines_mlp.csv").set_index("quantity")
     for quantity in ("mean projected curvature (Gaussian) vs exact tr(H)", "HVP-free trace vs exact tr(H)"):
         assert rows.loc[quantity, "verdict"] == "pass", rows.loc[quantity].to_dict()
+
+
+def test_surfaces_random_and_hessian(tiny_run):
+    """Grids have the configured shapes; at the centre every surface equals the trained loss; Hessian
+    directions are v_max and v_min rescaled to the random directions' norms."""
+    import numpy as np
+
+    work, _ = tiny_run
+    config = yaml.safe_load(TINY.read_text())["surfaces"]
+    for name in yaml.safe_load(TINY.read_text())["experiments"]:
+        grids = np.load(work / f"results/{name}/surfaces/surfaces.npz")
+        meta = json.loads((work / f"results/{name}/surfaces/surfaces.json").read_text())
+        final = json.loads((work / f"results/{name}/train.json").read_text())["final"]
+        c = config["points"] // 2
+        for pair in ("random", "hessian"):
+            for r in config["ranges"]:
+                key = f"{pair}_r{r:g}"
+                assert grids[f"{key}_2d_train_loss"].shape == (config["points"], config["points"])
+                assert grids[f"{key}_1d_eta_test_loss"].shape == (config["points_1d"], 1)
+                np.testing.assert_allclose(grids[f"{key}_2d_train_loss"][c, c], final["train_loss"], rtol=1e-4)
+        assert abs(meta["surfaces"]["random"]["cos_eta_delta"]) < 1e-5
+        assert meta["surfaces"]["hessian"]["eta_norm"] == pytest.approx(meta["surfaces"]["random"]["eta_norm"], rel=1e-5)
+        assert (work / f"results/{name}/surfaces/tiles").is_dir()

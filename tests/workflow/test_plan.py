@@ -26,7 +26,7 @@ def test_dry_run_plans_one_training_job_per_experiment(configfile, tmp_path):
     assert jobs["training_summary"] == 1
     assert jobs["hessian"] == len(experiments) and jobs["hessian_summary"] == 1
     assert jobs["check_synthetic"] == 1 and jobs["checks_table"] == 1
-    assert jobs["check_model"] == len(experiments)
+    assert jobs["check_model"] == len(experiments) and jobs["surfaces"] == len(experiments)
     for name in experiments:
         assert f"results/{name}/model.pt" in result.stdout
 
@@ -48,7 +48,7 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, hessian, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, hessian, surfaces, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),

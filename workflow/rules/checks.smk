@@ -30,7 +30,7 @@ rule check_model:
         trace="results/{experiment}/checks/trace_vs_samples.csv",
         sign="results/{experiment}/checks/sign_question.json",
     params:
-        settings=model_check_settings(),
+        settings=with_device("checks", "models"),
     log:
         "logs/checks/model_{experiment}.log",
     benchmark:

@@ -30,16 +30,12 @@ wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
 
 
-def hessian_settings():
-    """The hessian block as JSON for the CLI; the top-level device applies unless hessian.device is set."""
-    settings = dict(config["hessian"])
-    settings.setdefault("device", config["device"])
-    return json.dumps(settings, sort_keys=True)
-
-
-def model_check_settings():
-    """checks.models as JSON for the CLI; the top-level device applies unless it sets its own."""
-    settings = dict(config["checks"]["models"])
+def with_device(*keys):
+    """A config block as JSON for the CLI; the top-level device applies unless the block sets its own."""
+    block = config
+    for key in keys:
+        block = block[key]
+    settings = dict(block)
     settings.setdefault("device", config["device"])
     return json.dumps(settings, sort_keys=True)
 

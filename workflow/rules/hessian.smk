@@ -12,7 +12,7 @@ rule hessian:
         density="results/{experiment}/hessian/density.csv",
         nodes="results/{experiment}/hessian/slq_nodes.csv",
     params:
-        settings=hessian_settings(),
+        settings=with_device("hessian"),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/hessian/{experiment}.log",

@@ -1,0 +1,124 @@
+"""The ``surface`` step: loss and accuracy grids around a trained model, random vs Hessian directions.
+
+For each direction pair and each range r, a 2D grid of ``points`` x ``points`` on [-r, r]^2 and, along
+each of the two directions, a 1D slice of ``points_1d`` points, on the train and test splits.
+Direction pairs:
+  random   two seeded Gaussian directions, normalized as ``normalization`` says (filter by default,
+           Li et al. 2018), the second orthogonalized against the first;
+  hessian  the eigenvectors of lambda_max and lambda_min from the hessian step, each rescaled to the
+           norm of the matching random direction so that the same ranges mean comparable distances.
+Tiles are kept under ``<out>/tiles`` and reused on rerun (see :mod:`lossgeom.surfaces`).
+Writes ``surfaces.npz`` (axes and grids, keys "<pair>_r<range>_<2d|1d_eta|1d_delta>_<split>_<metric>")
+and ``surfaces.json`` (what each key is, directions' norms, timings, provenance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path, write_json
+from .checkpoints import load_file, load_model
+from .directions import KINDS, orthogonalize, random_direction
+from .provenance import provenance
+from .settings import settings_from_mapping
+from .surfaces import compute_surface
+from .train import pick_device
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclasses.dataclass(frozen=True)
+class SurfaceSettings:
+    """The ``surfaces`` block of the config."""
+
+    pairs: tuple[str, ...] = ("random", "hessian")
+    ranges: tuple[float, ...] = (1.0, 0.1, 0.05)
+    points: int = 51
+    points_1d: int = 101
+    splits: tuple[str, ...] = ("train", "test")
+    normalization: str = "filter"
+    biasbn: str = "ignore"
+    seed: int = 0
+    tile_rows: int = 4
+    batch_size: int = 4096
+    dtype: str = "float32"
+    device: str = "auto"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "SurfaceSettings":
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        settings = settings_from_mapping(cls, values, "surfaces",
+                                         {"normalization": KINDS, "biasbn": ("ignore", "include"), "dtype": DTYPES})
+        for field, allowed in (("pairs", ("random", "hessian")), ("splits", ("train", "test"))):
+            bad = [v for v in getattr(settings, field) if v not in allowed]
+            if bad:
+                from .errors import ConfigError
+
+                raise ConfigError(f"surfaces.{field}: {bad!r} not allowed; allowed values: {', '.join(allowed)}")
+        return settings
+
+
+def direction_pair(model, settings: SurfaceSettings, eigenvectors_path: str | Path | None, pair: str):
+    """(eta, delta) for a pair kind; Hessian eigenvectors rescaled to the random directions' norms."""
+    eta = random_direction(model, settings.normalization, settings.seed, settings.biasbn)
+    delta = orthogonalize(random_direction(model, settings.normalization, settings.seed + 1, settings.biasbn), eta)
+    if pair == "random":
+        return eta, delta
+    vectors = load_file(eigenvectors_path, "lossgeom-eigenvectors-v1")
+    if len(vectors["top_vectors"]) == 0 or len(vectors["bottom_vectors"]) == 0:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{eigenvectors_path}: needs hessian.k_top >= 1 and hessian.k_bottom >= 1 for Hessian surfaces")
+    v_max = vectors["top_vectors"][0].to(eta)
+    v_min = vectors["bottom_vectors"][0].to(eta)
+    return v_max * (eta.norm() / v_max.norm()), v_min * (delta.norm() / v_min.norm())
+
+
+def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=print) -> dict[str, Any]:
+    out = Path(out_dir)
+    device = pick_device(settings.device)
+    model, ds, _ = load_model(model_path, device)
+    model = model.to(DTYPES[settings.dtype])
+    cast = lambda t: t.to(device, DTYPES[settings.dtype]) if t.is_floating_point() else t.to(device)  # noqa: E731
+    data = {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}
+    splits = {s: (cast(data[s][0]), cast(data[s][1])) for s in settings.splits}
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"surfaces": {}, "timings": {}}
+    model_digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
+    for pair in settings.pairs:
+        eta, delta = direction_pair(model, settings, eigenvectors_path, pair)
+        meta["surfaces"][pair] = {"eta_norm": float(eta.norm()), "delta_norm": float(delta.norm()),
+                                  "cos_eta_delta": float(eta @ delta / (eta.norm() * delta.norm()))}
+        for r in settings.ranges:
+            grid = np.linspace(-r, r, settings.points)
+            line = np.linspace(-r, r, settings.points_1d)
+            jobs = {"2d": (eta, delta, grid, grid), "1d_eta": (eta, None, line, np.array([0.0])),
+                    "1d_delta": (delta, None, line, np.array([0.0]))}
+            for shape, (d1, d2, a, b) in jobs.items():
+                name = f"{pair}_r{r:g}_{shape}"
+                key = f"{model_digest}|{name}|{settings.normalization}|{settings.biasbn}|{settings.seed}|{settings.dtype}|{len(a)}x{len(b)}"
+                tick = time.perf_counter()
+                values, evaluated = compute_surface(model, splits, ds.task, d1, d2, a, b, tiles_dir=out / "tiles" / name,
+                                                    key=key, tile_rows=settings.tile_rows, batch_size=settings.batch_size,
+                                                    progress=True)
+                seconds = time.perf_counter() - tick
+                meta["timings"][name] = {"seconds": seconds, "points_evaluated": evaluated,
+                                         "points_per_second": evaluated / seconds if evaluated else None}
+                arrays[f"{name}_a"], arrays[f"{name}_b"] = a, b
+                for metric, grid_values in values.items():
+                    arrays[f"{name}_{metric}"] = grid_values
+                log(f"{name}: {len(a)}x{len(b)} points, {evaluated} evaluated now, {seconds:.1f} s")
+    with atomic_path(out / "surfaces.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    meta.update({"experiment": Path(model_path).parent.name, "task": ds.task,
+                 "settings": dataclasses.asdict(settings), "device": str(device), "provenance": provenance(seed=settings.seed)})
+    write_json(meta, out / "surfaces.json")
+    return meta
