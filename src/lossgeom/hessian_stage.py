@@ -25,12 +25,11 @@ from .hessian import METHODS, HessianOperator
 from .lanczos import extreme_eigenpairs
 from .losses import loss_function
 from .provenance import provenance
-from .settings import settings_from_mapping
+from .settings import DTYPES, settings_from_mapping
 from .spectrum import hutchinson_trace, slq_density
 from .train import pick_device
 
 EIGENVECTORS_FORMAT = "lossgeom-eigenvectors-v1"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclasses.dataclass(frozen=True)

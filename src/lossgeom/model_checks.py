@@ -31,12 +31,11 @@ from .checks import CheckRow, saddle_fraction_clt
 from .curvature import principal_curvatures, projected_hessian
 from .hessian import HessianOperator
 from .losses import loss_function
-from .settings import settings_from_mapping
+from .settings import DTYPES, settings_from_mapping
 from .spectrum import rademacher
 from .surfaces import ParameterShifter
 from .train import evaluate, pick_device
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Mapping, TypeVar
 
+import torch
+
 from .errors import ConfigError
 
 S = TypeVar("S")
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}  # config names of the floating-point types
 
 
 def settings_from_mapping(cls: type[S], values: Mapping[str, Any], section: str, choices: Mapping[str, Iterable[str]]) -> S:

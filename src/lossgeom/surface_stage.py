@@ -26,12 +26,12 @@ import torch
 from .atomic import atomic_path, write_json
 from .checkpoints import load_file, load_model
 from .directions import KINDS, orthogonalize, random_direction
+from .errors import ConfigError
 from .provenance import provenance
-from .settings import settings_from_mapping
+from .settings import DTYPES, settings_from_mapping
 from .surfaces import compute_surface
 from .train import pick_device
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +59,6 @@ class SurfaceSettings:
         for field, allowed in (("pairs", ("random", "hessian")), ("splits", ("train", "test"))):
             bad = [v for v in getattr(settings, field) if v not in allowed]
             if bad:
-                from .errors import ConfigError
-
                 raise ConfigError(f"surfaces.{field}: {bad!r} not allowed; allowed values: {', '.join(allowed)}")
         return settings
 
@@ -73,8 +71,6 @@ def direction_pair(model, settings: SurfaceSettings, eigenvectors_path: str | Pa
         return eta, delta
     vectors = load_file(eigenvectors_path, "lossgeom-eigenvectors-v1")
     if len(vectors["top_vectors"]) == 0 or len(vectors["bottom_vectors"]) == 0:
-        from .errors import ConfigError
-
         raise ConfigError(f"{eigenvectors_path}: needs hessian.k_top >= 1 and hessian.k_bottom >= 1 for Hessian surfaces")
     v_max = vectors["top_vectors"][0].to(eta)
     v_min = vectors["bottom_vectors"][0].to(eta)
