@@ -19,7 +19,7 @@ def test_second_difference_is_exact_on_a_quadratic():
     with torch.no_grad():
         model.theta.copy_(torch.linspace(0.3, -0.2, 40, dtype=torch.float64))
     shifter = ParameterShifter(model, torch.zeros(40, dtype=torch.float64))
-    loss_at = lambda: float(model(None))  # noqa: E731
+    loss_at = lambda: float(model(None).detach())  # noqa: E731
     eta = torch.randn(40, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     exact = float((torch.as_tensor(lam) * eta**2).sum())
     for h in (1e-3, 0.1, 1.0):
