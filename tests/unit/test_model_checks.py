@@ -30,7 +30,7 @@ def test_second_difference_is_exact_on_a_quadratic():
 def test_second_difference_converges_like_h_squared_on_a_smooth_network():
     c = case("mlp_tanh_sines")
     shifter = ParameterShifter(c.model, torch.zeros(sum(p.numel() for p in c.model.parameters()), dtype=torch.float64))
-    loss_at = lambda: float(c.loss_fn(c.model(c.x), c.y))  # noqa: E731
+    loss_at = lambda: float(c.loss_fn(c.model(c.x), c.y).detach())  # noqa: E731
     eta = torch.randn(len(shifter.theta), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     exact = float(eta @ c.H @ eta)
     errors = [abs(slice_curvature(shifter, loss_at, eta, h, loss_at()) - exact) for h in (1e-2, 1e-3)]
