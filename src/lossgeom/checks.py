@@ -81,6 +81,25 @@ def saddle_fraction_clt(trace: float, trace_sq: float, samples: int, seed: int) 
     return float(np.mean(m11 * m22 - m12**2 < 0))
 
 
+def saddle_fraction_spiked(outliers, trace: float, trace_sq: float, samples: int, seed: int) -> float:
+    """P(det M < 0) with the ``outliers`` (known eigenvalues) exact and only the rest by the central limit.
+
+    M11 = sum_j lambda_j eta_j^2 + B11 with the bulk B11 ~ N(t_b, 2 s_b), t_b = tr(H) - sum lambda_j,
+    s_b = tr(H^2) - sum lambda_j^2; likewise M22, and M12 = sum_j lambda_j eta_j delta_j + B12 with
+    B12 ~ N(0, s_b). Needed when a few eigenvalues carry much of tr(H) or tr(H^2), where the plain
+    central-limit approximation (no outliers) fails.
+    """
+    lam = np.asarray(outliers, dtype=float)
+    rng = np.random.default_rng(seed)
+    t_b = trace - lam.sum()
+    s_b = max(trace_sq - (lam**2).sum(), 0.0)
+    eta, delta = rng.standard_normal((samples, len(lam))), rng.standard_normal((samples, len(lam)))
+    m11 = (eta**2) @ lam + t_b + math.sqrt(2 * s_b) * rng.standard_normal(samples)
+    m22 = (delta**2) @ lam + t_b + math.sqrt(2 * s_b) * rng.standard_normal(samples)
+    m12 = (eta * delta) @ lam + math.sqrt(s_b) * rng.standard_normal(samples)
+    return float(np.mean(m11 * m22 - m12**2 < 0))
+
+
 def synthetic_checks(
     dimensions=(10, 100, 1000, 10_000, 100_000),
     mean_curvatures=(0.5, -0.5, 0.0),

@@ -11,6 +11,7 @@ from lossgeom.checks import (
     rows_to_frame,
     saddle_fraction_clt,
     saddle_fraction_eigenbasis,
+    saddle_fraction_spiked,
     synthetic_checks,
 )
 from lossgeom.synthetic import quadratic_operator, saddle_spectrum
@@ -56,3 +57,18 @@ def test_saddle_fraction_predictions_agree_for_large_n():
 def test_two_dimensional_closed_form():
     """N = 2, lam = (1, -1): det M = -(eta1 delta2 - eta2 delta1)^2 <= 0 always, a saddle with probability 1."""
     assert saddle_fraction_eigenbasis(np.array([1.0, -1.0]), 2000, seed=0) == 1.0
+
+
+def test_spiked_prediction_handles_outliers_where_the_plain_central_limit_fails():
+    """A bulk near zero plus a few large outliers (like a trained network): the outliers dominate tr(H^2)."""
+    bulk = 0.02 * np.linspace(-1.0, 1.0, 2000)
+    outliers = np.array([30.0, 12.0, -0.5])
+    lam = np.concatenate([bulk, outliers])
+    exact = saddle_fraction_eigenbasis(lam, 20_000, seed=1)
+    spiked = saddle_fraction_spiked(outliers, lam.sum(), (lam**2).sum(), 200_000, seed=2)
+    plain = saddle_fraction_clt(lam.sum(), (lam**2).sum(), 200_000, seed=2)
+    se = np.sqrt(exact * (1 - exact) / 20_000 + spiked * (1 - spiked) / 200_000)
+    assert abs(spiked - exact) <= 4 * se, (spiked, exact)
+    assert abs(plain - exact) > 10 * se, "the plain central limit is far off here, which is why outliers are kept"
+    assert saddle_fraction_spiked([], lam.sum(), (lam**2).sum(), 100_000, seed=3) == pytest.approx(
+        saddle_fraction_clt(lam.sum(), (lam**2).sum(), 100_000, seed=4), abs=0.01)
