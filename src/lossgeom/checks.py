@@ -74,11 +74,7 @@ def saddle_fraction_eigenbasis(eigenvalues: np.ndarray, samples: int, seed: int,
 
 def saddle_fraction_clt(trace: float, trace_sq: float, samples: int, seed: int) -> float:
     """P(det M < 0) in the central-limit approximation (three independent Gaussians)."""
-    rng = np.random.default_rng(seed)
-    m11 = trace + math.sqrt(2 * trace_sq) * rng.standard_normal(samples)
-    m22 = trace + math.sqrt(2 * trace_sq) * rng.standard_normal(samples)
-    m12 = math.sqrt(trace_sq) * rng.standard_normal(samples)
-    return float(np.mean(m11 * m22 - m12**2 < 0))
+    return saddle_fraction_spiked([], trace, trace_sq, samples, seed)
 
 
 def saddle_fraction_spiked(outliers, trace: float, trace_sq: float, samples: int, seed: int) -> float:

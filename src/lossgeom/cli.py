@@ -66,7 +66,6 @@ def _check_model(args: argparse.Namespace) -> None:
     hessian_summary = json.loads(args.hessian.read_text())
     rows, trace_table, sign = run_model_checks(args.model, hessian_summary, settings, args.name,
                                                log=logging.getLogger("lossgeom.checks").info)
-    rows["verdict"] = rows.pop("passed").map({True: "pass", False: "FAIL"})
     write_csv(trace_table, args.trace_out)
     write_json({**sign, "settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)},
                args.sign_out)

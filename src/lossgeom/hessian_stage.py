@@ -11,6 +11,7 @@ Writes, into one directory:
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -103,7 +104,8 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
     )
     timings["eigenpairs_s"] = time.perf_counter() - tick
     log(
-        f"eigenpairs: lambda_max = {eig.top.values[0]:.6g}, lambda_min = {eig.bottom.values[0]:.6g}, "
+        f"eigenpairs: top {[round(v, 6) for v in eig.top.values.tolist()]}, "
+        f"bottom {[round(v, 6) for v in eig.bottom.values.tolist()]}, "
         f"{eig.hvps} products, {eig.restarts} restarts, converged: {eig.converged}"
     )
 
@@ -181,8 +183,6 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
 
 def hessian_table(summary_files) -> pd.DataFrame:
     """One row per model from its hessian/summary.json: the extreme eigenvalues, residuals, trace, cost."""
-    import json
-
     rows = []
     for path in summary_files:
         s = json.loads(Path(path).read_text())

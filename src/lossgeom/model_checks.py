@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from .checkpoints import load_model
-from .checks import CheckRow, saddle_fraction_spiked
+from .checks import CheckRow, rows_to_frame, saddle_fraction_spiked
 from .curvature import principal_curvatures, projected_hessian
 from .hessian import HessianOperator
 from .losses import loss_function
@@ -198,4 +198,4 @@ def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any],
     hut = running_mean(hutch).rename(columns={"estimate": "hutchinson", "standard_error": "hutchinson_se"})
     trace_table = trace_table.merge(hut, on="S", how="outer")
     trace_table["exact"] = exact if exact is not None else np.nan
-    return pd.DataFrame([dataclasses.asdict(r) for r in rows]), trace_table, sign
+    return rows_to_frame(rows), trace_table, sign

@@ -7,7 +7,8 @@ Direction pairs:
            Li et al. 2018), the second orthogonalized against the first;
   hessian  the eigenvectors of lambda_max and lambda_min from the hessian step, each rescaled to the
            norm of the matching random direction so that the same ranges mean comparable distances.
-Tiles are kept under ``<out>/tiles`` and reused on rerun (see :mod:`lossgeom.surfaces`).
+Tiles are kept under ``<out>/tiles`` and reused on rerun when weights, directions, grid and splits are
+unchanged (see :mod:`lossgeom.surfaces`).
 Writes ``surfaces.npz`` (axes and grids, keys "<pair>_r<range>_<2d|1d_eta|1d_delta>_<split>_<metric>")
 and ``surfaces.json`` (what each key is, directions' norms, timings, provenance).
 """
@@ -15,7 +16,6 @@ and ``surfaces.json`` (what each key is, directions' norms, timings, provenance)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -87,7 +87,6 @@ def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_d
     splits = {s: (cast(data[s][0]), cast(data[s][1])) for s in settings.splits}
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {"surfaces": {}, "timings": {}}
-    model_digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16]
     for pair in settings.pairs:
         eta, delta = direction_pair(model, settings, eigenvectors_path, pair)
         meta["surfaces"][pair] = {"eta_norm": float(eta.norm()), "delta_norm": float(delta.norm()),
@@ -99,10 +98,9 @@ def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_d
                     "1d_delta": (delta, None, line, np.array([0.0]))}
             for shape, (d1, d2, a, b) in jobs.items():
                 name = f"{pair}_r{r:g}_{shape}"
-                key = f"{model_digest}|{name}|{settings.normalization}|{settings.biasbn}|{settings.seed}|{settings.dtype}|{len(a)}x{len(b)}"
                 tick = time.perf_counter()
                 values, evaluated = compute_surface(model, splits, ds.task, d1, d2, a, b, tiles_dir=out / "tiles" / name,
-                                                    key=key, tile_rows=settings.tile_rows, batch_size=settings.batch_size,
+                                                    key=name, tile_rows=settings.tile_rows, batch_size=settings.batch_size,
                                                     progress=True)
                 seconds = time.perf_counter() - tick
                 meta["timings"][name] = {"seconds": seconds, "points_evaluated": evaluated,

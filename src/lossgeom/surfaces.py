@@ -10,6 +10,7 @@ theta afterwards, also when an error interrupts the run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -76,14 +77,16 @@ def compute_surface(
     """Metrics on the grid a x b for each split (e.g. {"train": (x, y), "test": (x, y)}).
 
     Returns ({"<split>_<metric>": array of shape (len(a), len(b))}, number of points evaluated now).
-    ``delta`` may be None for a 1D slice (then ``b`` must be [0.0]). ``key`` identifies the surface (its
-    directions, grid and model); tiles with another key are recomputed.
+    ``delta`` may be None for a 1D slice (then ``b`` must be [0.0]). Tiles are reused only when they were
+    written for the same ``key`` (a label from the caller) and the same inputs: the fingerprint of theta,
+    the directions, the grid, the split names and the task is folded into the key here.
     """
     tiles_dir = Path(tiles_dir)
     device = next(model.parameters()).device
     splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
     model.eval()
     shifter = ParameterShifter(model, eta, delta)
+    key = f"{key}|{_fingerprint(shifter, a, b, sorted(splits), task)}"
     n_tiles = (len(a) + tile_rows - 1) // tile_rows
     results: dict[str, np.ndarray] = {}
     evaluated = 0
@@ -112,6 +115,17 @@ def compute_surface(
                 on_tile(t)
     bar.close()
     return results, evaluated
+
+
+def _fingerprint(shifter: ParameterShifter, a: np.ndarray, b: np.ndarray, split_names, task: str) -> str:
+    digest = hashlib.sha256()
+    for t in (shifter.theta, shifter.eta, shifter.delta):
+        if t is not None:
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    for axis in (a, b):
+        digest.update(np.ascontiguousarray(axis, dtype=np.float64).tobytes())
+    digest.update(f"{split_names}|{task}|{shifter.theta.dtype}".encode())
+    return digest.hexdigest()[:16]
 
 
 def _load_tile(path: Path, key: str) -> dict[str, np.ndarray] | None:

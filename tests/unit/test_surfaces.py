@@ -90,3 +90,17 @@ def test_one_dimensional_slice_and_shifter(setup, tmp_path):
     torch.testing.assert_close(moved, shifter.theta + 0.25 * eta)
     shifter.restore()
     assert torch.equal(torch.cat([p.detach().reshape(-1) for p in model.parameters()]), shifter.theta)
+
+
+def test_same_label_but_other_inputs_is_recomputed(setup, tmp_path):
+    """Tiles are keyed by their inputs too: other directions or other splits under one label are not reused."""
+    model, splits, eta, delta = setup
+    args = dict(tiles_dir=tmp_path, key="same", tile_rows=2, progress=False)
+    compute_surface(model, splits, "classification", eta, delta, A, B, **args)
+    _, evaluated = compute_surface(model, splits, "classification", eta, delta, A, B, **args)
+    assert evaluated == 0, "identical inputs reuse every tile"
+    other = random_direction(model, "filter", seed=7)
+    _, evaluated = compute_surface(model, splits, "classification", other, delta, A, B, **args)
+    assert evaluated == len(A) * len(B)
+    values, evaluated = compute_surface(model, {"train": splits["train"]}, "classification", eta, delta, A, B, **args)
+    assert evaluated == len(A) * len(B) and "test_loss" not in values
