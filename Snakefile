@@ -7,11 +7,15 @@
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/hessian.smk"
 include: "workflow/rules/surfaces.smk"
 include: "workflow/rules/checks.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
@@ -20,4 +24,5 @@ rule all:
         rules.hessian_summary.output,
         rules.checks_table.output.table,
         expand(rules.surfaces.output.meta, experiment=EXPERIMENTS),
+        rules.figures.input,
     default_target: True

@@ -57,24 +57,48 @@ def random_projections(op, count: int, seed: int) -> np.ndarray:
     return out
 
 
-def saddle_fraction_eigenbasis(eigenvalues: np.ndarray, samples: int, seed: int, chunk: int = 2_000_000) -> float:
-    """P(det M < 0) by Monte Carlo directly in the eigenbasis: M11 = sum lam eta^2 etc. (numpy only)."""
+def eigenbasis_projections(eigenvalues: np.ndarray, samples: int, seed: int, chunk: int = 2_000_000) -> np.ndarray:
+    """Projected Hessians of Gaussian direction pairs drawn directly in the eigenbasis (numpy only).
+
+    M11 = sum_i lambda_i eta_i^2, M12 = sum_i lambda_i eta_i delta_i, M22 = sum_i lambda_i delta_i^2: the
+    exact distribution of :func:`random_projections` with independent random numbers and no Hessian products.
+    Returns an array (samples, 3) of M11, M12, M22.
+    """
     rng = np.random.default_rng(seed)
     lam = np.asarray(eigenvalues, dtype=float)
     per_chunk = max(1, chunk // len(lam))
-    saddles = done = 0
+    out = np.empty((samples, 3))
+    done = 0
     while done < samples:
         k = min(per_chunk, samples - done)
         eta, delta = rng.standard_normal((k, len(lam))), rng.standard_normal((k, len(lam)))
-        m11, m22, m12 = (eta**2) @ lam, (delta**2) @ lam, (eta * delta) @ lam
-        saddles += int((m11 * m22 - m12**2 < 0).sum())
+        out[done : done + k] = np.stack([(eta**2) @ lam, (eta * delta) @ lam, (delta**2) @ lam], axis=1)
         done += k
-    return saddles / samples
+    return out
+
+
+def saddle_fraction_eigenbasis(eigenvalues: np.ndarray, samples: int, seed: int, chunk: int = 2_000_000) -> float:
+    """P(det M < 0) by Monte Carlo directly in the eigenbasis (:func:`eigenbasis_projections`)."""
+    return float(shows_saddle(eigenbasis_projections(eigenvalues, samples, seed, chunk)).mean())
+
+
+def shows_saddle(projections: np.ndarray) -> np.ndarray:
+    """Whether each projected Hessian (rows M11, M12, M22) has kappa+ kappa- = det M < 0."""
+    m11, m12, m22 = np.asarray(projections).T
+    return m11 * m22 - m12**2 < 0
+
+
+def clt_projections(trace: float, trace_sq: float, samples: int, seed: int) -> np.ndarray:
+    """Projected Hessians in the central-limit approximation: M11, M22 ~ N(tr H, 2 tr H^2), M12 ~ N(0, tr H^2)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((samples, 3))
+    s = math.sqrt(trace_sq)
+    return np.stack([trace + math.sqrt(2) * s * z[:, 0], s * z[:, 1], trace + math.sqrt(2) * s * z[:, 2]], axis=1)
 
 
 def saddle_fraction_clt(trace: float, trace_sq: float, samples: int, seed: int) -> float:
-    """P(det M < 0) in the central-limit approximation (three independent Gaussians)."""
-    return saddle_fraction_spiked([], trace, trace_sq, samples, seed)
+    """P(det M < 0) in the central-limit approximation; it depends on t = tr(H) / sqrt(tr(H^2)) only."""
+    return float(shows_saddle(clt_projections(trace, trace_sq, samples, seed)).mean())
 
 
 def saddle_fraction_spiked(outliers, trace: float, trace_sq: float, samples: int, seed: int) -> float:
@@ -102,8 +126,13 @@ def synthetic_checks(
     projections: int = 1000,
     prediction_samples: int = 20_000,
     seed: int = 0,
+    samples: dict | None = None,
 ) -> list[CheckRow]:
-    """Check (a): random vs Hessian projections of quadratic saddles with prescribed spectra."""
+    """Check (a): random vs Hessian projections of quadratic saddles with prescribed spectra.
+
+    With a dict ``samples``, each case's measured projections (HVPs) and predicted ones (eigenbasis Monte
+    Carlo, or central limit for N > 1e4) are stored in it under the case name, for figures.
+    """
     rows: list[CheckRow] = []
     for n in dimensions:
         for m in mean_curvatures:
@@ -122,12 +151,14 @@ def synthetic_checks(
             var_theory = 2 * trace_sq
             se_var = math.sqrt((kappa4 + 2 * var_theory**2) / projections)
             rows.append(CheckRow.compare(check, case, "var eta^T H eta vs 2 tr(H^2)", var_theory, m11.var(ddof=1), se_var))
-            measured_fraction = float(np.mean(m11 * m22 - m12**2 < 0))
+            measured_fraction = float(shows_saddle(P).mean())
             if n <= 10_000:
-                predicted = saddle_fraction_eigenbasis(lam, prediction_samples, seed + 2)
+                Q = eigenbasis_projections(lam, prediction_samples, seed + 2)
+                predicted = float(shows_saddle(Q).mean())
                 how, pred_samples = "Monte Carlo in the eigenbasis", prediction_samples
             else:
                 predicted = saddle_fraction_clt(trace, trace_sq, 1_000_000, seed + 2)
+                Q = clt_projections(trace, trace_sq, prediction_samples, seed + 3)
                 how, pred_samples = "central-limit approximation", 1_000_000
             p = min(max(predicted, 1.0 / projections), 1 - 1.0 / projections)
             se_frac = math.sqrt(p * (1 - p) / projections + p * (1 - p) / pred_samples)
@@ -136,6 +167,11 @@ def synthetic_checks(
             eig = extreme_eigenpairs(op, k_top=1, k_bottom=1, tol=1e-8, seed=seed)
             M = projected_hessian(op, eig.top.vectors[0], eig.bottom.vectors[0])
             kp, km = principal_curvatures(M)
+            if samples is not None:
+                samples[case] = {"n": n, "mean_curvature": m, "trace": trace, "trace_sq": trace_sq,
+                                 "lambda_max": float(lam.max()), "lambda_min": float(lam.min()),
+                                 "measured": P, "predicted": Q, "predicted_by": how,
+                                 "hessian_kappa": (kp, km)}
             rows.append(CheckRow("synthetic_hessian_projection", case, "Hessian directions show a saddle (kappa+ kappa- < 0)",
                                  1.0, float(kp * km < 0), 0.0, bool(kp * km < 0),
                                  f"kappa+ = {kp:.6g} (lambda_max {lam.max():.6g}), kappa- = {km:.6g} (lambda_min {lam.min():.6g})"))

@@ -51,10 +51,56 @@ def _check_synthetic(args: argparse.Namespace) -> None:
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise ConfigError(f"checks.synthetic: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}")
-    frame = rows_to_frame(synthetic_checks(**settings))
+    samples: dict = {}
+    frame = rows_to_frame(synthetic_checks(**settings, samples=samples))
+    if args.samples_out:
+        _save_projection_samples(samples, args.samples_out)
     write_csv(frame, args.out)
     failed = frame[frame["verdict"] != "pass"]
     logging.getLogger("lossgeom.checks").info("%d checks, %d failed", len(frame), len(failed))
+
+
+def _save_projection_samples(samples: dict, path: Path) -> None:
+    """The projected Hessians behind check (a), per case i: measured_i (HVPs) and predicted_i, plus case facts."""
+    import numpy as np
+
+    from .atomic import atomic_path
+
+    cases = list(samples)
+    arrays = {"case": np.array(cases)}
+    for key in ("n", "mean_curvature", "trace", "trace_sq", "lambda_max", "lambda_min", "predicted_by"):
+        arrays[key] = np.array([samples[c][key] for c in cases])
+    arrays["hessian_kappa"] = np.array([samples[c]["hessian_kappa"] for c in cases])
+    for i, c in enumerate(cases):
+        arrays[f"measured_{i}"] = samples[c]["measured"]
+        arrays[f"predicted_{i}"] = samples[c]["predicted"]
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+
+def _synthetic_landscapes(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .atomic import atomic_path, write_json
+    from .provenance import provenance
+    from .synthetic_landscapes import LandscapeSettings, synthetic_landscapes
+
+    settings = LandscapeSettings.from_mapping(json.loads(args.settings))
+    grids = synthetic_landscapes(settings)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **grids)
+    write_json({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)},
+               args.out.with_suffix(".json"))
+
+
+def _saddle_probability(args: argparse.Namespace) -> None:
+    from .atomic import write_csv
+    from .synthetic_landscapes import SaddleProbabilitySettings, saddle_probability_sweep
+
+    settings = SaddleProbabilitySettings.from_mapping(json.loads(args.settings))
+    write_csv(saddle_probability_sweep(settings, log=logging.getLogger("lossgeom.checks").info), args.out)
 
 
 def _check_model(args: argparse.Namespace) -> None:
@@ -141,7 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic = steps.add_parser("check-synthetic", help="theory vs measurement on quadratic saddles (check a)")
     synthetic.add_argument("--settings", default="{}", help="the checks.synthetic config block as JSON")
     synthetic.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    synthetic.add_argument("--samples-out", type=Path, help="npz of the projected Hessians behind the rows")
     synthetic.set_defaults(func=_check_synthetic)
+
+    landscapes = steps.add_parser("synthetic-landscapes", help="surfaces of confined saddles, random vs Hessian directions")
+    landscapes.add_argument("--settings", default="{}", help="the figures.landscapes config block as JSON")
+    landscapes.add_argument("--out", required=True, type=Path, help="npz of grids (and a .json of settings beside it)")
+    landscapes.set_defaults(func=_synthetic_landscapes)
+
+    probability = steps.add_parser("saddle-probability", help="P(random projection shows a saddle) vs N and tr(H)/N")
+    probability.add_argument("--settings", default="{}", help="the figures.saddle_probability config block as JSON")
+    probability.add_argument("--out", required=True, type=Path, help="CSV: Monte Carlo and central-limit values")
+    probability.set_defaults(func=_saddle_probability)
 
     model_check = steps.add_parser("check-model", help="checks (b), (c) and the sign question for a trained model")
     model_check.add_argument("--name", required=True)

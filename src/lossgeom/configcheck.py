@@ -91,3 +91,11 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any], sources: 
         origin = f" ({', '.join(map(str, sources))})" if sources else ""
         raise ConfigError(f"invalid configuration{origin}: {describe(error)}")
     return config
+
+
+REGRESSION_DATASETS = frozenset({"sines"})  # every other dataset is a classification task (tested against data.py)
+
+
+def experiment_task(experiment: Mapping[str, Any]) -> str:
+    """"classification" or "regression" from an experiment's config, without loading its data (for the Snakefile)."""
+    return "regression" if experiment["dataset"]["name"] in REGRESSION_DATASETS else "classification"

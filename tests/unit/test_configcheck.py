@@ -53,7 +53,7 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, hessian, surfaces, threads" in msg
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, figures, hessian, surfaces, threads" in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):
@@ -145,7 +145,7 @@ def test_schema_synthetic_check_defaults_match_library():
     from lossgeom.checks import synthetic_checks
 
     schema = SCHEMA["properties"]["checks"]["properties"]["synthetic"]["properties"]
-    params = inspect.signature(synthetic_checks).parameters
+    params = {k: v for k, v in inspect.signature(synthetic_checks).parameters.items() if k != "samples"}
     assert set(schema) == set(params)
     for name, param in params.items():
         default = list(param.default) if isinstance(param.default, tuple) else param.default
@@ -171,3 +171,32 @@ def test_schema_surface_defaults_match_library():
         if field.name != "device":
             default = list(field.default) if isinstance(field.default, tuple) else field.default
             assert schema[field.name]["default"] == default, field.name
+
+
+@pytest.mark.parametrize("block", ["landscapes", "saddle_probability"])
+def test_schema_figure_data_defaults_match_library(block):
+    from lossgeom.synthetic_landscapes import LandscapeSettings, SaddleProbabilitySettings
+
+    cls = {"landscapes": LandscapeSettings, "saddle_probability": SaddleProbabilitySettings}[block]
+    schema = SCHEMA["properties"]["figures"]["properties"][block]["properties"]
+    assert set(schema) == {f.name for f in dataclasses.fields(cls)}
+    for field in dataclasses.fields(cls):
+        default = list(field.default) if isinstance(field.default, tuple) else field.default
+        assert schema[field.name]["default"] == default, field.name
+
+
+@pytest.mark.parametrize("spec", [{"name": "digits"}, {"name": "mnist1d", "num_samples": 200}, {"name": "sines"},
+                                  {"name": "gaussian_mixture"}])
+def test_experiment_task_matches_the_loaded_data(spec):
+    from lossgeom.configcheck import experiment_task
+    from lossgeom.data import load_dataset
+
+    assert experiment_task({"dataset": spec}) == load_dataset(spec).task
+
+
+def test_experiment_task_knows_every_dataset():
+    """A new dataset must be placed here (the download-only ones are classification)."""
+    from lossgeom.configcheck import REGRESSION_DATASETS
+
+    known = {"digits", "mnist1d", "sines", "gaussian_mixture", "mnist", "cifar10"}
+    assert set(DATASETS.names()) == known and REGRESSION_DATASETS <= known

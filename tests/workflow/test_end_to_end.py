@@ -133,3 +133,70 @@ def test_surfaces_random_and_hessian(tiny_run):
         assert abs(meta["surfaces"]["random"]["cos_eta_delta"]) < 1e-5
         assert meta["surfaces"]["hessian"]["eta_norm"] == pytest.approx(meta["surfaces"]["random"]["eta_norm"], rel=1e-5)
         assert (work / f"results/{name}/surfaces/tiles").is_dir()
+
+
+FIGURES = [f"F{i}" for i in range(1, 8)]
+
+
+def test_every_figure_is_a_valid_pdf_and_png_with_its_executed_notebook(tiny_run):
+    import nbformat
+
+    work, _ = tiny_run
+    for name in FIGURES:
+        pdf, png = work / f"results/figures/{name}.pdf", work / f"results/figures/{name}.png"
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000, name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
+        executed = nbformat.read(work / f"results/figures/{name}.ipynb", as_version=4)
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and "results/figures" in injected[0].source, name  # papermill replaced the defaults
+        assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code"), name
+        assert (work / f"logs/figures/{name}.log").exists()
+
+
+def test_table_one_has_a_row_per_model_and_the_checks(tiny_run):
+    work, _ = tiny_run
+    experiments = yaml.safe_load(TINY.read_text())["experiments"]
+    table = pd.read_csv(work / "results/figures/T1.csv")
+    assert len(table) == len(experiments)
+    hessian = pd.read_csv(work / "results/hessian_summary.csv").set_index("experiment")
+    for name in experiments:
+        row = table[table["model"].str.endswith(f"({name})")].iloc[0]
+        assert row["lambda_max"] == pytest.approx(hessian.loc[name, "lambda_max"])
+        assert row["parameters"] == hessian.loc[name, "n_parameters"]
+    checks_html = (work / "results/figures/T1_checks.html").read_text()
+    assert "synthetic_random_projection" in checks_html and "verdict" in checks_html
+
+
+def test_report_builds_with_every_figure(tiny_run):
+    work, _ = tiny_run
+    report = work / "results/report.html"
+    result = run_snakemake("--configfile", str(TINY), "-d", str(work), "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ERROR" not in result.stderr, result.stderr[-3000:]  # e.g. a caption that is not valid reStructuredText
+    text = report.read_text()
+    for name in [*FIGURES, "T1"]:
+        assert f"{name}.png" in text or f"{name}.html" in text, name
+
+
+def test_editing_one_notebook_reruns_that_figure_only(tiny_run):
+    """An edited notebook is a changed input of its figure's job. (Touching it without a change does not
+    rerun anything: Snakemake compares the checksum of small inputs with the one it recorded.)"""
+    import os
+
+    import nbformat
+
+    from tests.workflow.test_plan import planned_jobs
+
+    work, _ = tiny_run
+    path = REPO / "notebooks/F4.ipynb"
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        notebook = nbformat.reads(original.decode(), as_version=4)
+        notebook.cells.append(nbformat.v4.new_markdown_cell("An edit by the test."))
+        nbformat.write(notebook, path)
+        result = run_snakemake("-n", "--configfile", str(TINY), "-d", str(work))
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout) == {"F4": 1, "all": 1}

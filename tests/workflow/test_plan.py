@@ -48,7 +48,7 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, hessian, surfaces, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, hessian, surfaces, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
@@ -66,3 +66,41 @@ def test_bad_config_stops_before_any_job(override, message, tmp_path):
     assert result.returncode != 0
     assert f"invalid configuration ({bad}): {message}" in result.stderr, result.stderr
     assert not (tmp_path / "work" / "results").exists(), "no job ran"
+
+
+TINY = REPO / "configs/tiny.yaml"
+TINY_CLASSIFIERS = 3  # digits_mlp, mnist1d_cnn, blobs_mlp (sines_mlp is the regression)
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("results/figures/F5.pdf", {"train": TINY_CLASSIFIERS, "hessian": TINY_CLASSIFIERS, "surfaces": TINY_CLASSIFIERS, "F5": 1}),
+        ("F5", {"train": TINY_CLASSIFIERS, "hessian": TINY_CLASSIFIERS, "surfaces": TINY_CLASSIFIERS, "F5": 1}),
+        ("F6", {"train": 1, "hessian": 1, "surfaces": 1, "F6": 1}),
+        ("F1", {"synthetic_landscapes": 1, "F1": 1}),
+        ("results/figures/F3.png", {"saddle_probability": 1, "check_synthetic": 1, "F3": 1}),
+        ("F7", {"train": 4, "hessian": 4, "F7": 1}),
+    ],
+)
+def test_a_single_figure_plans_only_the_jobs_it_needs(target, expected, tmp_path):
+    result = run_snakemake("-n", target, "--configfile", str(TINY), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout) == expected
+
+
+def test_every_figure_is_in_the_default_target(tmp_path):
+    result = run_snakemake("-n", "--configfile", str(TINY), "-d", str(tmp_path))
+    jobs = planned_jobs(result.stdout)
+    assert {f"F{i}" for i in range(1, 8)} | {"T1"} <= set(jobs)
+
+
+def test_a_figure_without_models_to_show_is_left_out(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    del config["experiments"]["sines_mlp"]  # no function approximator: no F6
+    changed = tmp_path / "no_regression.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "--configfile", str(changed), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert "F6" not in jobs and jobs["F5"] == 1

@@ -4,7 +4,8 @@
 
 rule check_synthetic:
     output:
-        "results/checks/synthetic.csv",
+        rows="results/checks/synthetic.csv",
+        samples="results/checks/synthetic_samples.npz",
     params:
         settings=block_json("checks", "synthetic"),
     log:
@@ -18,7 +19,8 @@ rule check_synthetic:
     conda:
         "../../envs/lossgeom.yaml"
     shell:
-        "python -m lossgeom --threads {threads} check-synthetic --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
+        "python -m lossgeom --threads {threads} check-synthetic --settings {params.settings:q} --out {output.rows:q} "
+        "--samples-out {output.samples:q} > {log:q} 2>&1"
 
 
 rule check_model:
@@ -49,7 +51,7 @@ rule check_model:
 
 rule checks_table:
     input:
-        tables=[rules.check_synthetic.output[0]]
+        tables=[rules.check_synthetic.output.rows]
         + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
@@ -62,3 +64,43 @@ rule checks_table:
     shell:
         "python -m lossgeom checks-table {input.tables:q} --signs {input.signs:q} --out {output.table:q} "
         "--sign-out {output.signs:q} > {log:q} 2>&1"
+
+
+# Data of the synthetic-saddle figures (F1 surfaces, F3 saddle probability): theory computed in numpy.
+
+
+rule synthetic_landscapes:
+    output:
+        grids="results/synthetic/landscapes.npz",
+        meta="results/synthetic/landscapes.json",
+    params:
+        settings=block_json("figures", "landscapes"),
+    log:
+        "logs/synthetic/landscapes.log",
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=2000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom synthetic-landscapes --settings {params.settings:q} --out {output.grids:q} > {log:q} 2>&1"
+
+
+rule saddle_probability:
+    output:
+        "results/synthetic/saddle_probability.csv",
+    params:
+        settings=block_json("figures", "saddle_probability"),
+    log:
+        "logs/synthetic/saddle_probability.log",
+    benchmark:
+        "results/synthetic/saddle_probability.benchmark.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom --threads {threads} saddle-probability --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"

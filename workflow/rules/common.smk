@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.configcheck needs only jsonschema
-from lossgeom.configcheck import load_schema, validate_config  # noqa: E402
+from lossgeom.configcheck import experiment_task, load_schema, validate_config  # noqa: E402
 from lossgeom.errors import ConfigError  # noqa: E402
 
 try:
@@ -53,3 +53,24 @@ def experiment_spec(name):
     spec = json.loads(json.dumps(config["experiments"][name]))
     spec.setdefault("train", {}).setdefault("device", config["device"])
     return json.dumps(spec, sort_keys=True)
+
+
+# Figures (workflow/rules/figures.smk): which experiments each shows, and the notebooks' parameters.
+CLASSIFIERS = [e for e in EXPERIMENTS if experiment_task(config["experiments"][e]) == "classification"]
+REGRESSORS = [e for e in EXPERIMENTS if experiment_task(config["experiments"][e]) == "regression"]
+
+
+NOTEBOOKS = Path(workflow.basedir) / "notebooks"  # with the workflow, not the working directory (-d)
+
+
+def per_experiment(pattern, experiments):
+    return expand(pattern, experiment=experiments)
+
+
+def notebook_parameters(figure, experiments):
+    """Papermill parameters (as YAML/JSON): where the results are, what to show, where the figure goes."""
+    parameters = {"results": "results", "output_pdf": f"results/figures/{figure}.pdf",
+                  "output_png": f"results/figures/{figure}.png"}
+    if experiments is not None:
+        parameters["experiments"] = experiments
+    return json.dumps(parameters)
