@@ -48,7 +48,7 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, hessian, surfaces, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, gpus, hessian, surfaces, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
@@ -104,3 +104,29 @@ def test_a_figure_without_models_to_show_is_left_out(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     assert "F6" not in jobs and jobs["F5"] == 1
+
+
+def resources_of(stdout: str, rule: str) -> list[str]:
+    """The 'resources:' lines of every planned job of ``rule`` in a dry-run's output."""
+    blocks = re.split(r"\n(?=\[.*\]\n(?:local)?rule )", stdout)
+    return [re.search(r"resources: (.*)", b).group(1) for b in blocks if re.search(rf"rule {rule}:\n", b)]
+
+
+@pytest.mark.parametrize("configfile, gpu", [("configs/paper.yaml", "gpu=1"), ("configs/tiny.yaml", "gpu=0")])
+def test_torch_stages_ask_for_a_gpu_when_their_device_is_cuda(configfile, gpu, tmp_path):
+    result = run_snakemake("-n", "--configfile", str(REPO / configfile), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for rule in ("train", "hessian", "surfaces", "check_model"):
+        lines = resources_of(result.stdout, rule)
+        assert lines and all(gpu in line.split(", ") for line in lines), (rule, lines)
+    assert all("gpu" not in line for line in resources_of(result.stdout, "F1"))
+
+
+def test_the_config_can_ask_for_gpus_for_device_auto(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["gpus"] = 1
+    changed = tmp_path / "gpus.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "--configfile", str(changed), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert all("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "hessian"))

@@ -41,6 +41,7 @@ rule check_model:
     resources:
         runtime=120,
         mem_mb=8000,
+        gpu=stage_gpus("checks", "models"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:

@@ -48,6 +48,25 @@ def block_json(*keys):
     return json.dumps(block, sort_keys=True)
 
 
+def gpus(device):
+    """GPUs to ask a scheduler for, for a job on ``device`` (the config's `gpus` wins when set)."""
+    if config["gpus"] is not None:
+        return config["gpus"]
+    return 1 if str(device).startswith("cuda") else 0
+
+
+def stage_gpus(*keys):
+    """GPUs for a stage whose config block (e.g. "hessian") may override the top-level device."""
+    block = config
+    for key in keys:
+        block = block[key]
+    return gpus(block.get("device", config["device"]))
+
+
+def training_gpus(wildcards):
+    return gpus(config["experiments"][wildcards.experiment].get("train", {}).get("device", config["device"]))
+
+
 def experiment_spec(name):
     """The experiment's config as JSON for the CLI; the top-level device applies unless train.device is set."""
     spec = json.loads(json.dumps(config["experiments"][name]))

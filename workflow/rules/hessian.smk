@@ -22,6 +22,7 @@ rule hessian:
     resources:
         runtime=120,
         mem_mb=8000,
+        gpu=stage_gpus("hessian"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:

@@ -20,6 +20,7 @@ rule surfaces:
     resources:
         runtime=240,
         mem_mb=8000,
+        gpu=stage_gpus("surfaces"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:

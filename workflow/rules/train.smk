@@ -18,6 +18,7 @@ rule train:
     resources:
         runtime=60,
         mem_mb=4000,
+        gpu=training_gpus,
     conda:
         "../../envs/lossgeom.yaml"
     shell:

@@ -1,0 +1,149 @@
+"""The tiny config through a REAL SLURM (munged, slurmctld, slurmd started by the test) with the slurm profile.
+
+Checks that jobs went through sbatch, that GPU stages asked for a GPU (the node's fake gres), that a job
+failing once is retried and succeeds, and that the results equal those of a local run.
+Runs wherever the SLURM packages are installed and we are root; .ci/run installs them and sets
+LOSSGEOM_REQUIRE_SLURM=1, which turns a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tests.cluster.slurm import LocalSlurm, missing_programs
+from tests.conftest import REPO, run_snakemake
+
+REQUIRED = os.environ.get("LOSSGEOM_REQUIRE_SLURM") == "1"
+FAIL_ONCE = ("hessian", "blobs_mlp")  # this job's first attempt fails
+
+
+def _unavailable() -> str | None:
+    if missing_programs():
+        return f"SLURM programs missing: {', '.join(missing_programs())} (apt-get install slurmctld slurmd slurm-client munge)"
+    if os.geteuid() != 0:
+        return "starting slurmctld/slurmd needs root"
+    return None
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    """The tiny config, with every torch stage asking the scheduler for one GPU (they still run on the CPU)."""
+    config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
+    config["gpus"] = 1
+    path = tmp_path_factory.mktemp("config") / "tiny_gpus.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = _unavailable()
+    if reason:
+        if REQUIRED:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    slurm = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        slurm.start()
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+def failing_python(bin_dir, marker):
+    """A `python` first on PATH that fails the first attempt of FAIL_ONCE's job and runs the real one otherwise."""
+    bin_dir.mkdir()
+    shim = bin_dir / "python"
+    step, experiment = FAIL_ONCE
+    shim.write_text(f"""#!/bin/bash
+if [[ " $* " == *" {step} "* && " $* " == *"{experiment}"* && ! -e {marker} ]]; then
+    touch {marker}
+    echo "injected failure of the first attempt" >&2
+    exit 3
+fi
+exec {sys.executable} "$@"
+""")
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, config_file, tmp_path_factory):
+    work = tmp_path_factory.mktemp("slurm_work")
+    marker = work / "failed_once"
+    failing_python(work / "bin", marker)
+    env_path = f"{work / 'bin'}:{os.environ['PATH']}"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "workflow/profiles/slurm"),
+           "--configfile", str(config_file), "-d", str(work), "--slurm-init-seconds-before-status-checks", "2",
+           "--seconds-between-status-checks", "2", "--jobs", "4"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, "PATH": env_path, "PYTHONPATH": str(REPO / "src")})
+    assert result.returncode == 0, result.stderr[-6000:] + cluster.log("slurmctld")[-3000:]
+    return work, result, marker
+
+
+@pytest.fixture(scope="module")
+def local_run(config_file, tmp_path_factory):
+    work = tmp_path_factory.mktemp("local_work")
+    result = run_snakemake("--cores", "2", "--configfile", str(config_file), "-d", str(work))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work
+
+
+def scheduler_jobs() -> list[dict[str, str]]:
+    """Every job slurmctld still knows (MinJobAge keeps finished ones), as key=value fields."""
+    out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=True).stdout
+    return [dict(re.findall(r"(\w[\w/:]*)=(\S*)", line)) for line in out.splitlines() if line.strip()]
+
+
+def test_every_job_went_through_sbatch(slurm_run, cluster):
+    work, result, _ = slurm_run
+    submitted = re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", cluster.log("slurmctld"))
+    jobs = [j for j in scheduler_jobs() if j.get("Comment", "").startswith("rule_")]
+    assert len(submitted) >= len(jobs) > 20
+    rules = {j["Comment"].split("_wildcards")[0].removeprefix("rule_") for j in jobs}
+    assert {"train", "hessian", "surfaces", "check_model", "check_synthetic", "F5", "T1"} <= rules
+    assert all(j["JobState"] == "COMPLETED" or j["JobState"] == "FAILED" for j in jobs)
+
+
+def test_gpu_stages_asked_for_a_gpu(slurm_run):
+    jobs = [j for j in scheduler_jobs() if j.get("Comment", "").startswith("rule_")]
+    for job in jobs:
+        rule = job["Comment"].split("_wildcards")[0].removeprefix("rule_")
+        asked = "gpu" in job.get("TresPerJob", "") + job.get("TresPerNode", "")
+        assert asked == (rule in {"train", "hessian", "surfaces", "check_model"}), (rule, job.get("TresPerJob"))
+
+
+def test_a_job_that_fails_once_is_retried_and_succeeds(slurm_run):
+    work, _, marker = slurm_run
+    assert marker.exists(), "the injected failure did not happen"
+    step, experiment = FAIL_ONCE
+    attempts = [j for j in scheduler_jobs() if j.get("Comment", "").startswith(f"rule_{step}_wildcards_{experiment}")]
+    assert sorted(j["JobState"] for j in attempts) == ["COMPLETED", "FAILED"]
+    assert json.loads((work / f"results/{experiment}/hessian/summary.json").read_text())["eigen"]["converged"]
+
+
+def test_results_equal_a_local_run(slurm_run, local_run, config_file):
+    work, _, _ = slurm_run
+    timing = re.compile(r"wall|_s$| s$|seconds|time", re.I)  # wall times differ
+    for table in ("training_summary.csv", "hessian_summary.csv", "checks/summary.csv", "figures/T1.csv"):
+        a, b = pd.read_csv(work / "results" / table), pd.read_csv(local_run / "results" / table)
+        keep = [c for c in a.columns if not timing.search(c)]
+        pd.testing.assert_frame_equal(a[keep], b[keep], check_exact=True)
+    for experiment in yaml.safe_load(config_file.read_text())["experiments"]:
+        ours = torch.load(work / f"results/{experiment}/model.pt", weights_only=True)["state_dict"]
+        theirs = torch.load(local_run / f"results/{experiment}/model.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+        a = np.load(work / f"results/{experiment}/surfaces/surfaces.npz")
+        b = np.load(local_run / f"results/{experiment}/surfaces/surfaces.npz")
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
