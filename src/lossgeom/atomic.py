@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -45,6 +46,13 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def write_npz(arrays: dict[str, Any], path: str | os.PathLike) -> None:
+    """``np.savez_compressed`` atomically (the arrays load without pickle)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:

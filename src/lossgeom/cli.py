@@ -64,7 +64,7 @@ def _save_projection_samples(samples: dict, path: Path) -> None:
     """The projected Hessians behind check (a), per case i: measured_i (HVPs) and predicted_i, plus case facts."""
     import numpy as np
 
-    from .atomic import atomic_path
+    from .atomic import write_npz
 
     cases = list(samples)
     arrays = {"case": np.array(cases)}
@@ -74,23 +74,16 @@ def _save_projection_samples(samples: dict, path: Path) -> None:
     for i, c in enumerate(cases):
         arrays[f"measured_{i}"] = samples[c]["measured"]
         arrays[f"predicted_{i}"] = samples[c]["predicted"]
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+    write_npz(arrays, path)
 
 
 def _synthetic_landscapes(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from .atomic import atomic_path, write_json
+    from .atomic import write_json, write_npz
     from .provenance import provenance
     from .synthetic_landscapes import LandscapeSettings, synthetic_landscapes
 
     settings = LandscapeSettings.from_mapping(json.loads(args.settings))
-    grids = synthetic_landscapes(settings)
-    with atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **grids)
+    write_npz(synthetic_landscapes(settings), args.out)
     write_json({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)},
                args.out.with_suffix(".json"))
 

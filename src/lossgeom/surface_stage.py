@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .atomic import atomic_path, write_json
+from .atomic import write_json, write_npz
 from .checkpoints import load_file, load_model
 from .directions import KINDS, orthogonalize, random_direction
 from .errors import ConfigError
@@ -109,9 +109,7 @@ def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_d
                 for metric, grid_values in values.items():
                     arrays[f"{name}_{metric}"] = grid_values
                 log(f"{name}: {len(a)}x{len(b)} points, {evaluated} evaluated now, {seconds:.1f} s")
-    with atomic_path(out / "surfaces.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+    write_npz(arrays, out / "surfaces.npz")
     meta.update({"experiment": Path(model_path).parent.name, "task": ds.task,
                  "settings": dataclasses.asdict(settings), "device": str(device), "provenance": provenance(seed=settings.seed)})
     write_json(meta, out / "surfaces.json")
