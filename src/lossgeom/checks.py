@@ -41,8 +41,13 @@ class CheckRow:
 
     @classmethod
     def compare(cls, check, case, quantity, theory, measured, standard_error, detail=""):
-        tol = SIGMAS * standard_error
-        return cls(check, case, quantity, float(theory), float(measured), float(tol), bool(abs(measured - theory) <= tol), detail)
+        return cls.within(check, case, quantity, theory, measured, SIGMAS * standard_error, detail)
+
+    @classmethod
+    def within(cls, check, case, quantity, theory, measured, tolerance, detail=""):
+        """A row with a stated tolerance (for deterministic estimates, where there is no standard error)."""
+        return cls(check, case, quantity, float(theory), float(measured), float(tolerance),
+                   bool(abs(measured - theory) <= tolerance), detail)
 
 
 def random_projections(op, count: int, seed: int) -> np.ndarray:

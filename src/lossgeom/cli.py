@@ -111,6 +111,18 @@ def _check_model(args: argparse.Namespace) -> None:
     write_csv(rows, args.out)
 
 
+def _check_curvature(args: argparse.Namespace) -> None:
+    from .atomic import write_csv, write_json
+    from .provenance import provenance
+    from .surface_curvature import run_surface_curvature
+
+    rows = run_surface_curvature(args.model, args.eigenvectors, args.surfaces, args.surfaces_meta, args.name,
+                                 log=logging.getLogger("lossgeom.checks").info)
+    write_json({"experiment": args.name, "inputs": {k: str(getattr(args, k)) for k in ("model", "eigenvectors", "surfaces")},
+                "verdicts": rows["verdict"].value_counts().to_dict(), "provenance": provenance()}, args.meta_out)
+    write_csv(rows, args.out)
+
+
 def _checks_table(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -202,6 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     model_check.add_argument("--trace-out", required=True, type=Path, help="CSV of trace estimates vs samples S")
     model_check.add_argument("--sign-out", required=True, type=Path, help="JSON answering the sign question")
     model_check.set_defaults(func=_check_model)
+
+    curvature = steps.add_parser("check-curvature", help="principal curvatures of a model's surface grids vs exact")
+    curvature.add_argument("--name", required=True)
+    curvature.add_argument("--model", required=True, type=Path)
+    curvature.add_argument("--eigenvectors", required=True, type=Path, help="hessian/eigenvectors.pt of the model")
+    curvature.add_argument("--surfaces", required=True, type=Path, help="surfaces/surfaces.npz of the model")
+    curvature.add_argument("--surfaces-meta", required=True, type=Path, help="surfaces/surfaces.json of the model")
+    curvature.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    curvature.add_argument("--meta-out", required=True, type=Path, help="JSON with verdict counts and provenance")
+    curvature.set_defaults(func=_check_curvature)
 
     table = steps.add_parser("checks-table", help="concatenate check CSVs into one table")
     table.add_argument("tables", nargs="+", type=Path)

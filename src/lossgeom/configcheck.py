@@ -70,6 +70,10 @@ def describe(error: jsonschema.ValidationError) -> str:
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
         return f"{where}: {error.instance!r} is out of range; must be {op} {value}"
+    if kind == "not" and value == {"multipleOf": 2}:
+        return f"{where}: {error.instance!r} is even; it must be odd"
+    if kind == "contains":
+        return f"{where}: {error.instance!r} must contain {value.get('const', value)!r}"
     if kind == "pattern":
         return f"{where}: {error.instance!r} does not match the pattern {value}"
     return f"{where}: {error.message}"

@@ -112,7 +112,7 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
     jobs = [j for j in scheduler_jobs() if j.get("Comment", "").startswith("rule_")]
     assert len(submitted) >= len(jobs) > 20
     rules = {j["Comment"].split("_wildcards")[0].removeprefix("rule_") for j in jobs}
-    assert {"train", "hessian", "surfaces", "check_model", "check_synthetic", "F5", "T1"} <= rules
+    assert {"train", "hessian", "surfaces", "check_model", "check_curvature", "check_synthetic", "F5", "T1"} <= rules
     assert all(j["JobState"] == "COMPLETED" or j["JobState"] == "FAILED" for j in jobs)
 
 
@@ -121,7 +121,7 @@ def test_gpu_stages_asked_for_a_gpu(slurm_run):
     for job in jobs:
         rule = job["Comment"].split("_wildcards")[0].removeprefix("rule_")
         asked = "gpu" in job.get("TresPerJob", "") + job.get("TresPerNode", "")
-        assert asked == (rule in {"train", "hessian", "surfaces", "check_model"}), (rule, job.get("TresPerJob"))
+        assert asked == (rule in {"train", "hessian", "surfaces", "check_model", "check_curvature"}), (rule, job.get("TresPerJob"))
 
 
 def test_a_job_that_fails_once_is_retried_and_succeeds(slurm_run):

@@ -117,6 +117,18 @@ def test_schema_matches_registry(section, registry):
         assert _schema_params(section, name) == set(registry.parameters(name)), name
 
 
+@pytest.mark.parametrize("points, expected", [(20, "surfaces.points: 20 is even; it must be odd"),
+                                             (7, "surfaces.points: 7 is out of range; must be >= 9")])
+def test_surface_grid_needs_a_centre_and_room_around_it(config, points, expected):
+    config["surfaces"]["points"] = points
+    assert expected in error_for(config)
+
+
+def test_surfaces_need_the_train_split(config):
+    config["surfaces"]["splits"] = ["test"]
+    assert "surfaces.splits: ['test'] must contain 'train'" in error_for(config)
+
+
 def test_schema_train_defaults_match_library():
     schema_train = SCHEMA["$defs"]["train"]["properties"]
     for field in dataclasses.fields(TrainSettings):

@@ -112,6 +112,21 @@ def test_smooth_model_passes_its_exact_trace_checks(tiny_run):
         assert rows.loc[quantity, "verdict"] == "pass", rows.loc[quantity].to_dict()
 
 
+def test_surface_curvatures_are_tabulated_for_every_model(tiny_run):
+    """Each model's narrowest grids get their curvature rows (8 per direction pair) in the checks table; the
+    smooth tanh model's grid curvatures agree with the exact ones from Hessian-vector products."""
+    work, _ = tiny_run
+    table = pd.read_csv(work / "results/checks/summary.csv")
+    curvature = table[table["check"] == "surface_curvature"]
+    for name in yaml.safe_load(TINY.read_text())["experiments"]:
+        rows = curvature[curvature["case"].str.startswith(f"{name} (")]
+        assert len(rows) == 16 and rows["case"].str.endswith(("random r=0.1", "hessian r=0.1")).all(), rows.to_string()
+        meta = json.loads((work / f"results/{name}/checks/surface_curvature.json").read_text())
+        assert sum(meta["verdicts"].values()) == 16 and "git_commit" in meta["provenance"]
+    smooth = curvature[curvature["case"].str.startswith("sines_mlp (") & curvature["quantity"].str.startswith("kappa")]
+    assert set(smooth["verdict"]) == {"pass"}, smooth.to_string()
+
+
 def test_surfaces_random_and_hessian(tiny_run):
     """Grids have the configured shapes; at the centre every surface equals the trained loss; Hessian
     directions are v_max and v_min rescaled to the random directions' norms."""

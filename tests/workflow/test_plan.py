@@ -27,6 +27,7 @@ def test_dry_run_plans_one_training_job_per_experiment(configfile, tmp_path):
     assert jobs["hessian"] == len(experiments) and jobs["hessian_summary"] == 1
     assert jobs["check_synthetic"] == 1 and jobs["checks_table"] == 1
     assert jobs["check_model"] == len(experiments) and jobs["surfaces"] == len(experiments)
+    assert jobs["check_curvature"] == len(experiments)
     for name in experiments:
         assert f"results/{name}/model.pt" in result.stdout
 
@@ -116,7 +117,7 @@ def resources_of(stdout: str, rule: str) -> list[str]:
 def test_torch_stages_ask_for_a_gpu_when_their_device_is_cuda(configfile, gpu, tmp_path):
     result = run_snakemake("-n", "--configfile", str(REPO / configfile), "-d", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    for rule in ("train", "hessian", "surfaces", "check_model"):
+    for rule in ("train", "hessian", "surfaces", "check_model", "check_curvature"):
         lines = resources_of(result.stdout, rule)
         assert lines and all(gpu in line.split(", ") for line in lines), (rule, lines)
     assert all("gpu" not in line for line in resources_of(result.stdout, "F1"))

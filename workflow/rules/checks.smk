@@ -50,10 +50,39 @@ rule check_model:
         "--trace-out {output.trace:q} --sign-out {output.sign:q} > {log:q} 2>&1"
 
 
+# Curvatures of each model's narrowest 2D surface grid (finite differences, quadratic fit, graph shape
+# operator) at and away from the trained point vs exact ones from Hessian-vector products.
+
+
+rule check_curvature:
+    input:
+        model="results/{experiment}/model.pt",
+        eigenvectors="results/{experiment}/hessian/eigenvectors.pt",
+        surfaces="results/{experiment}/surfaces/surfaces.npz",
+        meta="results/{experiment}/surfaces/surfaces.json",
+    output:
+        rows="results/checks/curvature_{experiment}.csv",
+        meta="results/{experiment}/checks/surface_curvature.json",
+    log:
+        "logs/checks/curvature_{experiment}.log",
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=stage_gpus("surfaces"),
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom --threads {threads} check-curvature --name {wildcards.experiment:q} --model {input.model:q} "
+        "--eigenvectors {input.eigenvectors:q} --surfaces {input.surfaces:q} --surfaces-meta {input.meta:q} "
+        "--out {output.rows:q} --meta-out {output.meta:q} > {log:q} 2>&1"
+
+
 rule checks_table:
     input:
         tables=[rules.check_synthetic.output.rows]
-        + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS),
+        + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS)
+        + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
         table="results/checks/summary.csv",
