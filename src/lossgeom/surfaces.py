@@ -33,22 +33,25 @@ class ParameterShifter:
         self.eta = eta.to(self.theta)
         self.delta = None if delta is None else delta.to(self.theta)
         self._buffer = torch.empty_like(self.theta)
+        # per-parameter views of theta and of the buffer, made once: a point costs one add and the copies
+        self._theta_views, self._buffer_views = self._split(self.theta), self._split(self._buffer)
+
+    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [chunk.view_as(p) for chunk, p in zip(torch.split(flat, [p.numel() for p in self.params]), self.params)]
 
     @torch.no_grad()
-    def _write(self, flat: torch.Tensor) -> None:
-        start = 0
-        for p in self.params:
-            p.copy_(flat[start : start + p.numel()].view_as(p))
-            start += p.numel()
+    def _write(self, views: list[torch.Tensor]) -> None:
+        for p, view in zip(self.params, views):
+            p.copy_(view)
 
     def move(self, a: float, b: float = 0.0) -> None:
         flat = torch.add(self.theta, self.eta, alpha=a, out=self._buffer)  # no allocation per point
         if self.delta is not None and b != 0.0:
             flat.add_(self.delta, alpha=b)
-        self._write(flat)
+        self._write(self._buffer_views)
 
     def restore(self) -> None:
-        self._write(self.theta)
+        self._write(self._theta_views)
 
     @contextlib.contextmanager
     def shifted(self) -> Iterator["ParameterShifter"]:
@@ -103,7 +106,9 @@ def compute_surface(
                         shifter.move(float(a[i]), float(bj))
                         for name, (x, y) in splits.items():
                             for metric, value in evaluate(model, x, y, task, batch_size).items():
-                                tile.setdefault(f"{name}_{metric}", np.full((len(rows), len(b)), np.nan))[i - rows[0], j] = value
+                                if f"{name}_{metric}" not in tile:
+                                    tile[f"{name}_{metric}"] = np.full((len(rows), len(b)), np.nan)
+                                tile[f"{name}_{metric}"][i - rows[0], j] = value
                         evaluated += 1
                 with atomic_path(path) as tmp:
                     with open(tmp, "wb") as f:

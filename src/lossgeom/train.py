@@ -102,13 +102,16 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(state))
 
 
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch_size: int) -> dict[str, float]:
-    """Mean loss and accuracy (classification) or MSE and R^2 (regression) over a whole split, eval mode."""
+    """Mean loss and accuracy (classification) or MSE and R^2 (regression) over a whole split, eval mode.
+
+    The mode is switched only when the model is in training mode: switching walks every submodule, which
+    costs a fifth of a point's time on a small MLP when a surface calls this once per grid point.
+    """
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     loss_sum, correct, sse = 0.0, 0, 0.0
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
@@ -118,7 +121,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batc
             correct += (out.argmax(1) == yb).sum().item()
         else:
             sse += ((out - yb) ** 2).sum().item()
-    model.train(was_training)
+    if was_training:
+        model.train()
     n = len(x)
     if task == "classification":
         return {"loss": loss_sum / n, "accuracy": correct / n}
