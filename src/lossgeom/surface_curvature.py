@@ -124,8 +124,7 @@ def exact_projection(model: torch.nn.Module, make_operator: Callable[[], Hessian
 
 
 def run_surface_curvature(model_path: str | Path, eigenvectors_path: str | Path, surfaces_npz: str | Path,
-                          surfaces_json: str | Path, experiment: str, batch_size: int = 4096,
-                          log: Callable[[str], None] = print) -> pd.DataFrame:
+                          surfaces_json: str | Path, experiment: str, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Rows for every direction pair of a model's surfaces, on the narrowest range's 2D train-loss grid."""
     meta = json.loads(Path(surfaces_json).read_text())
     settings = SurfaceSettings.from_mapping(meta["settings"])
@@ -143,7 +142,7 @@ def run_surface_curvature(model_path: str | Path, eigenvectors_path: str | Path,
     model = model.to(torch.float64)
     y = ds.y_train.to(device, torch.float64) if ds.task == "regression" else ds.y_train.to(device)
     x = ds.x_train.to(device, torch.float64)
-    make_operator = lambda: HessianOperator(model, loss_function(ds.task), x, y, batch_size=batch_size)  # noqa: E731
+    make_operator = lambda: HessianOperator(model, loss_function(ds.task), x, y, batch_size=settings.batch_size)  # noqa: E731
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     r = min(settings.ranges)
     eps = float(torch.finfo(DTYPES[settings.dtype]).eps)

@@ -65,6 +65,8 @@ rule check_curvature:
         meta="results/{experiment}/checks/surface_curvature.json",
     log:
         "logs/checks/curvature_{experiment}.log",
+    benchmark:
+        "results/{experiment}/checks/curvature.benchmark.tsv"
     threads: config["threads"]
     resources:
         runtime=60,
