@@ -43,7 +43,7 @@ def finite_difference_hessian(values: np.ndarray, a: np.ndarray, b: np.ndarray) 
     Central differences with the nearest neighbours (step h = grid spacing): error O(h^2) times the fourth
     derivatives of L(a, b).
     """
-    i, j = _centre(a), _centre(b)
+    i, j = grid_centre(a, b)
     ha, hb = a[i + 1] - a[i], b[j + 1] - b[j]
     L = values
     laa = (L[i + 1, j] - 2 * L[i, j] + L[i - 1, j]) / ha**2
@@ -54,7 +54,7 @@ def finite_difference_hessian(values: np.ndarray, a: np.ndarray, b: np.ndarray) 
 
 def quadratic_fit_hessian(values: np.ndarray, a: np.ndarray, b: np.ndarray, radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """(M, gradient) from a least-squares fit of c + g.x + x^T M x / 2 to the (2r+1)^2 points around the centre."""
-    i, j = _centre(a), _centre(b)
+    i, j = grid_centre(a, b)
     A, B = np.meshgrid(a[i - radius : i + radius + 1], b[j - radius : j + radius + 1], indexing="ij")
     z = values[i - radius : i + radius + 1, j - radius : j + radius + 1]
     A, B, z = A.ravel(), B.ravel(), z.ravel()
@@ -70,6 +70,11 @@ def graph_principal_curvatures(M: np.ndarray, gradient) -> tuple[float, float]:
     second = M / np.sqrt(1.0 + g @ g)
     k = np.sort(np.linalg.eigvals(np.linalg.solve(first, second)).real)
     return float(k[1]), float(k[0])
+
+
+def grid_centre(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Indices of (0, 0) in a grid's axes; each axis must hold 0 strictly inside."""
+    return _centre(a), _centre(b)
 
 
 def _centre(axis: np.ndarray) -> int:

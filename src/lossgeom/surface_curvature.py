@@ -37,6 +37,7 @@ from .checks import CheckRow, rows_to_frame
 from .curvature import (
     finite_difference_hessian,
     graph_principal_curvatures,
+    grid_centre,
     principal_curvatures,
     projected_hessian,
     quadratic_fit_hessian,
@@ -67,7 +68,7 @@ def grid_estimates(values: np.ndarray, a: np.ndarray, b: np.ndarray, at: tuple[i
 
 def off_centre(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
     """The grid point halfway from the centre to the corner (where the gradient does not vanish)."""
-    i, j = int(np.argmin(np.abs(a))), int(np.argmin(np.abs(b)))
+    i, j = grid_centre(a, b)
     return i + max(1, (len(a) - 1 - i) // 2), j + max(1, (len(b) - 1 - j) // 2)
 
 
@@ -98,7 +99,7 @@ def saddle_rows(case: str, values: np.ndarray, a: np.ndarray, b: np.ndarray, M: 
     """Does the grid show a saddle at the trained point exactly when M says so? At its own spacing h (what its
     picture shows) and after Richardson extrapolation, (4 kappa(h) - kappa(2h)) / 3, which removes the O(h^2)
     error of a smooth loss and so tells a grid too coarse for the curvature from a loss that is not smooth."""
-    centre = int(np.argmin(np.abs(a))), int(np.argmin(np.abs(b)))
+    centre = grid_centre(a, b)
     fine, coarse = grid_estimates(values, a, b, centre, 1), grid_estimates(values, a, b, centre, 2)
     exact = principal_curvatures(M)
     extrapolated = tuple((4 * f - c) / 3 for f, c in zip(fine["kappa_fd"], coarse["kappa_fd"]))
@@ -153,7 +154,7 @@ def run_surface_curvature(model_path: str | Path, eigenvectors_path: str | Path,
             eta, delta = eta.to(torch.float64), delta.to(torch.float64)
             values, a, b = grids[f"{name}_train_loss"], grids[f"{name}_a"], grids[f"{name}_b"]
             case = f"{experiment} (N={n}) {pair} r={r:g}"
-            centre, away = (int(np.argmin(np.abs(a))), int(np.argmin(np.abs(b)))), off_centre(a, b)
+            centre, away = grid_centre(a, b), off_centre(a, b)
             M, g = exact_projection(model, make_operator, eta, delta, 0.0, 0.0)
             at_centre = curvature_rows(case, values, a, b, centre, M, g, eps)
             M_away, g_away = exact_projection(model, make_operator, eta, delta, float(a[away[0]]), float(b[away[1]]))
