@@ -16,6 +16,7 @@ include: "workflow/rules/hessian.smk"
 include: "workflow/rules/surfaces.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/sweeps.smk"
 
 
 rule all:
@@ -25,4 +26,5 @@ rule all:
         rules.checks_table.output.table,
         expand(rules.surfaces.output.meta, experiment=EXPERIMENTS),
         rules.figures.input,
+        expand("results/sweeps/{sweep}/runs.csv", sweep=list(SWEEPS)),
     default_target: True

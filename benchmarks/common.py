@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from lossgeom.provenance import provenance
+from lossgeom.io.provenance import provenance
 
 
 def machine(device: torch.device) -> dict:

@@ -21,10 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_result  # noqa: E402
 
-from lossgeom.hessian import HessianOperator  # noqa: E402
-from lossgeom.lanczos import extreme_eigenpairs  # noqa: E402
-from lossgeom.losses import loss_function  # noqa: E402
-from lossgeom.models import build_model  # noqa: E402
+from lossgeom.engine.hessian import HessianOperator  # noqa: E402
+from lossgeom.engine.lanczos import extreme_eigenpairs  # noqa: E402
+from lossgeom.problems.losses import loss_function  # noqa: E402
+from lossgeom.problems.models import build_model  # noqa: E402
 
 
 def main() -> None:

@@ -26,9 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, write_result  # noqa: E402
 
-from lossgeom.hessian import HessianOperator  # noqa: E402
-from lossgeom.losses import loss_function  # noqa: E402
-from lossgeom.models import build_model, count_parameters  # noqa: E402
+from lossgeom.engine.hessian import HessianOperator  # noqa: E402
+from lossgeom.problems.losses import loss_function  # noqa: E402
+from lossgeom.problems.models import build_model, count_parameters  # noqa: E402
 
 MODELS = {
     # name: (model spec, input shape, batch size); inputs are standard normal, labels uniform

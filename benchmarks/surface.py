@@ -26,11 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_result  # noqa: E402
 
-from lossgeom.checkpoints import load_model  # noqa: E402
-from lossgeom.directions import random_direction  # noqa: E402
-from lossgeom.losses import loss_function  # noqa: E402
-from lossgeom.surfaces import compute_surface  # noqa: E402
-from lossgeom.train import evaluate  # noqa: E402
+from lossgeom.training.checkpoints import load_model  # noqa: E402
+from lossgeom.geometry.directions import random_direction  # noqa: E402
+from lossgeom.problems.losses import loss_function  # noqa: E402
+from lossgeom.geometry.surfaces import compute_surface  # noqa: E402
+from lossgeom.training.evaluation import evaluate  # noqa: E402
 
 
 def main() -> None:

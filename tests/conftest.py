@@ -1,7 +1,13 @@
-"""Shared test helpers: repository paths and a Snakemake runner."""
+"""Shared test helpers: repository paths, a Snakemake runner, the test tiers, the shared tiny run, cached dry-runs.
+
+Tiers: tests under tests/workflow and tests/cluster are marked ``slow`` (they run Snakemake, minutes);
+``pytest -m "not slow"`` is the fast inner loop (unit tests and the library's doctests). The README's
+test command runs every tier.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,15 +16,51 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs/tiny.yaml"
+SLOW_FOLDERS = ("workflow", "cluster")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO).parts
+        if parts[0] == "tests" and len(parts) > 1 and parts[1] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 def run_snakemake(*args: str, cwd: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run this workflow's Snakemake with the test interpreter; output captured as text."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # jobs' `python`
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny config run once through the whole workflow on 2 cores, shared by the end-to-end and SLURM tests."""
+    work = tmp_path_factory.mktemp("tiny")
+    result = run_snakemake("--cores", "2", "--configfile", str(TINY), "-d", str(work))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work, result
+
+
+@pytest.fixture(scope="session")
+def dry_run(tmp_path_factory):
+    """dry_run(configfile, *targets): a cached ``snakemake -n`` of a config file (by its content) in an empty folder."""
+    cache: dict[tuple, subprocess.CompletedProcess] = {}
+    root = tmp_path_factory.mktemp("dry_runs")
+
+    def plan(configfile: str | Path, *targets: str) -> subprocess.CompletedProcess:
+        key = (hashlib.sha256(Path(configfile).read_bytes()).hexdigest(), targets)
+        if key not in cache:
+            work = root / f"run{len(cache)}"
+            work.mkdir()
+            cache[key] = run_snakemake("-n", *targets, "--configfile", str(configfile), "-d", str(work))
+        return cache[key]
+
+    return plan

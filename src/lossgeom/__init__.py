@@ -1,12 +1,81 @@
 """lossgeom: loss-landscape geometry with Hessian directions.
 
-A small library behind the Snakemake workflow of this repository: dataset and model registries,
-deterministic resumable training, and (in later stages) Hessian eigenpairs, projections and curvature.
-It never imports Snakemake or notebook code, so it can be used on its own::
+The library behind this repository's Snakemake workflow; it never imports Snakemake or notebook code.
+Its subpackages follow the data flow::
 
-    from lossgeom import data, models
-    ds = data.load_dataset({"name": "digits"})
-    net = models.build_model({"name": "mlp", "hidden": [32]}, ds.input_shape, ds.output_dim)
+    problems/   datasets, models, losses          training/  the resumable loop, evaluation, model files
+    engine/     operator protocol, Hessian, Lanczos, trace, density
+    geometry/   flat parameter vectors, directions, projected curvature, surfaces
+    theory/     closed forms and predictors       checks/    rows with verdicts, one module per claim family
+    stages/     one module per workflow step       io/        atomic writes, provenance, config validation
+
+The names most users need are importable from the top level (loaded on first use, so that
+``lossgeom.io.configcheck`` stays importable without torch)::
+
+    >>> import torch
+    >>> from lossgeom import MatrixOperator, extreme_eigenpairs, hutchinson_trace
+    >>> op = MatrixOperator(torch.diag(torch.arange(-3.0, 7.0, dtype=torch.float64)))
+    >>> pairs = extreme_eigenpairs(op, k_top=1, k_bottom=1, tol=1e-10)
+    >>> round(pairs.top.values.item(), 8), round(pairs.bottom.values.item(), 8), pairs.converged
+    (6.0, -3.0, True)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    # problems and training
+    "load_dataset": "lossgeom.problems.data",
+    "build_model": "lossgeom.problems.models",
+    "count_parameters": "lossgeom.problems.models",
+    "trainable_parameters": "lossgeom.problems.models",
+    "loss_function": "lossgeom.problems.losses",
+    "train_experiment": "lossgeom.training.loop",
+    "evaluate": "lossgeom.training.evaluation",
+    "load_model": "lossgeom.training.checkpoints",
+    # engine
+    "LinearOperator": "lossgeom.engine.operator",
+    "MatrixOperator": "lossgeom.engine.operator",
+    "HessianOperator": "lossgeom.engine.hessian",
+    "dense_hessian": "lossgeom.engine.hessian",
+    "extreme_eigenpairs": "lossgeom.engine.lanczos",
+    "hutchinson_trace": "lossgeom.engine.trace",
+    "slq_density": "lossgeom.engine.density",
+    # geometry
+    "ParameterShifter": "lossgeom.geometry.parameters",
+    "random_direction": "lossgeom.geometry.directions",
+    "filter_normalize": "lossgeom.geometry.directions",
+    "orthogonalize": "lossgeom.geometry.directions",
+    "projected_hessian": "lossgeom.geometry.curvature",
+    "random_projections": "lossgeom.geometry.curvature",
+    "principal_curvatures": "lossgeom.geometry.curvature",
+    "compute_surface": "lossgeom.geometry.surfaces",
+    # theory (the checks' predictors)
+    "eigenbasis_projections": "lossgeom.theory.projections",
+    "saddle_fraction_eigenbasis": "lossgeom.theory.projections",
+    "saddle_fraction_clt": "lossgeom.theory.projections",
+    "saddle_fraction_spiked": "lossgeom.theory.projections",
+    "saddle_spectrum": "lossgeom.theory.spectra",
+    "quadratic_operator": "lossgeom.theory.spectra",
+    # checks
+    "CheckRow": "lossgeom.checks.rows",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lossgeom' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,7 +7,6 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -18,142 +17,98 @@ import torch
 from .errors import LossgeomError
 
 
-def _train(args: argparse.Namespace) -> None:
-    from .train import TrainOutputs, train_experiment
+def _settings(args: argparse.Namespace):
+    return json.loads(args.settings)
 
-    spec = json.loads(args.spec)
-    summary = train_experiment(args.name, spec, TrainOutputs.in_directory(args.out_dir), progress=not args.no_progress)
-    final = {k: round(v, 6) for k, v in summary["final"].items()}
+
+def _train(args: argparse.Namespace) -> None:
+    from .stages import train
+
+    record = train.run(args.name, json.loads(args.spec), args.out_dir, progress=not args.no_progress)
+    final = {k: round(v, 6) for k, v in record["final"].items()}
     logging.getLogger("lossgeom").info("finished %s: %s", args.name, final)
 
 
 def _hessian(args: argparse.Namespace) -> None:
-    from .hessian_stage import HessianSettings, run_hessian
+    from .stages import hessian
 
-    settings = HessianSettings.from_mapping(json.loads(args.settings))
-    run_hessian(args.model, settings, args.out_dir, log=logging.getLogger("lossgeom.hessian").info)
+    settings = hessian.HessianSettings.from_mapping(_settings(args))
+    hessian.run(args.model, settings, args.out_dir, log=logging.getLogger("lossgeom.hessian").info)
 
 
 def _surfaces(args: argparse.Namespace) -> None:
-    from .surface_stage import SurfaceSettings, run_surfaces
+    from .stages import surfaces
 
-    settings = SurfaceSettings.from_mapping(json.loads(args.settings))
-    run_surfaces(args.model, args.eigenvectors, settings, args.out_dir, log=logging.getLogger("lossgeom.surfaces").info)
+    settings = surfaces.SurfaceSettings.from_mapping(_settings(args))
+    surfaces.run(args.model, args.eigenvectors, settings, args.out_dir, log=logging.getLogger("lossgeom.surfaces").info)
 
 
 def _check_synthetic(args: argparse.Namespace) -> None:
-    from .atomic import write_csv
-    from .checks import rows_to_frame, synthetic_checks
-    from .errors import ConfigError
+    from .stages import check_synthetic
 
-    settings = json.loads(args.settings)
-    allowed = {"dimensions", "mean_curvatures", "projections", "prediction_samples", "seed"}
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise ConfigError(f"checks.synthetic: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(sorted(allowed))}")
-    samples: dict = {}
-    frame = rows_to_frame(synthetic_checks(**settings, samples=samples))
-    if args.samples_out:
-        _save_projection_samples(samples, args.samples_out)
-    write_csv(frame, args.out)
-    failed = frame[frame["verdict"] != "pass"]
-    logging.getLogger("lossgeom.checks").info("%d checks, %d failed", len(frame), len(failed))
-
-
-def _save_projection_samples(samples: dict, path: Path) -> None:
-    """The projected Hessians behind check (a), per case i: measured_i (HVPs) and predicted_i, plus case facts."""
-    import numpy as np
-
-    from .atomic import write_npz
-
-    cases = list(samples)
-    arrays = {"case": np.array(cases)}
-    for key in ("n", "mean_curvature", "trace", "trace_sq", "lambda_max", "lambda_min", "predicted_by"):
-        arrays[key] = np.array([samples[c][key] for c in cases])
-    arrays["hessian_kappa"] = np.array([samples[c]["hessian_kappa"] for c in cases])
-    for i, c in enumerate(cases):
-        arrays[f"measured_{i}"] = samples[c]["measured"]
-        arrays[f"predicted_{i}"] = samples[c]["predicted"]
-    write_npz(arrays, path)
+    rows = check_synthetic.run(check_synthetic.SyntheticCheckSettings.from_mapping(_settings(args)), args.out, args.samples_out)
+    logging.getLogger("lossgeom.checks").info("%d checks, %d failed", len(rows), int((rows["verdict"] != "pass").sum()))
 
 
 def _synthetic_landscapes(args: argparse.Namespace) -> None:
-    from .atomic import write_json, write_npz
-    from .provenance import provenance
-    from .synthetic_landscapes import LandscapeSettings, synthetic_landscapes
+    from .stages import figure_data
 
-    settings = LandscapeSettings.from_mapping(json.loads(args.settings))
-    write_npz(synthetic_landscapes(settings), args.out)
-    write_json({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)},
-               args.out.with_suffix(".json"))
+    figure_data.run_landscapes(figure_data.LandscapeSettings.from_mapping(_settings(args)), args.out)
 
 
 def _saddle_probability(args: argparse.Namespace) -> None:
-    from .atomic import write_csv
-    from .synthetic_landscapes import SaddleProbabilitySettings, saddle_probability_sweep
+    from .stages import figure_data
 
-    settings = SaddleProbabilitySettings.from_mapping(json.loads(args.settings))
-    write_csv(saddle_probability_sweep(settings, log=logging.getLogger("lossgeom.checks").info), args.out)
+    settings = figure_data.SaddleProbabilitySettings.from_mapping(_settings(args))
+    figure_data.run_saddle_probability(settings, args.out, log=logging.getLogger("lossgeom.checks").info)
 
 
 def _check_model(args: argparse.Namespace) -> None:
-    from .atomic import write_csv, write_json
-    from .model_checks import ModelCheckSettings, run_model_checks
-    from .provenance import provenance
+    from .stages import check_model
 
-    settings = ModelCheckSettings.from_mapping(json.loads(args.settings))
-    hessian_summary = json.loads(args.hessian.read_text())
-    rows, trace_table, sign = run_model_checks(args.model, hessian_summary, settings, args.name,
-                                               log=logging.getLogger("lossgeom.checks").info)
-    write_csv(trace_table, args.trace_out)
-    write_json({**sign, "settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)},
-               args.sign_out)
-    write_csv(rows, args.out)
+    settings = check_model.ModelCheckSettings.from_mapping(_settings(args))
+    check_model.run(args.model, args.hessian, settings, args.name, args.out, args.trace_out, args.sign_out,
+                    log=logging.getLogger("lossgeom.checks").info)
 
 
 def _check_curvature(args: argparse.Namespace) -> None:
-    from .atomic import write_csv, write_json
-    from .provenance import provenance
-    from .surface_curvature import run_surface_curvature
+    from .stages import check_curvature
 
-    rows = run_surface_curvature(args.model, args.eigenvectors, args.surfaces, args.surfaces_meta, args.name,
-                                 log=logging.getLogger("lossgeom.checks").info)
-    write_json({"experiment": args.name, "inputs": {k: str(getattr(args, k)) for k in ("model", "eigenvectors", "surfaces")},
-                "verdicts": rows["verdict"].value_counts().to_dict(), "provenance": provenance()}, args.meta_out)
-    write_csv(rows, args.out)
+    check_curvature.run(args.model, args.eigenvectors, args.surfaces, args.surfaces_meta, args.name, args.out,
+                        args.meta_out, log=logging.getLogger("lossgeom.checks").info)
 
 
 def _checks_table(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from .stages import checks_table
 
-    from .atomic import write_csv
-
-    write_csv(pd.concat([pd.read_csv(p) for p in args.tables], ignore_index=True), args.out)
-    if args.signs:
-        signs = [json.loads(p.read_text()) for p in args.signs]
-        write_csv(pd.DataFrame([{k: v for k, v in s.items() if k not in ("settings", "provenance")} for s in signs]),
-                  args.sign_out)
+    checks_table.run(args.tables, args.out, args.signs, args.sign_out)
 
 
 def _summarize_training(args: argparse.Namespace) -> None:
-    from .atomic import write_csv
-    from .train import summary_table
+    from .io.atomic import write_csv
+    from .stages import train
 
-    write_csv(summary_table(args.summaries), args.out)
+    write_csv(train.table(args.summaries), args.out)
 
 
 def _summarize_hessian(args: argparse.Namespace) -> None:
-    from .atomic import write_csv
-    from .hessian_stage import hessian_table
+    from .io.atomic import write_csv
+    from .stages import hessian
 
-    write_csv(hessian_table(args.summaries), args.out)
+    write_csv(hessian.table(args.summaries), args.out)
+
+
+def _sweep_table(args: argparse.Namespace) -> None:
+    from .stages import sweep_table
+
+    sweep_table.run(json.loads(args.grid), json.loads(args.runs), args.out)
 
 
 def _describe(args: argparse.Namespace) -> None:
     """Print dataset sizes and parameter counts of experiments without training them."""
-    from .data import load_dataset
-    from .models import build_model, count_parameters
-    from .train import resolve_experiment
+    from .problems.data import load_dataset
+    from .problems.models import build_model, count_parameters
+    from .training.loop import resolve_experiment
 
     experiments = json.loads(args.experiments)
     for name, spec in experiments.items():
@@ -161,6 +116,15 @@ def _describe(args: argparse.Namespace) -> None:
         ds = load_dataset(exp["dataset"])
         n = count_parameters(build_model(exp["model"], ds.input_shape, ds.output_dim))
         print(f"{name}: {exp['model']['name']} on {ds.name} {list(ds.input_shape)}, {n} parameters")
+
+
+def _defaults(args: argparse.Namespace) -> None:
+    """Print every settings block of the config with its defaults, as YAML (the one source of these defaults)."""
+    import yaml
+
+    from .stages.config_blocks import all_defaults
+
+    print(yaml.safe_dump(all_defaults(), sort_keys=False, default_flow_style=False), end="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,9 +206,18 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_h.add_argument("--out", required=True, type=Path, help="CSV to write")
     summarize_h.set_defaults(func=_summarize_hessian)
 
+    sweep = steps.add_parser("sweep-table", help="one CSV row per run of a sweep: grid values and measurements")
+    sweep.add_argument("--grid", required=True, help="JSON: run id -> {key path: value}")
+    sweep.add_argument("--runs", required=True, help="JSON: run id -> its results folder")
+    sweep.add_argument("--out", required=True, type=Path, help="CSV to write")
+    sweep.set_defaults(func=_sweep_table)
+
     describe = steps.add_parser("describe", help="dataset shapes and parameter counts of experiments")
     describe.add_argument("--experiments", required=True, help="JSON mapping name -> experiment spec")
     describe.set_defaults(func=_describe)
+
+    defaults = steps.add_parser("defaults", help="every settings block of the config with its default values (YAML)")
+    defaults.set_defaults(func=_defaults)
     return parser
 
 

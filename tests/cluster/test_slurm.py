@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from tests.cluster.slurm import LocalSlurm, missing_programs
-from tests.conftest import REPO, run_snakemake
+from tests.conftest import REPO
 
 REQUIRED = os.environ.get("LOSSGEOM_REQUIRE_SLURM") == "1"
 FAIL_ONCE = ("hessian", "blobs_mlp")  # this job's first attempt fails
@@ -92,14 +92,6 @@ def slurm_run(cluster, config_file, tmp_path_factory):
     return work, result, marker
 
 
-@pytest.fixture(scope="module")
-def local_run(config_file, tmp_path_factory):
-    work = tmp_path_factory.mktemp("local_work")
-    result = run_snakemake("--cores", "2", "--configfile", str(config_file), "-d", str(work))
-    assert result.returncode == 0, result.stderr[-4000:]
-    return work
-
-
 def scheduler_jobs() -> list[dict[str, str]]:
     """Every job slurmctld still knows (MinJobAge keeps finished ones), as key=value fields."""
     out = subprocess.run(["scontrol", "-o", "show", "job"], capture_output=True, text=True, check=True).stdout
@@ -133,8 +125,10 @@ def test_a_job_that_fails_once_is_retried_and_succeeds(slurm_run):
     assert json.loads((work / f"results/{experiment}/hessian/summary.json").read_text())["eigen"]["converged"]
 
 
-def test_results_equal_a_local_run(slurm_run, local_run, config_file):
+def test_results_equal_a_local_run(slurm_run, tiny_run, config_file):
+    """The local run is the session's tiny run (the same config but `gpus`, which changes requests, not results)."""
     work, _, _ = slurm_run
+    local_run, _ = tiny_run
     timing = re.compile(r"wall|_s$| s$|seconds|time", re.I)  # wall times differ
     for table in ("training_summary.csv", "hessian_summary.csv", "checks/summary.csv", "figures/T1.csv"):
         a, b = pd.read_csv(work / "results" / table), pd.read_csv(local_run / "results" / table)

@@ -12,10 +12,10 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from lossgeom.data import load_dataset
-from lossgeom.hessian import dense_hessian
-from lossgeom.losses import loss_function
-from lossgeom.models import build_model
+from lossgeom.problems.data import load_dataset
+from lossgeom.engine.hessian import dense_hessian
+from lossgeom.problems.losses import loss_function
+from lossgeom.problems.models import build_model
 
 
 @dataclass

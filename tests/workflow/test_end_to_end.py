@@ -1,4 +1,4 @@
-"""The tiny config through the whole workflow: real training of every experiment, logs, summary table."""
+"""The tiny config through the whole workflow (the session's shared ``tiny_run``): training, stages, figures, report."""
 
 from __future__ import annotations
 
@@ -8,18 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from lossgeom.checkpoints import load_model
-from tests.conftest import REPO, run_snakemake
-
-TINY = REPO / "configs/tiny.yaml"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("tiny")
-    result = run_snakemake("--cores", "2", "--configfile", str(TINY), "-d", str(work))
-    assert result.returncode == 0, result.stderr[-4000:]
-    return work, result
+from lossgeom.training.checkpoints import load_model
+from tests.conftest import REPO, TINY, run_snakemake
 
 
 def test_every_experiment_trained_with_logs_and_metrics(tiny_run):
@@ -63,8 +53,8 @@ def test_hessian_stage_outputs_match_a_dense_reference(tiny_run):
     """Whole chain (model file, data split, operator, Lanczos): the smallest model against eigh of its dense H."""
     import torch
 
-    from lossgeom.hessian import dense_hessian
-    from lossgeom.losses import loss_function
+    from lossgeom.engine.hessian import dense_hessian
+    from lossgeom.problems.losses import loss_function
 
     work, _ = tiny_run
     table = pd.read_csv(work / "results/hessian_summary.csv")

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import REPO, run_snakemake
+from tests.conftest import REPO, TINY, run_snakemake
 
 
 def planned_jobs(stdout: str) -> dict[str, int]:
@@ -17,8 +17,8 @@ def planned_jobs(stdout: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("configfile", ["config.yaml", "configs/tiny.yaml", "configs/paper.yaml"])
-def test_dry_run_plans_one_training_job_per_experiment(configfile, tmp_path):
-    result = run_snakemake("-n", "--configfile", str(REPO / configfile), "-d", str(tmp_path))
+def test_dry_run_plans_one_training_job_per_experiment(configfile, dry_run):
+    result = dry_run(REPO / configfile)
     assert result.returncode == 0, result.stderr
     experiments = yaml.safe_load((REPO / configfile).read_text())["experiments"]
     jobs = planned_jobs(result.stdout)
@@ -69,7 +69,6 @@ def test_bad_config_stops_before_any_job(override, message, tmp_path):
     assert not (tmp_path / "work" / "results").exists(), "no job ran"
 
 
-TINY = REPO / "configs/tiny.yaml"
 TINY_CLASSIFIERS = 3  # digits_mlp, mnist1d_cnn, blobs_mlp (sines_mlp is the regression)
 
 
@@ -84,14 +83,14 @@ TINY_CLASSIFIERS = 3  # digits_mlp, mnist1d_cnn, blobs_mlp (sines_mlp is the reg
         ("F7", {"train": 4, "hessian": 4, "F7": 1}),
     ],
 )
-def test_a_single_figure_plans_only_the_jobs_it_needs(target, expected, tmp_path):
-    result = run_snakemake("-n", target, "--configfile", str(TINY), "-d", str(tmp_path))
+def test_a_single_figure_plans_only_the_jobs_it_needs(target, expected, dry_run):
+    result = dry_run(TINY, target)
     assert result.returncode == 0, result.stderr
     assert planned_jobs(result.stdout) == expected
 
 
-def test_every_figure_is_in_the_default_target(tmp_path):
-    result = run_snakemake("-n", "--configfile", str(TINY), "-d", str(tmp_path))
+def test_every_figure_is_in_the_default_target(dry_run):
+    result = dry_run(TINY)
     jobs = planned_jobs(result.stdout)
     assert {f"F{i}" for i in range(1, 8)} | {"T1"} <= set(jobs)
 
@@ -114,8 +113,8 @@ def resources_of(stdout: str, rule: str) -> list[str]:
 
 
 @pytest.mark.parametrize("configfile, gpu", [("configs/paper.yaml", "gpu=1"), ("configs/tiny.yaml", "gpu=0")])
-def test_torch_stages_ask_for_a_gpu_when_their_device_is_cuda(configfile, gpu, tmp_path):
-    result = run_snakemake("-n", "--configfile", str(REPO / configfile), "-d", str(tmp_path))
+def test_torch_stages_ask_for_a_gpu_when_their_device_is_cuda(configfile, gpu, dry_run):
+    result = dry_run(REPO / configfile)
     assert result.returncode == 0, result.stderr
     for rule in ("train", "hessian", "surfaces", "check_model", "check_curvature"):
         lines = resources_of(result.stdout, rule)

@@ -6,19 +6,26 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.configcheck needs only jsonschema
-from lossgeom.configcheck import experiment_task, load_schema, validate_config  # noqa: E402
+from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
+from lossgeom.io.sweeps import expand_sweep, grid_values  # noqa: E402
 from lossgeom.errors import ConfigError  # noqa: E402
 
+SCHEMA = load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+CONFIG_SOURCES = [str(f) for f in workflow.configfiles] or ["config.yaml"]
 try:
-    validate_config(
-        config,
-        load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
-        sources=[str(f) for f in workflow.configfiles] or ["config.yaml"],
-    )
+    validate_config(config, SCHEMA, sources=CONFIG_SOURCES)
+    # Generated runs: every run of every sweep is a full experiment spec, checked like one.
+    SWEEPS = config["sweeps"]
+    SWEEP_SPECS = {name: expand_sweep(name, sweep, config["experiments"]) for name, sweep in SWEEPS.items()}
+    for name, runs in SWEEP_SPECS.items():
+        for run, spec in runs.items():
+            validate_experiment(spec, SCHEMA, where=f"sweeps.{name} run {run}", sources=CONFIG_SOURCES)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 EXPERIMENTS = sorted(config["experiments"])
+SWEEP_RUNS = {name: list(runs) for name, runs in SWEEP_SPECS.items()}
+SWEEP_GRIDS = {name: grid_values(sweep) for name, sweep in SWEEPS.items()}
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
 # (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)
@@ -28,24 +35,26 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={LIBRARY_PATH}${{{{PYTHONPAT
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
+    sweep="|".join(SWEEPS) or "(?!)",
+    run="[A-Za-z0-9_.=+-]+",
 
 
-def with_device(*keys):
-    """A config block as JSON for the CLI; the top-level device applies unless the block sets its own."""
-    block = config
+def block(*keys):
+    """A block of the config by its keys, e.g. block("checks", "models")."""
+    node = config
     for key in keys:
-        block = block[key]
-    settings = dict(block)
-    settings.setdefault("device", config["device"])
-    return json.dumps(settings, sort_keys=True)
+        node = node[key]
+    return node
 
 
 def block_json(*keys):
-    """A config block as JSON for the CLI (e.g. block_json("checks", "synthetic"))."""
-    block = config
-    for key in keys:
-        block = block[key]
-    return json.dumps(block, sort_keys=True)
+    """A config block as JSON for the CLI, as the user wrote it: the library's settings fill the defaults."""
+    return json.dumps(block(*keys), sort_keys=True)
+
+
+def with_device(*keys):
+    """A torch stage's block as JSON for the CLI; the top-level device applies unless the block sets its own."""
+    return json.dumps({"device": config["device"], **block(*keys)}, sort_keys=True)
 
 
 def gpus(device):
@@ -57,21 +66,36 @@ def gpus(device):
 
 def stage_gpus(*keys):
     """GPUs for a stage whose config block (e.g. "hessian") may override the top-level device."""
-    block = config
-    for key in keys:
-        block = block[key]
-    return gpus(block.get("device", config["device"]))
+    return gpus(block(*keys).get("device", config["device"]))
+
+
+def spec_gpus(spec):
+    """GPUs for training an experiment spec (its train.device, else the top-level device)."""
+    return gpus(spec.get("train", {}).get("device", config["device"]))
 
 
 def training_gpus(wildcards):
-    return gpus(config["experiments"][wildcards.experiment].get("train", {}).get("device", config["device"]))
+    return spec_gpus(config["experiments"][wildcards.experiment])
+
+
+def spec_json(spec):
+    """An experiment spec as JSON for the CLI; the top-level device applies unless train.device is set."""
+    spec = json.loads(json.dumps(spec))
+    spec.setdefault("train", {}).setdefault("device", config["device"])
+    return json.dumps(spec, sort_keys=True)
 
 
 def experiment_spec(name):
-    """The experiment's config as JSON for the CLI; the top-level device applies unless train.device is set."""
-    spec = json.loads(json.dumps(config["experiments"][name]))
-    spec.setdefault("train", {}).setdefault("device", config["device"])
-    return json.dumps(spec, sort_keys=True)
+    return spec_json(config["experiments"][name])
+
+
+def sweep_run_spec(sweep, run):
+    return spec_json(SWEEP_SPECS[sweep][run])
+
+
+def sweep_outputs(sweep, name):
+    """One file per run of a sweep, e.g. sweep_outputs("width", "train.json")."""
+    return [f"results/sweeps/{sweep}/{run}/{name}" for run in SWEEP_RUNS[sweep]]
 
 
 # Figures (workflow/rules/figures.smk): which experiments each shows, and the notebooks' parameters.

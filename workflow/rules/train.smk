@@ -8,6 +8,7 @@ rule train:
         metrics="results/{experiment}/metrics.csv",
         summary="results/{experiment}/train.json",
     params:
+        name=lambda wildcards: wildcards.experiment,
         spec=lambda wildcards: experiment_spec(wildcards.experiment),
         out_dir=lambda wildcards, output: Path(output.model).parent,
     log:
@@ -22,7 +23,7 @@ rule train:
     conda:
         "../../envs/lossgeom.yaml"
     shell:
-        "python -m lossgeom --threads {threads} train --name {wildcards.experiment:q} --spec {params.spec:q} "
+        "python -m lossgeom --threads {threads} train --name {params.name:q} --spec {params.spec:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 

@@ -18,45 +18,21 @@ spectrum by the central limit, from tr(H) (Hutchinson) and tr(H^2) (SLQ).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .checkpoints import load_model
-from .checks import CheckRow, rows_to_frame, saddle_fraction_spiked
-from .curvature import principal_curvatures, projected_hessian
-from .hessian import HessianOperator
-from .losses import loss_function
-from .settings import DTYPES, settings_from_mapping
-from .spectrum import rademacher
-from .surfaces import ParameterShifter
-from .train import evaluate, pick_device
-
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelCheckSettings:
-    """The ``checks.models`` block of the config."""
-
-    projections: int = 100
-    slices: int = 1000
-    hutchinson_samples: int = 1000
-    relative_step: float = 1e-3  # r in h = r ||theta|| / ||eta||
-    bias_slices: int = 20
-    exact_max_parameters: int = 5000
-    dtype: str = "float64"
-    batch_size: int = 4096
-    seed: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "ModelCheckSettings":
-        return settings_from_mapping(cls, values, "checks.models", {"dtype": DTYPES})
+from ..engine.hessian import HessianOperator
+from ..engine.trace import hutchinson_trace
+from ..geometry.curvature import principal_curvatures, random_projections
+from ..geometry.parameters import ParameterShifter
+from ..problems.losses import loss_function
+from ..theory.projections import saddle_fraction_spiked
+from ..training.evaluation import evaluate
+from .rows import CheckRow, rows_to_frame
 
 
 def _gaussian(n: int, g: torch.Generator, like: torch.Tensor) -> torch.Tensor:
@@ -82,44 +58,38 @@ def running_mean(samples: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"S": s, "estimate": mean, "standard_error": np.sqrt(np.maximum(var, 0) / s)})
 
 
-def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any], settings: ModelCheckSettings,
-                     experiment: str, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record."""
-    device = pick_device(settings.device)
-    dtype = DTYPES[settings.dtype]
-    model, ds, _ = load_model(model_path, device)
-    model = model.to(dtype)
-    x = ds.x_train.to(device, dtype)
-    y = ds.y_train.to(device, dtype) if ds.task == "regression" else ds.y_train.to(device)
-    loss_fn = loss_function(ds.task)
-    op = HessianOperator(model, loss_fn, x, y, batch_size=settings.batch_size)
+def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, hessian_summary: Mapping[str, Any],
+                 experiment: str, *, projections: int, slices: int, hutchinson_samples: int, relative_step: float,
+                 bias_slices: int, exact_max_parameters: int, batch_size: int, seed: int,
+                 log: Callable[[str], None] = print) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record.
+
+    ``model`` and the data (x, y) are already on the device and in the precision to check in;
+    ``hessian_summary`` is the hessian step's summary.json of the same model (extreme eigenvalues, SLQ tr(H^2)).
+    One generator seeded with ``seed`` draws, in this order, the projections' directions, the Hutchinson
+    probes and the slices' directions.
+    """
+    op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size)
     n = op.n_params
-    g = torch.Generator().manual_seed(settings.seed)
+    g = torch.Generator().manual_seed(seed)
     case = f"{experiment} (N={n})"
     rows: list[CheckRow] = []
 
     # (b) random 2D projections: M from two products each
-    P = settings.projections
-    M = np.empty((P, 3))
-    for k in range(P):
-        eta, delta = _gaussian(n, g, op.params[op.names[0]]), _gaussian(n, g, op.params[op.names[0]])
-        m = projected_hessian(op, eta, delta)
-        M[k] = m[0, 0], m[0, 1], m[1, 1]
+    P = projections
+    M = random_projections(op, P, generator=g)
     diag = np.concatenate([M[:, 0], M[:, 2]])
     proj_mean, proj_se = diag.mean(), diag.std(ddof=1) / math.sqrt(len(diag))
     log(f"(b) {P} projections: mean eta^T H eta = {proj_mean:.6g} +- {proj_se:.2g}")
 
     # Hutchinson with many probes (for the trace-vs-S curves)
-    hutch = np.empty(settings.hutchinson_samples)
-    for k in range(settings.hutchinson_samples):
-        z = rademacher(n, g, device, dtype)
-        hutch[k] = float(z @ op.matvec(z))
-    h_mean, h_se = hutch.mean(), hutch.std(ddof=1) / math.sqrt(len(hutch))
+    trace = hutchinson_trace(op, hutchinson_samples, generator=g)
+    hutch, h_mean, h_se = trace.samples, trace.estimate, trace.standard_error
     log(f"Hutchinson, {len(hutch)} probes: tr(H) = {h_mean:.6g} +- {h_se:.2g}")
 
     exact = None
-    if n <= settings.exact_max_parameters:
-        exact = float(sum(op.matvec(e)[i] for i, e in enumerate(torch.eye(n, device=device, dtype=dtype))))
+    if n <= exact_max_parameters:
+        exact = float(sum(op.matvec(e)[i] for i, e in enumerate(torch.eye(n, device=op.device, dtype=op.dtype))))
         log(f"exact tr(H) = {exact:.6g} (N products)")
 
     rows.append(CheckRow.compare("model_random_projection", case, "mean projected curvature (Gaussian) vs Hutchinson tr(H)",
@@ -130,28 +100,28 @@ def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any],
                                      exact, proj_mean, proj_se))
 
     # (c) HVP-free trace from loss values on random 1D slices
-    shifter = ParameterShifter(model, torch.zeros(n, device=device, dtype=dtype))
+    shifter = ParameterShifter(model, torch.zeros(n, device=op.device, dtype=op.dtype))
     theta_norm = float(shifter.theta.norm())
 
     def loss_at() -> float:
-        return evaluate(model, x, y, ds.task, settings.batch_size)["loss"]
+        return evaluate(model, x, y, task, batch_size)["loss"]
 
     centre = loss_at()
-    slices = np.empty(settings.slices)
+    curvatures = np.empty(slices)
     bias_rows = []
-    for k in range(settings.slices):
+    for k in range(slices):
         eta = _gaussian(n, g, shifter.theta)
-        h = settings.relative_step * theta_norm / float(eta.norm())
-        slices[k] = slice_curvature(shifter, loss_at, eta, h, centre)
-        if k < settings.bias_slices:
+        h = relative_step * theta_norm / float(eta.norm())
+        curvatures[k] = slice_curvature(shifter, loss_at, eta, h, centre)
+        if k < bias_slices:
             truth = float(eta @ op.matvec(eta))
-            for r in (settings.relative_step * 10, settings.relative_step, settings.relative_step / 10):
+            for r in (relative_step * 10, relative_step, relative_step / 10):
                 hr = r * theta_norm / float(eta.norm())
                 bias_rows.append({"relative_step": r, "fd": slice_curvature(shifter, loss_at, eta, hr, centre), "exact": truth})
-    f_mean, f_se = slices.mean(), slices.std(ddof=1) / math.sqrt(len(slices))
-    log(f"(c) {len(slices)} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
+    f_mean, f_se = curvatures.mean(), curvatures.std(ddof=1) / math.sqrt(slices)
+    log(f"(c) {slices} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
     rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace (finite differences of 1D slices) vs Hutchinson tr(H)",
-                                 h_mean, f_mean, math.hypot(f_se, h_se), f"S = {len(slices)} slices, r = {settings.relative_step:g}"))
+                                 h_mean, f_mean, math.hypot(f_se, h_se), f"S = {slices} slices, r = {relative_step:g}"))
     if exact is not None:
         rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace vs exact tr(H)", exact, f_mean, f_se))
     bias = pd.DataFrame(bias_rows)
@@ -160,7 +130,7 @@ def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any],
     for r, group in bias.groupby("relative_step"):
         err = group["error"].to_numpy()
         se = err.std(ddof=1) / math.sqrt(len(err)) if len(err) > 1 else abs(err).max()
-        chosen = "chosen step" if math.isclose(r, settings.relative_step) else "neighbouring step"
+        chosen = "chosen step" if math.isclose(r, relative_step) else "neighbouring step"
         rows.append(CheckRow.compare("hvp_free_trace", case, f"finite-difference bias per slice at r = {r:g} vs 0",
                                      0.0, err.mean(), se, f"{chosen}; mean |error| / tr(H) = {np.abs(err).mean() / scale:.2e}"))
 
@@ -176,7 +146,7 @@ def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any],
     trace_sq = density.get("trace_h2")
     if trace_sq is not None:
         outliers = list(eig["top"]["values"]) + list(eig["bottom"]["values"])
-        predicted = saddle_fraction_spiked(outliers, h_mean, trace_sq, 200_000, settings.seed)
+        predicted = saddle_fraction_spiked(outliers, h_mean, trace_sq, 200_000, seed)
         p = min(max(predicted, 1 / P), 1 - 1 / P)
         rows.append(CheckRow.compare("model_random_projection", case, "fraction of random projections showing a saddle",
                                      predicted, saddle, math.sqrt(p * (1 - p) / P),
@@ -194,7 +164,7 @@ def run_model_checks(model_path: str | Path, hessian_summary: Mapping[str, Any],
         "fraction_saddle": saddle,
         "looks_like_minimum_despite_negative_curvature": bool(lam_min < 0 and minimum > 0.5),
     }
-    trace_table = running_mean(slices).rename(columns={"estimate": "hvp_free", "standard_error": "hvp_free_se"})
+    trace_table = running_mean(curvatures).rename(columns={"estimate": "hvp_free", "standard_error": "hvp_free_se"})
     hut = running_mean(hutch).rename(columns={"estimate": "hutchinson", "standard_error": "hutchinson_se"})
     trace_table = trace_table.merge(hut, on="S", how="outer")
     trace_table["exact"] = exact if exact is not None else np.nan

@@ -1,7 +1,7 @@
 """Principal curvatures of the computed loss surfaces: from the grid vs exact, at and away from the trained point.
 
 For each direction pair of the surfaces step, on its narrowest 2D train-loss grid L(a, b) (spacing h, the
-trained point at its centre), the three ways of :mod:`lossgeom.curvature` are compared:
+trained point at its centre), the three ways of :mod:`lossgeom.geometry.curvature` are compared:
 
   exact   M = [[eta^T H eta, eta^T H delta], [., delta^T H delta]] from two Hessian-vector products and the
           projected gradient g = (grad L . eta, grad L . delta), both in float64, for the same eta, delta;
@@ -24,17 +24,14 @@ value: such a check fails and shows its numbers.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .checkpoints import load_model
-from .checks import CheckRow, rows_to_frame
-from .curvature import (
+from ..engine.hessian import HessianOperator
+from ..geometry.curvature import (
     finite_difference_hessian,
     graph_principal_curvatures,
     grid_centre,
@@ -42,13 +39,10 @@ from .curvature import (
     projected_hessian,
     quadratic_fit_hessian,
 )
-from .errors import ConfigError
-from .hessian import HessianOperator
-from .losses import loss_function
-from .settings import DTYPES
-from .surface_stage import SurfaceSettings, direction_pair
-from .surfaces import ParameterShifter
-from .train import pick_device
+from ..geometry.parameters import ParameterShifter
+from ..problems.losses import loss_function
+from ..problems.models import count_parameters
+from .rows import CheckRow, rows_to_frame
 
 CHECK = "surface_curvature"
 
@@ -124,41 +118,29 @@ def exact_projection(model: torch.nn.Module, make_operator: Callable[[], Hessian
         return M, np.array([float(gradient @ eta), float(gradient @ delta)])
 
 
-def run_surface_curvature(model_path: str | Path, eigenvectors_path: str | Path, surfaces_npz: str | Path,
-                          surfaces_json: str | Path, experiment: str, log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Rows for every direction pair of a model's surfaces, on the narrowest range's 2D train-loss grid."""
-    meta = json.loads(Path(surfaces_json).read_text())
-    settings = SurfaceSettings.from_mapping(meta["settings"])
-    if "train" not in settings.splits:
-        raise ConfigError(f"{surfaces_json}: the surface curvature check needs surfaces.splits to include train")
-    device = pick_device(settings.device)
-    model, ds, _ = load_model(model_path, device)
-    model = model.to(DTYPES[settings.dtype])  # the directions are built exactly as the surfaces step built them
-    directions = {pair: direction_pair(model, settings, eigenvectors_path, pair) for pair in settings.pairs}
-    for pair, (eta, delta) in directions.items():
-        recorded = meta["surfaces"][pair]
-        if not np.allclose([float(eta.norm()), float(delta.norm())], [recorded["eta_norm"], recorded["delta_norm"]], rtol=1e-6):
-            raise ValueError(f"{surfaces_json}: the {pair} directions rebuilt here do not match the surfaces' norms; "
-                             "rerun the surfaces step for this model")
-    model = model.to(torch.float64)
-    y = ds.y_train.to(device, torch.float64) if ds.task == "regression" else ds.y_train.to(device)
-    x = ds.x_train.to(device, torch.float64)
-    make_operator = lambda: HessianOperator(model, loss_function(ds.task), x, y, batch_size=settings.batch_size)  # noqa: E731
-    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    r = min(settings.ranges)
-    eps = float(torch.finfo(DTYPES[settings.dtype]).eps)
+def surface_curvature_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
+                             directions: Mapping[str, tuple[torch.Tensor, torch.Tensor]], grids: Mapping[str, np.ndarray],
+                             r: float, eps: float, batch_size: int, experiment: str,
+                             log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Rows for every direction pair of a model's surfaces, on the 2D train-loss grid of range ``r``.
+
+    ``model``, x and y are in float64 (the exact side); ``directions`` maps a pair name to the (eta, delta)
+    the surfaces step used; ``grids`` holds the surfaces step's arrays (``<pair>_r<r>_2d_{a,b,train_loss}``);
+    ``eps`` is the machine epsilon of the grids' dtype (their rounding error).
+    """
+    make_operator = lambda: HessianOperator(model, loss_function(task), x, y, batch_size=batch_size)  # noqa: E731
+    n = count_parameters(model)
     rows: list[CheckRow] = []
-    with np.load(surfaces_npz) as grids:
-        for pair, (eta, delta) in directions.items():
-            name = f"{pair}_r{r:g}_2d"
-            eta, delta = eta.to(torch.float64), delta.to(torch.float64)
-            values, a, b = grids[f"{name}_train_loss"], grids[f"{name}_a"], grids[f"{name}_b"]
-            case = f"{experiment} (N={n}) {pair} r={r:g}"
-            centre, away = grid_centre(a, b), off_centre(a, b)
-            M, g = exact_projection(model, make_operator, eta, delta, 0.0, 0.0)
-            at_centre = curvature_rows(case, values, a, b, centre, M, g, eps)
-            M_away, g_away = exact_projection(model, make_operator, eta, delta, float(a[away[0]]), float(b[away[1]]))
-            rows += at_centre + saddle_rows(case, values, a, b, M)
-            rows += curvature_rows(case, values, a, b, away, M_away, g_away, eps, kinds=("kappa_graph",))
-            log(f"{name}: kappa+- exact {principal_curvatures(M)}, grid {at_centre[0].measured:.6g}, {at_centre[1].measured:.6g}")
+    for pair, (eta, delta) in directions.items():
+        name = f"{pair}_r{r:g}_2d"
+        eta, delta = eta.to(torch.float64), delta.to(torch.float64)
+        values, a, b = grids[f"{name}_train_loss"], grids[f"{name}_a"], grids[f"{name}_b"]
+        case = f"{experiment} (N={n}) {pair} r={r:g}"
+        centre, away = grid_centre(a, b), off_centre(a, b)
+        M, g = exact_projection(model, make_operator, eta, delta, 0.0, 0.0)
+        at_centre = curvature_rows(case, values, a, b, centre, M, g, eps)
+        M_away, g_away = exact_projection(model, make_operator, eta, delta, float(a[away[0]]), float(b[away[1]]))
+        rows += at_centre + saddle_rows(case, values, a, b, M)
+        rows += curvature_rows(case, values, a, b, away, M_away, g_away, eps, kinds=("kappa_graph",))
+        log(f"{name}: kappa+- exact {principal_curvatures(M)}, grid {at_centre[0].measured:.6g}, {at_centre[1].measured:.6g}")
     return rows_to_frame(rows)

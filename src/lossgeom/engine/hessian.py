@@ -18,7 +18,7 @@ differs from the model's are they cast, once, at construction.
 Example (linear least squares, where H = 2 X^T X / n exactly)::
 
     >>> import torch
-    >>> from lossgeom.losses import mean_squared_error
+    >>> from lossgeom.problems.losses import mean_squared_error
     >>> X = torch.randn(50, 3, dtype=torch.float64); y = torch.randn(50, 1, dtype=torch.float64)
     >>> model = torch.nn.Linear(3, 1, bias=False).double()
     >>> op = HessianOperator(model, mean_squared_error, X, y, batch_size=16)
@@ -36,13 +36,18 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp
 
+from ..problems.models import trainable_parameters
+
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "forward-over-reverse", "double-backward")
 
 
 class HessianOperator:
-    """H·v of the mean loss of ``model`` on (x, y), over all batches; counts its products in ``hvps``."""
+    """H·v of the mean loss of ``model`` on (x, y), over all batches; counts its products in ``hvps``.
+
+    A :class:`~lossgeom.engine.operator.LinearOperator`: ``matvec``, ``n_params``, ``device``, ``dtype``.
+    """
 
     def __init__(
         self,
@@ -59,7 +64,7 @@ class HessianOperator:
         if method not in METHODS:
             raise ValueError(f"method {method!r} is unknown; allowed values: {', '.join(METHODS)}")
         model.eval()
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        named = trainable_parameters(model)
         if not named:
             raise ValueError("the model has no trainable parameters")
         self.model, self.loss_fn, self.method = model, loss_fn, method
@@ -152,7 +157,7 @@ def dense_hessian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, d
     path with :class:`HessianOperator` beyond ``functional_call``.
     """
     model.eval()
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    named = trainable_parameters(model)
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
     buffers = {n: (b.to(dtype) if b.is_floating_point() else b) for n, b in model.named_buffers()}

@@ -32,24 +32,11 @@ Example (a diagonal matrix with a prescribed spectrum)::
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 
 import torch
 
-
-class MatrixOperator:
-    """A dense symmetric matrix as an operator (for tests, examples and references)."""
-
-    def __init__(self, matrix: torch.Tensor) -> None:
-        self.matrix = matrix
-        self.n_params = matrix.shape[0]
-        self.device, self.dtype = matrix.device, matrix.dtype
-        self.hvps = 0
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        self.hvps += 1
-        return self.matrix @ v.to(self.device, self.dtype)
+from .operator import LinearOperator, MatrixOperator
 
 
 @dataclass
@@ -82,7 +69,7 @@ class LanczosResult:
 class KrylovBasis:
     """An orthonormal basis Q (rows) with T = Q^T H Q, grown one product at a time."""
 
-    def __init__(self, op, capacity: int) -> None:
+    def __init__(self, op: LinearOperator, capacity: int) -> None:
         self.op = op
         self.Q = torch.zeros(capacity, op.n_params, device=op.device, dtype=op.dtype)
         self.T = torch.zeros(capacity, capacity, dtype=torch.float64)
@@ -126,7 +113,7 @@ def _random_unit(n: int, seed: int, device, dtype) -> torch.Tensor:
 
 
 def extreme_eigenpairs(
-    op,
+    op: LinearOperator,
     *,
     k_top: int = 10,
     k_bottom: int = 3,
@@ -138,8 +125,8 @@ def extreme_eigenpairs(
 ) -> LanczosResult:
     """The ``k_top`` largest and ``k_bottom`` most negative eigenpairs of the symmetric operator ``op``.
 
-    ``op`` needs ``matvec(v)``, ``n_params``, ``device`` and ``dtype`` (a :class:`HessianOperator` or a
-    :class:`MatrixOperator`). Stops when every wanted pair has a residual <= ``tol`` * scale, or after
+    ``op`` is any :class:`~lossgeom.engine.operator.LinearOperator` (a Hessian, a dense matrix).
+    Stops when every wanted pair has a residual <= ``tol`` * scale, or after
     ``max_hvps`` products (then ``converged`` says which pairs made it).
     """
     n = op.n_params
@@ -219,7 +206,7 @@ def extreme_eigenpairs(
     )
 
 
-def lanczos_tridiagonal(op, start: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
+def lanczos_tridiagonal(op: LinearOperator, start: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:
     """T = Q^T H Q of ``steps`` Lanczos steps from ``start`` (fully reorthogonalized); returns (T, products).
 
     Used by stochastic Lanczos quadrature: the eigenvalues of T are Gauss nodes, the squared first
@@ -237,6 +224,3 @@ def lanczos_tridiagonal(op, start: torch.Tensor, steps: int) -> tuple[torch.Tens
         basis.append(basis.residual)
     n = basis.size
     return basis.T[:n, :n].clone(), basis.hvps
-
-
-

@@ -12,9 +12,19 @@ eigenvalues of the shape operator I^{-1} II, with first fundamental form I = 1 +
 fundamental form II = M / sqrt(1 + |g|^2) (:func:`graph_principal_curvatures`). The projection looks like a
 saddle when kappa_+ kappa_- < 0.
 
-Three ways to get M: exactly from three Hessian-vector products (:func:`projected_hessian`), from a grid
-of loss values by central finite differences (:func:`finite_difference_hessian`), or by a least-squares
-quadratic fit around the centre (:func:`quadratic_fit_hessian`).
+Three ways to get M: exactly from two Hessian-vector products (:func:`projected_hessian`; over many
+random Gaussian pairs, :func:`random_projections`), from a grid of loss values by central finite
+differences (:func:`finite_difference_hessian`), or by a least-squares quadratic fit around the centre
+(:func:`quadratic_fit_hessian`).
+
+Example (H = diag(3, -1) seen along the coordinate axes: a saddle, kappa+ = 3, kappa- = -1)::
+
+    >>> import torch
+    >>> from lossgeom.engine.operator import MatrixOperator
+    >>> op = MatrixOperator(torch.diag(torch.tensor([3.0, -1.0], dtype=torch.float64)))
+    >>> M = projected_hessian(op, torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
+    >>> principal_curvatures(M)
+    (3.0, -1.0)
 """
 
 from __future__ import annotations
@@ -25,16 +35,33 @@ import torch
 
 def projected_hessian(op, eta: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
     """M from two products, H eta and H delta (symmetrized: the off-diagonal is the mean of both)."""
+    eta, delta = eta.to(op.device, op.dtype), delta.to(op.device, op.dtype)  # no copy when they already match
     h_eta, h_delta = op.matvec(eta), op.matvec(delta)
     off = 0.5 * (float(delta @ h_eta) + float(eta @ h_delta))
     return np.array([[float(eta @ h_eta), off], [off, float(delta @ h_delta)]])
+
+
+def random_projections(op, count: int, seed: int = 0, *, generator: torch.Generator | None = None) -> np.ndarray:
+    """M of ``count`` random pairs of Gaussian directions (i.i.d. N(0, 1) entries): array (count, 3) of M11, M12, M22.
+
+    Each pair costs two products. For Gaussian directions E[M11] = E[M22] = tr(H) and E[M12] = 0. The
+    directions come from a generator seeded with ``seed``, or from ``generator`` (eta, then delta, per pair).
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    out = np.empty((count, 3))
+    for k in range(count):
+        eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
+        delta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
+        M = projected_hessian(op, eta, delta)
+        out[k] = M[0, 0], M[0, 1], M[1, 1]
+    return out
 
 
 def principal_curvatures(M: np.ndarray) -> tuple[float, float]:
     """(kappa_+, kappa_-): the eigenvalues of a symmetric 2x2 matrix, larger first (closed form)."""
     mean = 0.5 * (M[0, 0] + M[1, 1])
     radius = float(np.hypot(0.5 * (M[0, 0] - M[1, 1]), 0.5 * (M[0, 1] + M[1, 0])))
-    return mean + radius, mean - radius
+    return float(mean + radius), float(mean - radius)
 
 
 def finite_difference_hessian(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

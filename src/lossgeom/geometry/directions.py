@@ -1,7 +1,7 @@
 """Directions in parameter space for projecting the loss: random, normalized, filter-normalized, Hessian.
 
 All directions are flat vectors in ``model.named_parameters()`` order (trainable parameters only), the
-same order as :class:`lossgeom.hessian.HessianOperator`. Random ones are drawn from a seeded generator,
+same order as :class:`lossgeom.engine.hessian.HessianOperator`. Random ones are drawn from a seeded generator,
 so the same seed gives the same direction on every machine.
 
 - ``gaussian``: i.i.d. N(0, 1) entries, so E[eta eta^T] = I and E[eta^T H eta] = tr(H).
@@ -10,7 +10,15 @@ so the same seed gives the same direction on every machine.
   one output row of a linear layer) is rescaled to the norm of the same filter of the trained weights.
   One-dimensional parameters (biases, BatchNorm) get a zero direction with ``biasbn="ignore"`` (Li et al.'s
   default) or the parameters' own values with ``biasbn="include"``.
-- Hessian eigenvectors come from :func:`lossgeom.lanczos.extreme_eigenpairs` (unit norm).
+- Hessian eigenvectors come from :func:`lossgeom.engine.lanczos.extreme_eigenpairs` (unit norm).
+
+Example (each filter of a filter-normalized direction has the norm of the same filter of the weights)::
+
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    >>> d = random_direction(model, "filter", seed=1)
+    >>> torch.allclose(d[:12].view(4, 3).norm(dim=1), model[0].weight.detach().norm(dim=1)), d[12:16].abs().max().item()
+    (True, 0.0)
 """
 
 from __future__ import annotations
@@ -18,18 +26,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..problems.models import trainable_parameters
+
 KINDS = ("gaussian", "unit", "filter")
-
-
-def trainable(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
 def random_direction(model: nn.Module, kind: str = "gaussian", seed: int = 0, biasbn: str = "ignore") -> torch.Tensor:
     """A seeded random direction of the given ``kind`` (see the module docstring), flat, on the model's device."""
     if kind not in KINDS:
         raise ValueError(f"direction kind {kind!r} is unknown; allowed values: {', '.join(KINDS)}")
-    params = trainable(model)
+    params = trainable_parameters(model)
     n = sum(p.numel() for _, p in params)
     g = torch.Generator().manual_seed(seed)
     eta = torch.randn(n, generator=g, dtype=torch.float64)
@@ -46,7 +52,7 @@ def filter_normalize(direction: torch.Tensor, model: nn.Module, biasbn: str = "i
     if biasbn not in ("ignore", "include"):
         raise ValueError(f"biasbn {biasbn!r} is unknown; allowed values: ignore, include")
     out, start = [], 0
-    for _, p in trainable(model):
+    for _, p in trainable_parameters(model):
         d = direction[start : start + p.numel()].view(p.shape).clone()
         w = p.detach().to(direction.device, direction.dtype)
         start += p.numel()

@@ -9,56 +9,18 @@ theta afterwards, also when an error interrupts the run.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .atomic import atomic_path
-from .directions import trainable
-from .train import evaluate
-
-
-class ParameterShifter:
-    """Moves a model to theta + a eta + b delta in place; ``restore()`` puts theta back bitwise."""
-
-    def __init__(self, model: nn.Module, eta: torch.Tensor, delta: torch.Tensor | None = None) -> None:
-        self.params = [p for _, p in trainable(model)]
-        self.theta = torch.cat([p.detach().reshape(-1) for p in self.params]).clone()
-        self.eta = eta.to(self.theta)
-        self.delta = None if delta is None else delta.to(self.theta)
-        self._buffer = torch.empty_like(self.theta)
-        # per-parameter views of theta and of the buffer, made once: a point costs one add and the copies
-        self._theta_views, self._buffer_views = self._split(self.theta), self._split(self._buffer)
-
-    def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        return [chunk.view_as(p) for chunk, p in zip(torch.split(flat, [p.numel() for p in self.params]), self.params)]
-
-    @torch.no_grad()
-    def _write(self, views: list[torch.Tensor]) -> None:
-        for p, view in zip(self.params, views):
-            p.copy_(view)
-
-    def move(self, a: float, b: float = 0.0) -> None:
-        flat = torch.add(self.theta, self.eta, alpha=a, out=self._buffer)  # no allocation per point
-        if self.delta is not None and b != 0.0:
-            flat.add_(self.delta, alpha=b)
-        self._write(self._buffer_views)
-
-    def restore(self) -> None:
-        self._write(self._theta_views)
-
-    @contextlib.contextmanager
-    def shifted(self) -> Iterator["ParameterShifter"]:
-        try:
-            yield self
-        finally:
-            self.restore()
+from ..io.atomic import atomic_path
+from ..training.evaluation import evaluate
+from .parameters import ParameterShifter
 
 
 def compute_surface(

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _with_defaults(base: type) -> type:
@@ -95,6 +95,16 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any], sources: 
         origin = f" ({', '.join(map(str, sources))})" if sources else ""
         raise ConfigError(f"invalid configuration{origin}: {describe(error)}")
     return config
+
+
+def validate_experiment(spec: dict[str, Any], schema: Mapping[str, Any], where: str, sources: Iterable[str] = ()) -> dict[str, Any]:
+    """Validate one experiment spec (e.g. a generated run of a sweep) against the schema's experiment definition."""
+    try:
+        return validate_config(spec, {"$ref": "#/$defs/experiment", "$defs": schema["$defs"]})
+    except ConfigError as err:
+        origin = f" ({', '.join(map(str, sources))})" if sources else ""
+        detail = str(err).removeprefix("invalid configuration: ")
+        raise ConfigError(f"invalid configuration{origin}: {where}: {detail}") from None
 
 
 REGRESSION_DATASETS = frozenset({"sines"})  # every other dataset is a classification task (tested against data.py)

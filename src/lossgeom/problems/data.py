@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 from .registry import Registry
 
 DATASETS = Registry("dataset")

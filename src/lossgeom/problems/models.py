@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .registry import Registry
 
 MODELS = Registry("model")
@@ -27,9 +27,17 @@ def build_model(spec: Mapping[str, Any], input_shape: tuple[int, ...], output_di
     return MODELS.build(spec, tuple(input_shape), int(output_dim))
 
 
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) of every trainable parameter, in ``model.named_parameters()`` order.
+
+    This order defines every flat vector of the library: Hessian products, eigenvectors and directions.
+    """
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalar parameters N (the dimension of the loss landscape)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for _, p in trainable_parameters(model))
 
 
 def _activation(name: str) -> type[nn.Module]:

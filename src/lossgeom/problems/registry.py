@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class Registry:

@@ -20,15 +20,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .atomic import save_torch, write_csv, write_json
-from .checkpoints import load_model
-from .hessian import METHODS, HessianOperator
-from .lanczos import extreme_eigenpairs
-from .losses import loss_function
-from .provenance import provenance
-from .settings import DTYPES, settings_from_mapping
-from .spectrum import hutchinson_trace, slq_density
-from .train import pick_device
+from ..device import DTYPES, pick_device
+from ..engine.density import SpectralDensity, slq_density
+from ..engine.hessian import METHODS, HessianOperator
+from ..engine.lanczos import LanczosResult, extreme_eigenpairs
+from ..engine.trace import TraceEstimate, hutchinson_trace
+from ..io.atomic import save_torch, write_csv, write_json
+from ..io.provenance import provenance
+from ..io.settings import settings_from_mapping
+from ..problems.data import Dataset
+from ..problems.losses import loss_function
+from ..training.checkpoints import load_model
 
 EIGENVECTORS_FORMAT = "lossgeom-eigenvectors-v1"
 
@@ -73,11 +75,21 @@ def _pairs(p) -> dict[str, list]:
     return {"values": p.values.tolist(), "residuals": p.residuals.tolist(), "converged": p.converged.tolist()}
 
 
-def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, log=print) -> dict[str, Any]:
-    """Compute eigenpairs of both ends, the Hutchinson trace and the SLQ density; write them to ``out_dir``."""
-    out = Path(out_dir)
-    device = pick_device(settings.device)
-    model, dataset, stored = load_model(model_path, device)
+@dataclasses.dataclass
+class HessianResult:
+    """Everything the step computed: the summary record and the arrays behind it."""
+
+    summary: dict[str, Any]
+    eigen: LanczosResult
+    trace: TraceEstimate
+    density: SpectralDensity
+    parameter_names: list[str]
+    parameter_shapes: list[list[int]]
+
+
+def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings, log=print) -> HessianResult:
+    """Eigenpairs of both ends, the Hutchinson trace and the SLQ density of ``model`` (on its device) on ``dataset``."""
+    device = next(model.parameters()).device
     x, y = (dataset.x_train, dataset.y_train) if settings.split == "train" else (dataset.x_test, dataset.y_test)
     op = HessianOperator(
         model,
@@ -89,7 +101,7 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
         method=settings.method,
         compile=settings.compile,
     )
-    log(f"{model_path}: N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}")
+    log(f"N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}")
     timings = {}
 
     tick = time.perf_counter()
@@ -117,14 +129,12 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
     tick = time.perf_counter()
     density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2)
     timings["slq_s"] = time.perf_counter() - tick
-    grid, sigma = density.default_grid()
+    _, sigma = density.default_grid()
     log(f"SLQ: {settings.slq_probes} probes x {settings.slq_steps} steps ({density.hvps} products)")
 
     if device.type == "cuda":
         timings["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     summary = {
-        "experiment": stored["info"].get("experiment"),
-        "model_file": str(model_path),
         "n_parameters": op.n_params,
         "n_examples": len(x),
         "split": settings.split,
@@ -158,6 +168,13 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
         "settings": dataclasses.asdict(settings),
         "provenance": provenance(seed=settings.seed),
     }
+    return HessianResult(summary, eig, trace, density, list(op.names), [list(s) for s in op.shapes])
+
+
+def write(result: HessianResult, out_dir: str | Path) -> None:
+    """eigenvectors.pt, trace_samples.csv, density.csv, slq_nodes.csv and, last, summary.json."""
+    out = Path(out_dir)
+    eig, trace, density = result.eigen, result.trace, result.density
     save_torch(
         {
             "format": EIGENVECTORS_FORMAT,
@@ -165,23 +182,33 @@ def run_hessian(model_path: str | Path, settings: HessianSettings, out_dir: str 
             "top_vectors": eig.top.vectors.cpu(),
             "bottom_values": eig.bottom.values,
             "bottom_vectors": eig.bottom.vectors.cpu(),
-            "parameter_names": list(op.names),
-            "parameter_shapes": [list(s) for s in op.shapes],
+            "parameter_names": result.parameter_names,
+            "parameter_shapes": result.parameter_shapes,
         },
         out / "eigenvectors.pt",
     )
     write_csv(pd.DataFrame({"sample": np.arange(1, len(trace.samples) + 1), "zHz": trace.samples}), out / "trace_samples.csv")
+    grid, sigma = density.default_grid()
     write_csv(pd.DataFrame({"eigenvalue": grid, "density": density.smoothed(grid, sigma)}), out / "density.csv")
     probes, steps = np.indices(density.nodes.shape)
     nodes = pd.DataFrame(
         {"probe": probes.ravel(), "node": density.nodes.ravel(), "weight": density.weights.ravel()}
     ).dropna()
     write_csv(nodes, out / "slq_nodes.csv")
-    write_json(summary, out / "summary.json")  # last: its presence means the step is complete
-    return summary
+    write_json(result.summary, out / "summary.json")  # last: its presence means the step is complete
 
 
-def hessian_table(summary_files) -> pd.DataFrame:
+def run(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, log=print) -> dict[str, Any]:
+    """Load the model file, compute on the configured device, write into ``out_dir``; returns the summary."""
+    model, dataset, stored = load_model(model_path, pick_device(settings.device))
+    log(f"{model_path} ({stored['info'].get('experiment')})")
+    result = compute(model, dataset, settings, log=log)
+    result.summary.update({"experiment": stored["info"].get("experiment"), "model_file": str(model_path)})
+    write(result, out_dir)
+    return result.summary
+
+
+def table(summary_files) -> pd.DataFrame:
     """One row per model from its hessian/summary.json: the extreme eigenvalues, residuals, trace, cost."""
     rows = []
     for path in summary_files:

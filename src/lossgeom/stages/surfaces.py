@@ -8,7 +8,7 @@ Direction pairs:
   hessian  the eigenvectors of lambda_max and lambda_min from the hessian step, each rescaled to the
            norm of the matching random direction so that the same ranges mean comparable distances.
 Tiles are kept under ``<out>/tiles`` and reused on rerun when weights, directions, grid and splits are
-unchanged (see :mod:`lossgeom.surfaces`).
+unchanged (see :mod:`lossgeom.geometry.surfaces`).
 Writes ``surfaces.npz`` (axes and grids, keys "<pair>_r<range>_<2d|1d_eta|1d_delta>_<split>_<metric>")
 and ``surfaces.json`` (what each key is, directions' norms, timings, provenance).
 """
@@ -23,15 +23,16 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from .atomic import write_json, write_npz
-from .checkpoints import load_file, load_model
-from .directions import KINDS, orthogonalize, random_direction
-from .errors import ConfigError
-from .provenance import provenance
-from .settings import DTYPES, settings_from_mapping
-from .surfaces import compute_surface
-from .train import pick_device
-
+from ..device import DTYPES, pick_device
+from ..errors import ConfigError
+from ..geometry.directions import KINDS, orthogonalize, random_direction
+from ..geometry.surfaces import compute_surface
+from ..io.atomic import write_json, write_npz
+from ..io.provenance import provenance
+from ..io.settings import settings_from_mapping
+from ..problems.data import Dataset
+from ..training.checkpoints import load_file, load_model
+from .hessian import EIGENVECTORS_FORMAT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,42 +54,46 @@ class SurfaceSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "SurfaceSettings":
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        settings = settings_from_mapping(cls, values, "surfaces",
-                                         {"normalization": KINDS, "biasbn": ("ignore", "include"), "dtype": DTYPES})
-        for field, allowed in (("pairs", ("random", "hessian")), ("splits", ("train", "test"))):
-            bad = [v for v in getattr(settings, field) if v not in allowed]
-            if bad:
-                raise ConfigError(f"surfaces.{field}: {bad!r} not allowed; allowed values: {', '.join(allowed)}")
-        return settings
+        return settings_from_mapping(cls, values, "surfaces", {
+            "normalization": KINDS, "biasbn": ("ignore", "include"), "dtype": DTYPES,
+            "pairs": ("random", "hessian"), "splits": ("train", "test")})
 
 
-def direction_pair(model, settings: SurfaceSettings, eigenvectors_path: str | Path | None, pair: str):
-    """(eta, delta) for a pair kind; Hessian eigenvectors rescaled to the random directions' norms."""
+def load_eigenvectors(path: str | Path) -> dict[str, Any]:
+    """The hessian step's eigenvectors.pt, checked to hold both ends (Hessian surfaces need v_max and v_min)."""
+    vectors = load_file(path, EIGENVECTORS_FORMAT)
+    if len(vectors["top_vectors"]) == 0 or len(vectors["bottom_vectors"]) == 0:
+        raise ConfigError(f"{path}: needs hessian.k_top >= 1 and hessian.k_bottom >= 1 for Hessian surfaces")
+    return vectors
+
+
+def direction_pair(model, settings: SurfaceSettings, eigenvectors: Mapping[str, Any] | None, pair: str):
+    """(eta, delta) for a pair kind; Hessian eigenvectors (from :func:`load_eigenvectors`) rescaled to the random
+    directions' norms, so that the same ranges mean comparable distances."""
     eta = random_direction(model, settings.normalization, settings.seed, settings.biasbn)
     delta = orthogonalize(random_direction(model, settings.normalization, settings.seed + 1, settings.biasbn), eta)
     if pair == "random":
         return eta, delta
-    vectors = load_file(eigenvectors_path, "lossgeom-eigenvectors-v1")
-    if len(vectors["top_vectors"]) == 0 or len(vectors["bottom_vectors"]) == 0:
-        raise ConfigError(f"{eigenvectors_path}: needs hessian.k_top >= 1 and hessian.k_bottom >= 1 for Hessian surfaces")
-    v_max = vectors["top_vectors"][0].to(eta)
-    v_min = vectors["bottom_vectors"][0].to(eta)
+    v_max = eigenvectors["top_vectors"][0].to(eta)
+    v_min = eigenvectors["bottom_vectors"][0].to(eta)
     return v_max * (eta.norm() / v_max.norm()), v_min * (delta.norm() / v_min.norm())
 
 
-def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=print) -> dict[str, Any]:
-    out = Path(out_dir)
-    device = pick_device(settings.device)
-    model, ds, _ = load_model(model_path, device)
-    model = model.to(DTYPES[settings.dtype])
-    cast = lambda t: t.to(device, DTYPES[settings.dtype]) if t.is_floating_point() else t.to(device)  # noqa: E731
-    data = {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}
+def compute(model, dataset: Dataset, settings: SurfaceSettings, eigenvectors: Mapping[str, Any] | None,
+            tiles_dir: str | Path, log=print) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, meta): every grid and slice of ``settings`` around ``model`` (already on its device and dtype).
+
+    Finished tiles go to ``tiles_dir/<surface>/`` and are reused by a rerun with the same inputs.
+    """
+    device = next(model.parameters()).device
+    dtype = DTYPES[settings.dtype]
+    cast = lambda t: t.to(device, dtype) if t.is_floating_point() else t.to(device)  # noqa: E731
+    data = {"train": (dataset.x_train, dataset.y_train), "test": (dataset.x_test, dataset.y_test)}
     splits = {s: (cast(data[s][0]), cast(data[s][1])) for s in settings.splits}
     arrays: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {"surfaces": {}, "timings": {}}
     for pair in settings.pairs:
-        eta, delta = direction_pair(model, settings, eigenvectors_path, pair)
+        eta, delta = direction_pair(model, settings, eigenvectors, pair)
         meta["surfaces"][pair] = {"eta_norm": float(eta.norm()), "delta_norm": float(delta.norm()),
                                   "cos_eta_delta": float(eta @ delta / (eta.norm() * delta.norm()))}
         for r in settings.ranges:
@@ -99,9 +104,9 @@ def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_d
             for shape, (d1, d2, a, b) in jobs.items():
                 name = f"{pair}_r{r:g}_{shape}"
                 tick = time.perf_counter()
-                values, evaluated = compute_surface(model, splits, ds.task, d1, d2, a, b, tiles_dir=out / "tiles" / name,
-                                                    key=name, tile_rows=settings.tile_rows, batch_size=settings.batch_size,
-                                                    progress=True)
+                values, evaluated = compute_surface(model, splits, dataset.task, d1, d2, a, b,
+                                                    tiles_dir=Path(tiles_dir) / name, key=name, tile_rows=settings.tile_rows,
+                                                    batch_size=settings.batch_size, progress=True)
                 seconds = time.perf_counter() - tick
                 meta["timings"][name] = {"seconds": seconds, "points_evaluated": evaluated,
                                          "points_per_second": evaluated / seconds if evaluated else None}
@@ -109,8 +114,27 @@ def run_surfaces(model_path, eigenvectors_path, settings: SurfaceSettings, out_d
                 for metric, grid_values in values.items():
                     arrays[f"{name}_{metric}"] = grid_values
                 log(f"{name}: {len(a)}x{len(b)} points, {evaluated} evaluated now, {seconds:.1f} s")
-    write_npz(arrays, out / "surfaces.npz")
-    meta.update({"experiment": Path(model_path).parent.name, "task": ds.task,
-                 "settings": dataclasses.asdict(settings), "device": str(device), "provenance": provenance(seed=settings.seed)})
-    write_json(meta, out / "surfaces.json")
+    meta.update({"task": dataset.task, "settings": dataclasses.asdict(settings), "device": str(device),
+                 "provenance": provenance(seed=settings.seed)})
+    return arrays, meta
+
+
+def write(arrays: dict[str, np.ndarray], meta: dict[str, Any], out_dir: str | Path) -> None:
+    """surfaces.npz, then surfaces.json."""
+    write_npz(arrays, Path(out_dir) / "surfaces.npz")
+    write_json(meta, Path(out_dir) / "surfaces.json")
+
+
+def load(model_path, settings: SurfaceSettings):
+    """The trained model on the configured device, in the surfaces' dtype, and its dataset."""
+    model, dataset, _ = load_model(model_path, pick_device(settings.device))
+    return model.to(DTYPES[settings.dtype]), dataset
+
+
+def run(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=print) -> dict[str, Any]:
+    model, dataset = load(model_path, settings)
+    eigenvectors = load_eigenvectors(eigenvectors_path) if "hessian" in settings.pairs else None
+    arrays, meta = compute(model, dataset, settings, eigenvectors, Path(out_dir) / "tiles", log=log)
+    meta["experiment"] = Path(model_path).parent.name
+    write(arrays, meta, out_dir)
     return meta

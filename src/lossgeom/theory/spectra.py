@@ -2,6 +2,13 @@
 
 L(theta) = 1/2 sum_i lambda_i theta_i^2, so H = diag(lambda) exactly, at any theta. It is a real
 ``nn.Module`` and goes through the same HessianOperator, Lanczos and projection code as a network.
+
+Example::
+
+    >>> import torch
+    >>> op = quadratic_operator(saddle_spectrum(5, 0.5))
+    >>> op.matvec(torch.ones(5, dtype=torch.float64)).tolist()
+    [-0.5, 0.0, 0.5, 1.0, 1.5]
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .hessian import HessianOperator
+from ..engine.hessian import HessianOperator
 
 
 class DiagonalQuadratic(nn.Module):

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .atomic import save_torch
-from .data import Dataset, load_dataset
-from .errors import CheckpointError
-from .models import build_model
+from ..io.atomic import save_torch
+from ..problems.data import Dataset, load_dataset
+from ..errors import CheckpointError
+from ..problems.models import build_model
 
 MODEL_FORMAT = "lossgeom-model-v1"
 CHECKPOINT_FORMAT = "lossgeom-checkpoint-v1"

@@ -18,23 +18,22 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from .atomic import save_torch, write_csv, write_json
-from .checkpoints import CHECKPOINT_FORMAT, load_file, save_model
-from .data import DATASETS, load_dataset
-from .errors import ConfigError, TrainingDiverged
-from .losses import loss_function
-from .models import MODELS, build_model, count_parameters
-from .provenance import provenance
-from .settings import settings_from_mapping
+from ..device import pick_device
+from ..errors import ConfigError, TrainingDiverged
+from ..io.atomic import save_torch
+from ..io.settings import settings_from_mapping
+from ..problems.data import DATASETS, Dataset, load_dataset
+from ..problems.losses import loss_function
+from ..problems.models import MODELS, build_model, count_parameters
+from .checkpoints import CHECKPOINT_FORMAT, load_file
+from .evaluation import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -88,75 +87,44 @@ def spec_hash(experiment: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """Data order of one epoch; depends on (seed, epoch) only, so resumed runs see the same order."""
     state = int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0] >> 1)
     return torch.randperm(n, generator=torch.Generator().manual_seed(state))
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batch_size: int) -> dict[str, float]:
-    """Mean loss and accuracy (classification) or MSE and R^2 (regression) over a whole split, eval mode.
-
-    The mode is switched only when the model is in training mode: switching walks every submodule, which
-    costs a fifth of a point's time on a small MLP when a surface calls this once per grid point.
-    """
-    was_training = model.training
-    if was_training:
-        model.eval()
-    loss_sum, correct, sse = 0.0, 0, 0.0
-    for start in range(0, len(x), batch_size):
-        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        out = model(xb)
-        if task == "classification":
-            loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
-            correct += (out.argmax(1) == yb).sum().item()
-        else:
-            sse += ((out - yb) ** 2).sum().item()
-    if was_training:
-        model.train()
-    n = len(x)
-    if task == "classification":
-        return {"loss": loss_sum / n, "accuracy": correct / n}
-    mse = sse / y.numel()
-    total = ((y - y.mean()) ** 2).sum().item()
-    return {"loss": mse, "mse": mse, "r2": 1.0 - sse / total if total > 0 else float("nan")}
-
-
 @dataclasses.dataclass
-class TrainOutputs:
-    """Where one experiment's results go; ``checkpoint`` is the resumable training state."""
+class TrainResult:
+    """A finished training run: the model (on its device), its data, the resolved spec and the per-epoch history."""
 
-    model: Path
-    metrics: Path
-    summary: Path
-    checkpoint: Path
+    name: str
+    experiment: dict[str, Any]
+    fingerprint: str
+    model: nn.Module
+    dataset: Dataset
+    history: list[dict[str, float]]
+    elapsed_s: float
+    device: torch.device
 
-    @classmethod
-    def in_directory(cls, directory: str | os.PathLike) -> "TrainOutputs":
-        d = Path(directory)
-        return cls(d / "model.pt", d / "metrics.csv", d / "train.json", d / "checkpoint" / "last.pt")
+    @property
+    def n_parameters(self) -> int:
+        return count_parameters(self.model)
 
 
 def train_experiment(
     name: str,
     spec: Mapping[str, Any],
-    outputs: TrainOutputs,
+    checkpoint: str | os.PathLike,
     *,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Train one experiment to completion, resuming from ``outputs.checkpoint`` when it matches the spec.
+    on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
+) -> TrainResult:
+    """Train one experiment to completion, resuming from ``checkpoint`` when it was written for the same spec.
 
-    Returns the summary that is also written to ``outputs.summary``.
+    After every epoch the training state goes atomically to ``checkpoint`` and ``on_epoch`` (if given) is
+    called with the metric history so far (the train stage uses it to keep metrics.csv current).
     """
+    checkpoint = Path(checkpoint)
     experiment = resolve_experiment(spec)
     settings = TrainSettings(**experiment["train"])
     fingerprint = spec_hash(experiment)
@@ -177,23 +145,23 @@ def train_experiment(
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
 
-    if outputs.checkpoint.exists():
-        state = load_file(outputs.checkpoint, CHECKPOINT_FORMAT, device)
+    if checkpoint.exists():
+        state = load_file(checkpoint, CHECKPOINT_FORMAT, device)
         if state["spec_hash"] != fingerprint:
-            log.warning("%s: written for another configuration; starting training afresh", outputs.checkpoint)
+            log.warning("%s: written for another configuration; starting training afresh", checkpoint)
         else:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"].cpu())
             history, start_epoch, elapsed = state["history"], state["epoch"], state["elapsed_s"]
-            log.info("%s: resuming after epoch %d of %d", outputs.checkpoint, start_epoch, settings.epochs)
+            log.info("%s: resuming after epoch %d of %d", checkpoint, start_epoch, settings.epochs)
 
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
     loss_fn = loss_function(dataset.task)
-    n_params = count_parameters(model)
-    log.info("%s: %s on %s, %d parameters, device %s", name, experiment["model"]["name"], dataset.name, n_params, device)
+    log.info("%s: %s on %s, %d parameters, device %s", name, experiment["model"]["name"], dataset.name,
+             count_parameters(model), device)
 
     bar = tqdm(
         range(start_epoch, settings.epochs),
@@ -216,7 +184,7 @@ def train_experiment(
                 raise TrainingDiverged(
                     f"experiment {name!r}: training loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1}; "
                     f"lower train.lr (now {optimizer.param_groups[0]['lr']:g}) or check the data. "
-                    f"The last good state is kept in {outputs.checkpoint}."
+                    f"The last good state is kept in {checkpoint}."
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -240,49 +208,14 @@ def train_experiment(
                 "history": history,
                 "elapsed_s": elapsed,
             },
-            outputs.checkpoint,
+            checkpoint,
         )
-        write_csv(pd.DataFrame(history), outputs.metrics)
+        if on_epoch is not None:
+            on_epoch(history)
         metric = "test_accuracy" if dataset.task == "classification" else "test_r2"
         bar.set_postfix(loss=f"{row['train_loss']:.4f}", refresh=False, **{metric.removeprefix("test_"): f"{row[metric]:.4f}"})
     bar.close()
 
     if not history:
         raise ConfigError(f"experiment {name!r}: train.epochs must be >= 1")
-    final = history[-1]
-    summary = {
-        "experiment": name,
-        "spec_hash": fingerprint,
-        "spec": experiment,
-        "dataset": dataset.summary(),
-        "n_parameters": n_params,
-        "epochs": settings.epochs,
-        "final": final,
-        "train_wall_s": elapsed,
-        "device": str(device),
-        "provenance": provenance(seed=settings.seed),
-    }
-    write_csv(pd.DataFrame(history), outputs.metrics)
-    save_model(outputs.model, model, experiment, {k: v for k, v in summary.items() if k != "spec"})
-    write_json(summary, outputs.summary)
-    return summary
-
-
-
-def summary_table(summary_files: list[str | os.PathLike]) -> pd.DataFrame:
-    """One row per experiment from its train.json: model, dataset, N, final metrics, wall time, device."""
-    rows = []
-    for path in summary_files:
-        s = json.loads(Path(path).read_text())
-        row = {
-            "experiment": s["experiment"],
-            "model": s["spec"]["model"]["name"],
-            "dataset": s["dataset"]["name"],
-            "task": s["dataset"]["task"],
-            "n_parameters": s["n_parameters"],
-            "epochs": s["epochs"],
-        }
-        row.update({k: v for k, v in s["final"].items() if k.startswith(("train_", "test_"))})
-        row.update({"train_wall_s": s["train_wall_s"], "device": s["device"]})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return TrainResult(name, experiment, fingerprint, model, dataset, history, elapsed, device)

@@ -8,12 +8,13 @@ import dataclasses
 import pytest
 import yaml
 
-from lossgeom.configcheck import load_schema, validate_config
-from lossgeom.data import DATASETS
+from lossgeom.io.configcheck import load_schema, validate_config
+from lossgeom.problems.data import DATASETS
 from lossgeom.errors import ConfigError
-from lossgeom.models import MODELS
-from lossgeom.hessian_stage import HessianSettings
-from lossgeom.train import TrainSettings
+from lossgeom.problems.models import MODELS
+from lossgeom.stages.config_blocks import BLOCKS
+from lossgeom.stages.hessian import HessianSettings
+from lossgeom.training.loop import TrainSettings, resolve_experiment
 
 from tests.conftest import REPO
 
@@ -46,8 +47,9 @@ def test_defaults_are_filled(config):
     del config["threads"]
     validate_config(config, SCHEMA)
     assert config["threads"] == 1
-    expected = {f.name: f.default for f in dataclasses.fields(TrainSettings) if f.name != "device"}
-    assert config["experiments"]["digits_mlp"]["train"] == expected
+    assert config["experiments"]["digits_mlp"]["train"] == {}  # the train block's defaults: TrainSettings
+    resolved = resolve_experiment(config["experiments"]["digits_mlp"])
+    assert resolved["train"] == dataclasses.asdict(TrainSettings())
 
 
 def test_unknown_top_level_key(config):
@@ -129,21 +131,33 @@ def test_surfaces_need_the_train_split(config):
     assert "surfaces.splits: ['test'] must contain 'train'" in error_for(config)
 
 
-def test_schema_train_defaults_match_library():
-    schema_train = SCHEMA["$defs"]["train"]["properties"]
-    for field in dataclasses.fields(TrainSettings):
-        assert field.name in schema_train
-        if field.name != "device":  # the device default comes from the top-level key
-            assert schema_train[field.name]["default"] == field.default, field.name
-    assert set(schema_train) == {f.name for f in dataclasses.fields(TrainSettings)}
+def schema_block(path: str) -> dict:
+    """The schema of a settings block by its key path, e.g. "checks.models" or "experiments.*.train"."""
+    if path == "experiments.*.train":
+        return SCHEMA["$defs"]["train"]
+    node = SCHEMA
+    for key in path.split("."):
+        node = node["properties"][key]
+    return node
 
 
-def test_schema_hessian_defaults_match_library():
-    schema_hessian = SCHEMA["properties"]["hessian"]["properties"]
-    assert set(schema_hessian) == {f.name for f in dataclasses.fields(HessianSettings)}
-    for field in dataclasses.fields(HessianSettings):
-        if field.name != "device":  # the device default comes from the top-level key
-            assert schema_hessian[field.name]["default"] == field.default, field.name
+@pytest.mark.parametrize("path", sorted(BLOCKS))
+def test_settings_blocks_take_their_defaults_from_the_dataclasses_only(path):
+    """The schema knows each block's keys (to reject unknown ones before any job) but holds no default value:
+    those live in the settings dataclass alone, and a validated config leaves an omitted key omitted."""
+    block = schema_block(path)
+    assert set(block["properties"]) == {f.name for f in dataclasses.fields(BLOCKS[path])}
+    assert all("default" not in spec for spec in block["properties"].values()), path
+    assert block.get("default", {}) == {}
+
+
+def test_defaults_command_prints_the_dataclass_defaults(capsys):
+    from lossgeom.cli import main
+
+    assert main(["defaults"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["hessian"]["tol"] == HessianSettings().tol and printed["surfaces"]["ranges"] == [1.0, 0.1, 0.05]
+    assert printed["experiments"]["*"]["train"]["epochs"] == TrainSettings().epochs
 
 
 def test_unknown_hessian_key(config):
@@ -151,64 +165,18 @@ def test_unknown_hessian_key(config):
     assert "hessian: unknown key(s) 'k_max'; allowed keys: " in error_for(config)
 
 
-def test_schema_synthetic_check_defaults_match_library():
-    import inspect
-
-    from lossgeom.checks import synthetic_checks
-
-    schema = SCHEMA["properties"]["checks"]["properties"]["synthetic"]["properties"]
-    params = {k: v for k, v in inspect.signature(synthetic_checks).parameters.items() if k != "samples"}
-    assert set(schema) == set(params)
-    for name, param in params.items():
-        default = list(param.default) if isinstance(param.default, tuple) else param.default
-        assert default == schema[name]["default"], name
-
-
-def test_schema_model_check_defaults_match_library():
-    from lossgeom.model_checks import ModelCheckSettings
-
-    schema = SCHEMA["properties"]["checks"]["properties"]["models"]["properties"]
-    assert set(schema) == {f.name for f in dataclasses.fields(ModelCheckSettings)}
-    for field in dataclasses.fields(ModelCheckSettings):
-        if field.name != "device":
-            assert schema[field.name]["default"] == field.default, field.name
-
-
-def test_schema_surface_defaults_match_library():
-    from lossgeom.surface_stage import SurfaceSettings
-
-    schema = SCHEMA["properties"]["surfaces"]["properties"]
-    assert set(schema) == {f.name for f in dataclasses.fields(SurfaceSettings)}
-    for field in dataclasses.fields(SurfaceSettings):
-        if field.name != "device":
-            default = list(field.default) if isinstance(field.default, tuple) else field.default
-            assert schema[field.name]["default"] == default, field.name
-
-
-@pytest.mark.parametrize("block", ["landscapes", "saddle_probability"])
-def test_schema_figure_data_defaults_match_library(block):
-    from lossgeom.synthetic_landscapes import LandscapeSettings, SaddleProbabilitySettings
-
-    cls = {"landscapes": LandscapeSettings, "saddle_probability": SaddleProbabilitySettings}[block]
-    schema = SCHEMA["properties"]["figures"]["properties"][block]["properties"]
-    assert set(schema) == {f.name for f in dataclasses.fields(cls)}
-    for field in dataclasses.fields(cls):
-        default = list(field.default) if isinstance(field.default, tuple) else field.default
-        assert schema[field.name]["default"] == default, field.name
-
-
 @pytest.mark.parametrize("spec", [{"name": "digits"}, {"name": "mnist1d", "num_samples": 200}, {"name": "sines"},
                                   {"name": "gaussian_mixture"}])
 def test_experiment_task_matches_the_loaded_data(spec):
-    from lossgeom.configcheck import experiment_task
-    from lossgeom.data import load_dataset
+    from lossgeom.io.configcheck import experiment_task
+    from lossgeom.problems.data import load_dataset
 
     assert experiment_task({"dataset": spec}) == load_dataset(spec).task
 
 
 def test_experiment_task_knows_every_dataset():
     """A new dataset must be placed here (the download-only ones are classification)."""
-    from lossgeom.configcheck import REGRESSION_DATASETS
+    from lossgeom.io.configcheck import REGRESSION_DATASETS
 
     known = {"digits", "mnist1d", "sines", "gaussian_mixture", "mnist", "cifar10"}
     assert set(DATASETS.names()) == known and REGRESSION_DATASETS <= known

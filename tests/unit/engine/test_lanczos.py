@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lossgeom.hessian import HessianOperator
-from lossgeom.lanczos import MatrixOperator, extreme_eigenpairs
+from lossgeom.engine.hessian import HessianOperator
+from lossgeom.engine.lanczos import MatrixOperator, extreme_eigenpairs
 
 from .curvature_cases import CASES, case
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lossgeom.errors import ConfigError
-from lossgeom.models import build_model, count_parameters
+from lossgeom.problems.models import build_model, count_parameters
 
 
 def dense(fan_in: int, fan_out: int) -> int:

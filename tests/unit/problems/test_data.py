@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossgeom.data import _stratified_split, load_dataset, sum_of_sines
+from lossgeom.problems.data import _stratified_split, load_dataset, sum_of_sines
 from lossgeom.errors import ConfigError, DataError
 
 EMBEDDED = [

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from lossgeom.hessian import HessianOperator
-from lossgeom.lanczos import MatrixOperator, lanczos_tridiagonal
-from lossgeom.spectrum import hutchinson_trace, slq_density
+from lossgeom.engine.hessian import HessianOperator
+from lossgeom.engine.lanczos import MatrixOperator, lanczos_tridiagonal
+from lossgeom.engine.trace import hutchinson_trace
+from lossgeom.engine.density import slq_density
 
 from .curvature_cases import CASES, case
 

@@ -5,16 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lossgeom.checks import (
-    CheckRow,
-    random_projections,
-    rows_to_frame,
-    saddle_fraction_clt,
-    saddle_fraction_eigenbasis,
-    saddle_fraction_spiked,
-    synthetic_checks,
-)
-from lossgeom.synthetic import quadratic_operator, saddle_spectrum
+from lossgeom.checks.rows import CheckRow, rows_to_frame
+from lossgeom.checks.synthetic import synthetic_checks
+from lossgeom.geometry.curvature import random_projections
+from lossgeom.theory.projections import saddle_fraction_clt, saddle_fraction_eigenbasis, saddle_fraction_spiked
+from lossgeom.theory.spectra import quadratic_operator, saddle_spectrum
 
 
 @pytest.fixture(scope="module")

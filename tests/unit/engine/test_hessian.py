@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lossgeom.hessian import HessianOperator, dense_hessian
-from lossgeom.losses import mean_squared_error
+from lossgeom.engine.hessian import HessianOperator, dense_hessian
+from lossgeom.problems.losses import mean_squared_error
 
 from .curvature_cases import CASES, case
 
@@ -33,7 +33,7 @@ def test_batch_size_does_not_change_the_product():
 
 def test_linear_least_squares_closed_form():
     """MSE of a linear model: H = 2 X_1^T X_1 / n with X_1 = [X, 1] (weights, then bias)."""
-    from lossgeom.data import load_dataset
+    from lossgeom.problems.data import load_dataset
 
     ds = load_dataset({"name": "digits"})
     X = ds.x_train[:300].flatten(1).double()

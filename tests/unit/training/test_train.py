@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from lossgeom.checkpoints import CHECKPOINT_FORMAT, load_file, load_model
+from lossgeom.training.checkpoints import CHECKPOINT_FORMAT, load_file, load_model
 from lossgeom.errors import CheckpointError, ConfigError, TrainingDiverged
-from lossgeom.train import TrainOutputs, epoch_permutation, evaluate, resolve_experiment, train_experiment
+from lossgeom.stages.train import TrainPaths, run as train_run
+from lossgeom.training.evaluation import evaluate
+from lossgeom.training.loop import epoch_permutation, resolve_experiment
 
 SPEC = {
     "dataset": {"name": "gaussian_mixture", "clusters": 3, "dim": 4, "n_train": 96, "n_test": 48},
@@ -31,20 +33,20 @@ def assert_bitwise_equal(a: dict, b: dict):
 
 
 def test_training_is_deterministic(tmp_path):
-    a, b = TrainOutputs.in_directory(tmp_path / "a"), TrainOutputs.in_directory(tmp_path / "b")
-    train_experiment("a", SPEC, a, progress=False)
-    train_experiment("b", SPEC, b, progress=False)
+    a, b = TrainPaths.in_directory(tmp_path / "a"), TrainPaths.in_directory(tmp_path / "b")
+    train_run("a", SPEC, a, progress=False)
+    train_run("b", SPEC, b, progress=False)
     assert_bitwise_equal(weights(a.model), weights(b.model))
     drop = lambda df: df.drop(columns="elapsed_s")  # noqa: E731
     pd.testing.assert_frame_equal(drop(pd.read_csv(a.metrics)), drop(pd.read_csv(b.metrics)))
-    other = TrainOutputs.in_directory(tmp_path / "c")
-    train_experiment("c", {**SPEC, "train": {**SPEC["train"], "seed": 1}}, other, progress=False)
+    other = TrainPaths.in_directory(tmp_path / "c")
+    train_run("c", {**SPEC, "train": {**SPEC["train"], "seed": 1}}, other, progress=False)
     assert not torch.equal(weights(a.model)["1.weight"], weights(other.model)["1.weight"])
 
 
 def test_outputs_and_provenance(tmp_path):
-    out = TrainOutputs.in_directory(tmp_path)
-    summary = train_experiment("blobs", SPEC, out, progress=False)
+    out = TrainPaths.in_directory(tmp_path)
+    summary = train_run("blobs", SPEC, out, progress=False)
     metrics = pd.read_csv(out.metrics)
     assert metrics["epoch"].tolist() == [1, 2, 3]
     assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"} <= set(metrics.columns)
@@ -60,21 +62,21 @@ def test_outputs_and_provenance(tmp_path):
 
 
 def test_finished_checkpoint_is_reused_not_retrained(tmp_path):
-    out = TrainOutputs.in_directory(tmp_path)
-    train_experiment("x", SPEC, out, progress=False)
+    out = TrainPaths.in_directory(tmp_path)
+    train_run("x", SPEC, out, progress=False)
     before = weights(out.model)
     out.model.unlink()
     out.summary.unlink()
-    train_experiment("x", SPEC, out, progress=False)
+    train_run("x", SPEC, out, progress=False)
     assert_bitwise_equal(before, weights(out.model))
 
 
 def test_checkpoint_of_another_spec_starts_afresh(tmp_path):
-    out = TrainOutputs.in_directory(tmp_path / "run")
-    train_experiment("x", {**SPEC, "train": {**SPEC["train"], "lr": 0.2}}, out, progress=False)
-    train_experiment("x", SPEC, out, progress=False)
-    fresh = TrainOutputs.in_directory(tmp_path / "fresh")
-    train_experiment("x", SPEC, fresh, progress=False)
+    out = TrainPaths.in_directory(tmp_path / "run")
+    train_run("x", {**SPEC, "train": {**SPEC["train"], "lr": 0.2}}, out, progress=False)
+    train_run("x", SPEC, out, progress=False)
+    fresh = TrainPaths.in_directory(tmp_path / "fresh")
+    train_run("x", SPEC, fresh, progress=False)
     assert_bitwise_equal(weights(out.model), weights(fresh.model))
 
 
@@ -84,24 +86,24 @@ def test_divergence_stops_with_a_clear_error_and_no_outputs(tmp_path):
         "model": {"name": "mlp", "hidden": [16]},
         "train": {"epochs": 5, "lr": 1.0e6, "batch_size": 16, "device": "cpu"},
     }
-    out = TrainOutputs.in_directory(tmp_path)
+    out = TrainPaths.in_directory(tmp_path)
     with pytest.raises(TrainingDiverged, match=r"'boom': training loss became (nan|inf).*lower train.lr \(now 1e\+06\)"):
-        train_experiment("boom", spec, out, progress=False)
+        train_run("boom", spec, out, progress=False)
     assert not out.model.exists() and not out.summary.exists()
     assert not list(tmp_path.rglob("*.tmp")), "no half-written files"
 
 
 def test_corrupt_checkpoint_names_the_file(tmp_path):
-    out = TrainOutputs.in_directory(tmp_path)
+    out = TrainPaths.in_directory(tmp_path)
     out.checkpoint.parent.mkdir(parents=True)
     out.checkpoint.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match=rf"{out.checkpoint}: cannot be read .*Delete it and rerun"):
-        train_experiment("x", SPEC, out, progress=False)
+        train_run("x", SPEC, out, progress=False)
 
 
 def test_truncated_files_name_the_file(tmp_path):
-    out = TrainOutputs.in_directory(tmp_path)
-    train_experiment("x", SPEC, out, progress=False)
+    out = TrainPaths.in_directory(tmp_path)
+    train_run("x", SPEC, out, progress=False)
     for path, fmt in ((out.checkpoint, CHECKPOINT_FORMAT), (out.model, "lossgeom-model-v1")):
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])

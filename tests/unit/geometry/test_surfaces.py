@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils import vector_to_parameters
 
-from lossgeom.data import load_dataset
-from lossgeom.directions import random_direction
-from lossgeom.models import build_model
-from lossgeom.surfaces import ParameterShifter, compute_surface
+from lossgeom.problems.data import load_dataset
+from lossgeom.geometry.directions import random_direction
+from lossgeom.problems.models import build_model
+from lossgeom.geometry.parameters import ParameterShifter
+from lossgeom.geometry.surfaces import compute_surface
 
 A = np.linspace(-0.5, 0.5, 5)
 B = np.linspace(-0.5, 0.5, 3)

@@ -7,16 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from lossgeom.checks import clt_projections, eigenbasis_projections, shows_saddle
-from lossgeom.curvature import finite_difference_hessian, principal_curvatures
-from lossgeom.synthetic import saddle_spectrum
-from lossgeom.synthetic_landscapes import (
-    LandscapeSettings,
-    SaddleProbabilitySettings,
-    confined_saddle_grid,
-    saddle_probability_sweep,
-    synthetic_landscapes,
-)
+from lossgeom.theory.projections import clt_projections, eigenbasis_projections, shows_saddle
+from lossgeom.geometry.curvature import finite_difference_hessian, principal_curvatures
+from lossgeom.theory.spectra import saddle_spectrum
+from lossgeom.theory.landscapes import confined_saddle_grid, saddle_probability_sweep, synthetic_landscapes
 
 
 def direct_loss(lam, theta, quartic):
@@ -35,8 +29,7 @@ def test_closed_form_grid_equals_the_loss_evaluated_point_by_point():
 
 def test_zoomed_grid_curvatures_are_the_projected_hessians():
     """At the zoomed range the quartic term is negligible: finite differences give kappa+- of the stored M."""
-    settings = LandscapeSettings(dimension=200, mean_curvatures=(0.5, 0.0), ranges=(2.0, 0.01), points=11)
-    grids = synthetic_landscapes(settings)
+    grids = synthetic_landscapes(dimension=200, mean_curvatures=(0.5, 0.0), quartic=1.0, ranges=(2.0, 0.01), points=11, seed=0)
     for index in range(2):
         for row, kind in enumerate(("random", "hessian")):
             axis, z = grids[f"m{index}_{kind}_r0.01_axis"], grids[f"m{index}_{kind}_r0.01"]
@@ -47,7 +40,7 @@ def test_zoomed_grid_curvatures_are_the_projected_hessians():
 
 
 def test_random_unit_directions_see_the_mean_curvature():
-    grids = synthetic_landscapes(LandscapeSettings(dimension=20_000, mean_curvatures=(0.5,), points=3))
+    grids = synthetic_landscapes(dimension=20_000, mean_curvatures=(0.5,), quartic=1.0, ranges=(2.0, 0.2), points=3, seed=0)
     kp, km = grids["m0_kappa"][0]
     # u^T H u for a unit u has mean tr(H)/N and standard deviation ~ sqrt(2 * mean(lam^2) / N) = 0.008 here
     assert abs(kp - 0.5) < 0.05 and abs(km - 0.5) < 0.05
@@ -71,14 +64,13 @@ def test_clt_projections_are_gaussian_with_the_stated_moments():
 
 
 def test_saddle_probability_sweep_ends_and_large_n_limit():
-    settings = SaddleProbabilitySettings(dimensions=(10, 3000), steps=5, samples=4000, clt_samples=100_000)
-    table = saddle_probability_sweep(settings)
+    table = saddle_probability_sweep(dimensions=(10, 3000), steps=5, samples=4000, clt_samples=100_000, seed=0)
     assert len(table) == 10
     ends = table[table["mean_curvature"].abs() == 1.0]
     assert (ends["monte_carlo"] == 0).all()  # semi-definite spectra: no projection can show a saddle
     large = table[table["n"] == 3000]
     # at large N the central limit is accurate: within 4 standard errors of both estimates
-    se = np.sqrt(large["monte_carlo_se"] ** 2 + large["clt"] * (1 - large["clt"]) / settings.clt_samples) + 1e-3
+    se = np.sqrt(large["monte_carlo_se"] ** 2 + large["clt"] * (1 - large["clt"]) / 100_000) + 1e-3
     assert ((large["monte_carlo"] - large["clt"]).abs() <= 4 * se).all()
     centre = table[(table["mean_curvature"] == 0.0)]
     assert (centre["monte_carlo"] > 0.5).all()  # zero mean curvature: most projections show the saddle

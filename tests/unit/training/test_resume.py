@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import torch
 
-from lossgeom.checkpoints import CHECKPOINT_FORMAT, load_file
+from lossgeom.training.checkpoints import CHECKPOINT_FORMAT, load_file
 from lossgeom.errors import CheckpointError
 
 from tests.conftest import REPO

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from lossgeom.curvature import (
+from lossgeom.geometry.curvature import (
     finite_difference_hessian,
     graph_principal_curvatures,
     principal_curvatures,
     projected_hessian,
     quadratic_fit_hessian,
 )
-from lossgeom.directions import filter_normalize, orthogonalize, random_direction
-from lossgeom.lanczos import MatrixOperator
-from lossgeom.models import build_model
+from lossgeom.geometry.directions import filter_normalize, orthogonalize, random_direction
+from lossgeom.engine.operator import MatrixOperator
+from lossgeom.problems.models import build_model
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from lossgeom.model_checks import running_mean, slice_curvature
-from lossgeom.surfaces import ParameterShifter
-from lossgeom.synthetic import DiagonalQuadratic
+from lossgeom.checks.models import running_mean, slice_curvature
+from lossgeom.geometry.parameters import ParameterShifter
+from lossgeom.theory.spectra import DiagonalQuadratic
 
 from .curvature_cases import case
 

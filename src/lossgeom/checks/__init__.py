@@ -1,0 +1,1 @@
+"""Theory-vs-measurement checks: rows with verdicts, one module per family of claims."""

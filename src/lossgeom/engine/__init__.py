@@ -1,0 +1,1 @@
+"""The curvature engine: the operator protocol, Hessian products, Lanczos eigenpairs, trace and density."""

@@ -1,0 +1,47 @@
+"""The operator protocol of the engine: a symmetric linear map on flat parameter vectors.
+
+Everything in :mod:`lossgeom.engine` (Lanczos, Hutchinson, SLQ) and the projected curvatures of
+:mod:`lossgeom.geometry` work on any object with ``matvec``, ``n_params``, ``device`` and ``dtype``:
+the Hessian of a network (:class:`lossgeom.engine.hessian.HessianOperator`), a dense matrix
+(:class:`MatrixOperator`), or your own (a Gauss-Newton product, a deflated operator, ...).
+
+Example::
+
+    >>> import torch
+    >>> op = MatrixOperator(torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64))
+    >>> isinstance(op, LinearOperator), op.matvec(torch.tensor([1.0, 0.0])).tolist(), op.hvps
+    (True, [2.0, 1.0], 1)
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class LinearOperator(Protocol):
+    """A symmetric N x N operator applied to flat vectors of length ``n_params`` on ``device`` in ``dtype``."""
+
+    n_params: int
+    device: torch.device
+    dtype: torch.dtype
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """The product A v (``v`` is cast to the operator's device and dtype)."""
+        ...
+
+
+class MatrixOperator:
+    """A dense symmetric matrix as an operator (for tests, examples and references); counts its products."""
+
+    def __init__(self, matrix: torch.Tensor) -> None:
+        self.matrix = matrix
+        self.n_params = matrix.shape[0]
+        self.device, self.dtype = matrix.device, matrix.dtype
+        self.hvps = 0
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        self.hvps += 1
+        return self.matrix @ v.to(self.device, self.dtype)

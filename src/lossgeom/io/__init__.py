@@ -1,0 +1,1 @@
+"""Input/output: atomic writes, provenance records, config validation and settings blocks."""

@@ -1,0 +1,103 @@
+"""Generated runs: a sweep in the config expands into one experiment spec per point of its grid.
+
+A sweep names a base experiment (an entry of ``experiments`` or an inline ``{dataset, model, train}``)
+and a grid of key paths into it, each with a list of values; its runs are the Cartesian product, in the
+order the grid lists its keys. Each run gets a readable, stable id from its values, e.g.
+``hidden=32_batch_size=64_seed=1``, and its own folder ``results/sweeps/<sweep>/<run id>/``. Only the
+run's own stages (training; Hessian when the sweep asks for it) are generated, so a sweep of hundreds of
+runs leaves the paper's per-model stages as they are. Like :mod:`lossgeom.io.configcheck` this module
+needs neither torch nor the library's other dependencies (the Snakefile imports it).
+
+Example::
+
+    >>> sweep = {"base": {"dataset": {"name": "digits"}, "model": {"name": "mlp"}},
+    ...          "grid": {"model.hidden": [[16], [32, 32]], "train.seed": [0, 1]}}
+    >>> runs = expand_sweep("width", sweep, experiments={})
+    >>> list(runs)
+    ['hidden=16_seed=0', 'hidden=16_seed=1', 'hidden=32x32_seed=0', 'hidden=32x32_seed=1']
+    >>> runs["hidden=32x32_seed=1"]["model"], runs["hidden=32x32_seed=1"]["train"]
+    ({'name': 'mlp', 'hidden': [32, 32]}, {'seed': 1})
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+SECTIONS = ("dataset", "model", "train")  # where a grid key may point
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]")
+
+
+def format_value(value: Any) -> str:
+    """A value as it appears in a run id: lists joined by 'x', floats in their shortest form."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(format_value(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return _UNSAFE.sub("-", str(value))
+
+
+def _labels(paths: list[str]) -> dict[str, str]:
+    """The last component of each key path, or the whole path (dots as '-') where the last is ambiguous."""
+    last = [p.split(".")[-1] for p in paths]
+    return {p: (name if last.count(name) == 1 else p.replace(".", "-")) for p, name in zip(paths, last)}
+
+
+def grid_points(grid: Mapping[str, list], where: str) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, as {key path: value}, in product order."""
+    if not grid:
+        raise ConfigError(f"{where}.grid: needs at least one key path with a list of values")
+    for path, values in grid.items():
+        section = path.split(".")[0]
+        if section not in SECTIONS or "." not in path:
+            raise ConfigError(f"{where}.grid: key {path!r} must be a path like model.hidden or train.seed, "
+                              f"starting with one of {', '.join(SECTIONS)}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.grid.{path}: needs a non-empty list of values")
+    paths = list(grid)
+    return [dict(zip(paths, combo)) for combo in itertools.product(*(grid[p] for p in paths))]
+
+
+def run_id(point: Mapping[str, Any]) -> str:
+    labels = _labels(list(point))
+    return "_".join(f"{labels[path]}={format_value(value)}" for path, value in point.items())
+
+
+def apply(base: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with each key path of ``point`` set to its value."""
+    spec = copy.deepcopy(dict(base))
+    for path, value in point.items():
+        node = spec
+        *parents, leaf = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"grid key {path!r}: {key!r} is not a block of the experiment")
+        node[leaf] = copy.deepcopy(value)
+    return spec
+
+
+def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{run id: experiment spec} of one sweep; the base may name an entry of ``experiments``."""
+    where = f"sweeps.{name}"
+    base = sweep["base"]
+    if isinstance(base, str):
+        if base not in experiments:
+            raise ConfigError(f"{where}.base: {base!r} is not an experiment; known: {', '.join(sorted(experiments))}")
+        base = experiments[base]
+    runs: dict[str, dict[str, Any]] = {}
+    for point in grid_points(sweep["grid"], where):
+        key = run_id(point)
+        if key in runs:
+            raise ConfigError(f"{where}.grid: two runs would both be called {key!r}; make the values distinct")
+        runs[key] = apply(base, point)
+    return runs
+
+
+def grid_values(sweep: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{run id: {key path: value}}: the grid coordinates of every run (for the sweep's table)."""
+    return {run_id(point): point for point in grid_points(sweep["grid"], "sweep")}

@@ -1,0 +1,1 @@
+"""Learning problems: datasets, models and losses, built by name from config specs."""

@@ -1,0 +1,1 @@
+"""One module per workflow step: compute (in memory, returns results) then write (owns every path)."""

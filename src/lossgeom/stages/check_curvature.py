@@ -1,0 +1,69 @@
+"""The ``check_curvature`` step: the principal curvatures of a model's computed surfaces vs exact ones.
+
+Rebuilds the surfaces step's directions from its recorded settings, checks that they are the ones the
+grids were computed along (the random directions by their norms, the Hessian pair by the eigenvector file's
+parameter layout), and compares the narrowest 2D train-loss grid's curvatures with exact ones
+(:mod:`lossgeom.checks.surface_curvature`). Writes the rows (CSV) and a record with verdict counts (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..checks.surface_curvature import surface_curvature_checks
+from ..device import DTYPES
+from ..errors import ConfigError
+from ..io.atomic import write_csv, write_json
+from ..io.provenance import provenance
+from ..problems.data import Dataset
+from .surfaces import SurfaceSettings, direction_pair, load, load_eigenvectors
+
+
+def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, grids: Mapping[str, np.ndarray],
+            meta: Mapping[str, Any], experiment: str, log=print) -> pd.DataFrame:
+    """Check rows for every direction pair of the surfaces (``grids``, ``meta``: the surfaces step's npz and json),
+    on the narrowest range's 2D train-loss grid; ``model`` as :func:`lossgeom.stages.surfaces.load` returns it."""
+    settings = SurfaceSettings.from_mapping(meta["settings"])
+    if "train" not in settings.splits:
+        raise ConfigError("the surface curvature check needs surfaces.splits to include train")
+    directions = {pair: direction_pair(model, settings, eigenvectors, pair) for pair in settings.pairs}
+    for pair, (eta, delta) in directions.items():
+        recorded = meta["surfaces"][pair]
+        if not np.allclose([float(eta.norm()), float(delta.norm())], [recorded["eta_norm"], recorded["delta_norm"]], rtol=1e-6):
+            raise ConfigError(f"the {pair} directions rebuilt here do not match the surfaces' norms; "
+                              "rerun the surfaces step for this model")
+    model = model.to(torch.float64)
+    device = next(model.parameters()).device
+    y = dataset.y_train.to(device, torch.float64) if dataset.task == "regression" else dataset.y_train.to(device)
+    x = dataset.x_train.to(device, torch.float64)
+    eps = float(torch.finfo(DTYPES[settings.dtype]).eps)
+    return surface_curvature_checks(model, x, y, dataset.task, directions, grids, min(settings.ranges), eps,
+                                    settings.batch_size, experiment, log=log)
+
+
+def write(rows: pd.DataFrame, inputs: dict[str, Any], experiment: str, rows_path, meta_path) -> None:
+    write_json({"experiment": experiment, "inputs": {k: str(v) for k, v in inputs.items()},
+                "verdicts": rows["verdict"].value_counts().to_dict(), "provenance": provenance()}, meta_path)
+    write_csv(rows, rows_path)
+
+
+def run(model_path, eigenvectors_path, surfaces_npz, surfaces_json, experiment: str, rows_path, meta_path,
+        log=print) -> pd.DataFrame:
+    meta = json.loads(Path(surfaces_json).read_text())
+    settings = SurfaceSettings.from_mapping(meta["settings"])
+    model, dataset = load(model_path, settings)  # the directions are built exactly as the surfaces step built them
+    eigenvectors = load_eigenvectors(eigenvectors_path) if "hessian" in settings.pairs else None
+    try:
+        with np.load(surfaces_npz) as grids:
+            rows = compute(model, dataset, eigenvectors, grids, meta, experiment, log=log)
+    except ConfigError as err:
+        raise ConfigError(f"{surfaces_json}: {err}") from None
+    write(rows, {"model": model_path, "eigenvectors": eigenvectors_path, "surfaces": surfaces_npz}, experiment,
+          rows_path, meta_path)
+    return rows

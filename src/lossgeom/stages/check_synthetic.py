@@ -1,0 +1,67 @@
+"""The ``check_synthetic`` step: check (a) on quadratic saddles, and the projected Hessians behind it (F2).
+
+Writes the check rows (CSV) and an npz with, per case i, the measured (``measured_i``, from Hessian-vector
+products) and predicted (``predicted_i``) projected Hessians (rows M11, M12, M22) plus the case facts
+(``case``, ``n``, ``mean_curvature``, ``trace``, ``trace_sq``, ``lambda_max``, ``lambda_min``,
+``predicted_by``, ``hessian_kappa``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..checks.rows import rows_to_frame
+from ..checks.synthetic import synthetic_checks
+from ..io.atomic import write_csv, write_npz
+from ..io.settings import settings_from_mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticCheckSettings:
+    """The ``checks.synthetic`` block: saddles with tr(H)/N + linspace(-1, 1, N) spectra for each N and tr(H)/N."""
+
+    dimensions: tuple[int, ...] = (10, 100, 1000, 10_000, 100_000)
+    mean_curvatures: tuple[float, ...] = (0.5, -0.5, 0.0)
+    projections: int = 1000
+    prediction_samples: int = 20_000
+    seed: int = 0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "SyntheticCheckSettings":
+        return settings_from_mapping(cls, values, "checks.synthetic")
+
+
+def compute(settings: SyntheticCheckSettings) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """(rows, samples): the check rows and, per case name, the projections behind them."""
+    samples: dict[str, dict[str, Any]] = {}
+    rows = synthetic_checks(**dataclasses.asdict(settings), samples=samples)
+    return rows_to_frame(rows), samples
+
+
+def samples_arrays(samples: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The npz layout of the projections (see the module docstring), cases in the order of the rows."""
+    cases = list(samples)
+    arrays = {"case": np.array(cases)}
+    for key in ("n", "mean_curvature", "trace", "trace_sq", "lambda_max", "lambda_min", "predicted_by"):
+        arrays[key] = np.array([samples[c][key] for c in cases])
+    arrays["hessian_kappa"] = np.array([samples[c]["hessian_kappa"] for c in cases])
+    for i, c in enumerate(cases):
+        arrays[f"measured_{i}"] = samples[c]["measured"]
+        arrays[f"predicted_{i}"] = samples[c]["predicted"]
+    return arrays
+
+
+def write(rows: pd.DataFrame, samples, rows_path, samples_path=None) -> None:
+    if samples_path:
+        write_npz(samples_arrays(samples), samples_path)
+    write_csv(rows, rows_path)
+
+
+def run(settings: SyntheticCheckSettings, rows_path, samples_path=None) -> pd.DataFrame:
+    rows, samples = compute(settings)
+    write(rows, samples, rows_path, samples_path)
+    return rows

@@ -1,0 +1,41 @@
+"""The ``sweep_table`` step: one row per run of a sweep, its grid values beside what its stages measured.
+
+Columns: ``run``, one per grid key path (the run's value; lists as JSON), the training summary's columns
+(N, final train/test metrics, wall time) and, when the sweep computes Hessians, lambda_max, lambda_min,
+tr(H) +- standard error and tr(H)/N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..io.atomic import write_csv
+from . import hessian, train
+
+
+def compute(grid: Mapping[str, Mapping[str, Any]], run_dirs: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
+    """``grid``: {run id: {key path: value}}; ``run_dirs``: {run id: its results folder}."""
+    rows = []
+    for run, folder in run_dirs.items():
+        folder = Path(folder)
+        row: dict[str, Any] = {"run": run}
+        row.update({path: json.dumps(v) if isinstance(v, (list, dict)) else v for path, v in grid[run].items()})
+        row.update(train.table([folder / "train.json"]).iloc[0].drop("experiment").to_dict())
+        summary = folder / "hessian" / "summary.json"
+        if summary.exists():
+            h = hessian.table([summary]).iloc[0]
+            row.update({k: h[k] for k in ("lambda_max", "lambda_min", "trace_hutchinson", "trace_se", "mean_curvature",
+                                          "converged")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run(grid, run_dirs, out) -> pd.DataFrame:
+    table = compute(grid, run_dirs)
+    write_csv(table, out)
+    return table

@@ -1,0 +1,93 @@
+"""The ``train`` step: train one experiment (resumably) and write its model, metrics and summary.
+
+Writes into one directory: ``model.pt`` (final weights plus the resolved experiment spec), ``metrics.csv``
+(train/test metrics per epoch, kept current during training), ``train.json`` (summary and provenance),
+and the resumable training state ``checkpoint/last.pt``. :func:`table` gathers train.json files into the
+one-row-per-experiment training summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..io.atomic import write_csv, write_json
+from ..io.provenance import provenance
+from ..training.checkpoints import save_model
+from ..training.loop import TrainResult, TrainSettings, train_experiment
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where one experiment's results go; ``checkpoint`` is the resumable training state."""
+
+    model: Path
+    metrics: Path
+    summary: Path
+    checkpoint: Path
+
+    @classmethod
+    def in_directory(cls, directory: str | os.PathLike) -> "TrainPaths":
+        d = Path(directory)
+        return cls(d / "model.pt", d / "metrics.csv", d / "train.json", d / "checkpoint" / "last.pt")
+
+
+def compute(name: str, spec: Mapping[str, Any], paths: TrainPaths, *, progress: bool = True) -> TrainResult:
+    """Train to completion, resuming from ``paths.checkpoint``; metrics.csv follows every epoch."""
+    return train_experiment(name, spec, paths.checkpoint, progress=progress,
+                            on_epoch=lambda history: write_csv(pd.DataFrame(history), paths.metrics))
+
+
+def summary(result: TrainResult) -> dict[str, Any]:
+    """The train.json record: spec, data, N, final metrics, wall time, device, provenance."""
+    return {
+        "experiment": result.name,
+        "spec_hash": result.fingerprint,
+        "spec": result.experiment,
+        "dataset": result.dataset.summary(),
+        "n_parameters": result.n_parameters,
+        "epochs": TrainSettings(**result.experiment["train"]).epochs,
+        "final": result.history[-1],
+        "train_wall_s": result.elapsed_s,
+        "device": str(result.device),
+        "provenance": provenance(seed=result.experiment["train"]["seed"]),
+    }
+
+
+def write(result: TrainResult, paths: TrainPaths) -> dict[str, Any]:
+    """metrics.csv, model.pt and, last (its presence means the step is complete), train.json."""
+    record = summary(result)
+    write_csv(pd.DataFrame(result.history), paths.metrics)
+    save_model(paths.model, result.model, result.experiment, {k: v for k, v in record.items() if k != "spec"})
+    write_json(record, paths.summary)
+    return record
+
+
+def run(name: str, spec: Mapping[str, Any], out: str | os.PathLike | TrainPaths, *, progress: bool = True) -> dict[str, Any]:
+    """Train (resuming) and write; ``out`` is a directory or explicit :class:`TrainPaths`. Returns the train.json record."""
+    paths = out if isinstance(out, TrainPaths) else TrainPaths.in_directory(out)
+    return write(compute(name, spec, paths, progress=progress), paths)
+
+
+def table(summary_files: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per experiment from its train.json: model, dataset, N, final metrics, wall time, device."""
+    rows = []
+    for path in summary_files:
+        s = json.loads(Path(path).read_text())
+        row = {
+            "experiment": s["experiment"],
+            "model": s["spec"]["model"]["name"],
+            "dataset": s["dataset"]["name"],
+            "task": s["dataset"]["task"],
+            "n_parameters": s["n_parameters"],
+            "epochs": s["epochs"],
+        }
+        row.update({k: v for k, v in s["final"].items() if k.startswith(("train_", "test_"))})
+        row.update({"train_wall_s": s["train_wall_s"], "device": s["device"]})
+        rows.append(row)
+    return pd.DataFrame(rows)

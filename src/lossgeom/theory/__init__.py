@@ -1,0 +1,1 @@
+"""Closed forms and predictors: synthetic spectra, random-projection statistics, synthetic landscapes."""

@@ -1,0 +1,1 @@
+"""Training: the deterministic resumable loop, evaluation over a split, checkpoints and model files."""

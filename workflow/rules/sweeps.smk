@@ -1,0 +1,64 @@
+# Generated runs (the config's `sweeps:`): each sweep expands into one run per point of its grid, under
+# results/sweeps/<sweep>/<run>/. A run's jobs are the paper's train (and, with `hessian: true`, hessian)
+# rules on other paths; the paper's per-model stages (surfaces, checks, figures) are not generated for them.
+# On a cluster, the short jobs of all sweeps form the group "sweeps", so that the profile's
+# group-components batch many runs into one submission instead of one SLURM job per run.
+
+
+use rule train as sweep_train with:
+    output:
+        model="results/sweeps/{sweep}/{run}/model.pt",
+        metrics="results/sweeps/{sweep}/{run}/metrics.csv",
+        summary="results/sweeps/{sweep}/{run}/train.json",
+    params:
+        name=lambda wildcards: f"{wildcards.sweep}/{wildcards.run}",
+        spec=lambda wildcards: sweep_run_spec(wildcards.sweep, wildcards.run),
+        out_dir=lambda wildcards, output: Path(output.model).parent,
+    log:
+        "logs/sweeps/{sweep}/{run}/train.log",
+    benchmark:
+        "results/sweeps/{sweep}/{run}/train.benchmark.tsv"
+    group:
+        "sweeps"
+    resources:
+        runtime=60,
+        mem_mb=4000,
+        gpu=lambda wildcards: spec_gpus(SWEEP_SPECS[wildcards.sweep][wildcards.run]),
+
+
+use rule hessian as sweep_hessian with:
+    input:
+        model="results/sweeps/{sweep}/{run}/model.pt",
+    output:
+        summary="results/sweeps/{sweep}/{run}/hessian/summary.json",
+        eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
+        trace_samples="results/sweeps/{sweep}/{run}/hessian/trace_samples.csv",
+        density="results/sweeps/{sweep}/{run}/hessian/density.csv",
+        nodes="results/sweeps/{sweep}/{run}/hessian/slq_nodes.csv",
+    log:
+        "logs/sweeps/{sweep}/{run}/hessian.log",
+    benchmark:
+        "results/sweeps/{sweep}/{run}/hessian/benchmark.tsv"
+    group:
+        "sweeps"
+
+
+rule sweep_table:
+    input:
+        runs=lambda wildcards: sweep_outputs(wildcards.sweep, "train.json"),
+        hessians=lambda wildcards: (
+            sweep_outputs(wildcards.sweep, "hessian/summary.json") if SWEEPS[wildcards.sweep]["hessian"] else []
+        ),
+    output:
+        "results/sweeps/{sweep}/runs.csv",
+    params:
+        grid=lambda wildcards: json.dumps(SWEEP_GRIDS[wildcards.sweep]),
+        runs=lambda wildcards: json.dumps(
+            {run: f"results/sweeps/{wildcards.sweep}/{run}" for run in SWEEP_RUNS[wildcards.sweep]}
+        ),
+    log:
+        "logs/sweeps/{sweep}/table.log",
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom sweep-table --grid {params.grid:q} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
