@@ -1,1 +1,22 @@
-"""One module per workflow step: compute (in memory, returns results) then write (owns every path)."""
+"""One module per workflow step: compute (in memory, returns results) then write (owns every path).
+
+A stage module also declares its command line (``add_commands(steps)``, found by :mod:`lossgeom.cli`) and
+the config blocks it reads (``CONFIG_BLOCKS``: key path -> settings dataclass, gathered by
+:mod:`lossgeom.stages.config_blocks`), so adding a stage means adding its module, not editing a registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+
+def modules() -> list[ModuleType]:
+    """Every stage module (those that declare ``add_commands``), imported, in name order."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "add_commands"):
+            found.append(module)
+    return found

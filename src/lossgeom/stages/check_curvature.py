@@ -9,6 +9,7 @@ parameter layout), and compares the narrowest 2D train-loss grid's curvatures wi
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -67,3 +68,17 @@ def run(model_path, eigenvectors_path, surfaces_npz, surfaces_json, experiment: 
     write(rows, {"model": model_path, "eigenvectors": eigenvectors_path, "surfaces": surfaces_npz}, experiment,
           rows_path, meta_path)
     return rows
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom check-curvature``."""
+    command = steps.add_parser("check-curvature", help="principal curvatures of a model's surface grids vs exact")
+    command.add_argument("--name", required=True)
+    command.add_argument("--model", required=True, type=Path)
+    command.add_argument("--eigenvectors", required=True, type=Path, help="hessian/eigenvectors.pt of the model")
+    command.add_argument("--surfaces", required=True, type=Path, help="surfaces/surfaces.npz of the model")
+    command.add_argument("--surfaces-meta", required=True, type=Path, help="surfaces/surfaces.json of the model")
+    command.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    command.add_argument("--meta-out", required=True, type=Path, help="JSON with verdict counts and provenance")
+    command.set_defaults(func=lambda args: run(args.model, args.eigenvectors, args.surfaces, args.surfaces_meta, args.name,
+                                               args.out, args.meta_out, log=logging.getLogger(__name__).info))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -77,3 +78,21 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
     result = compute(model, dataset, hessian_summary, settings, experiment, log=log)
     write(result, rows_path, trace_path, sign_path)
     return result
+
+
+CONFIG_BLOCKS = {"checks.models": ModelCheckSettings}
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom check-model``."""
+    command = steps.add_parser("check-model", help="checks (b), (c) and the sign question for a trained model")
+    command.add_argument("--name", required=True)
+    command.add_argument("--model", required=True, type=Path)
+    command.add_argument("--hessian", required=True, type=Path, help="hessian/summary.json of the model")
+    command.add_argument("--settings", default="{}", help="the checks.models config block as JSON")
+    command.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    command.add_argument("--trace-out", required=True, type=Path, help="CSV of trace estimates vs samples S")
+    command.add_argument("--sign-out", required=True, type=Path, help="JSON answering the sign question")
+    command.set_defaults(func=lambda args: run(args.model, args.hessian, ModelCheckSettings.from_mapping(json.loads(args.settings)),
+                                               args.name, args.out, args.trace_out, args.sign_out,
+                                               log=logging.getLogger(__name__).info))

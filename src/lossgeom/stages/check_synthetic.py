@@ -9,6 +9,9 @@ products) and predicted (``predicted_i``) projected Hessians (rows M11, M12, M22
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -65,3 +68,20 @@ def run(settings: SyntheticCheckSettings, rows_path, samples_path=None) -> pd.Da
     rows, samples = compute(settings)
     write(rows, samples, rows_path, samples_path)
     return rows
+
+
+CONFIG_BLOCKS = {"checks.synthetic": SyntheticCheckSettings}
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom check-synthetic``."""
+    command = steps.add_parser("check-synthetic", help="theory vs measurement on quadratic saddles (check a)")
+    command.add_argument("--settings", default="{}", help="the checks.synthetic config block as JSON")
+    command.add_argument("--out", required=True, type=Path, help="CSV of check rows")
+    command.add_argument("--samples-out", type=Path, help="npz of the projected Hessians behind the rows")
+    command.set_defaults(func=_command)
+
+
+def _command(args) -> None:
+    rows = run(SyntheticCheckSettings.from_mapping(json.loads(args.settings)), args.out, args.samples_out)
+    logging.getLogger(__name__).info("%d checks, %d failed", len(rows), int((rows["verdict"] != "pass").sum()))

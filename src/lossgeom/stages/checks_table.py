@@ -26,3 +26,13 @@ def run(row_tables, out, sign_records=(), sign_out=None) -> pd.DataFrame:
     if sign_out:
         write_csv(signs, sign_out)
     return rows
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom checks-table``."""
+    command = steps.add_parser("checks-table", help="concatenate check CSVs into one table")
+    command.add_argument("tables", nargs="+", type=Path)
+    command.add_argument("--out", required=True, type=Path)
+    command.add_argument("--signs", nargs="*", type=Path, default=[], help="sign_question.json files to tabulate")
+    command.add_argument("--sign-out", type=Path, help="CSV of the sign question, one row per model")
+    command.set_defaults(func=lambda args: run(args.tables, args.out, args.signs, args.sign_out))

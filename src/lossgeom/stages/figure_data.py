@@ -8,6 +8,8 @@ a CSV of Monte Carlo and central-limit values.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -58,3 +60,20 @@ def run_landscapes(settings: LandscapeSettings, out: str | Path) -> None:
 
 def run_saddle_probability(settings: SaddleProbabilitySettings, out: str | Path, log=None) -> None:
     write_csv(saddle_probability_sweep(**dataclasses.asdict(settings), log=log), out)
+
+
+CONFIG_BLOCKS = {"figures.landscapes": LandscapeSettings, "figures.saddle_probability": SaddleProbabilitySettings}
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom synthetic-landscapes`` and ``lossgeom saddle-probability``."""
+    landscapes = steps.add_parser("synthetic-landscapes", help="surfaces of confined saddles, random vs Hessian directions")
+    landscapes.add_argument("--settings", default="{}", help="the figures.landscapes config block as JSON")
+    landscapes.add_argument("--out", required=True, type=Path, help="npz of grids (and a .json of settings beside it)")
+    landscapes.set_defaults(func=lambda args: run_landscapes(LandscapeSettings.from_mapping(json.loads(args.settings)),
+                                                             args.out))
+    probability = steps.add_parser("saddle-probability", help="P(random projection shows a saddle) vs N and tr(H)/N")
+    probability.add_argument("--settings", default="{}", help="the figures.saddle_probability config block as JSON")
+    probability.add_argument("--out", required=True, type=Path, help="CSV: Monte Carlo and central-limit values")
+    probability.set_defaults(func=lambda args: run_saddle_probability(
+        SaddleProbabilitySettings.from_mapping(json.loads(args.settings)), args.out, log=logging.getLogger(__name__).info))

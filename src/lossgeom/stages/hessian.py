@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -235,3 +236,20 @@ def table(summary_files) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+CONFIG_BLOCKS = {"hessian": HessianSettings}
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom hessian`` and ``lossgeom summarize-hessian``."""
+    command = steps.add_parser("hessian", help="eigenpairs of both ends, trace and spectral density of a model")
+    command.add_argument("--model", required=True, type=Path, help="model.pt written by the train step")
+    command.add_argument("--settings", default="{}", help="the hessian config block as JSON")
+    command.add_argument("--out-dir", required=True, type=Path, help="writes summary.json, eigenvectors.pt, ...")
+    command.set_defaults(func=lambda args: run(args.model, HessianSettings.from_mapping(json.loads(args.settings)),
+                                               args.out_dir, log=logging.getLogger(__name__).info))
+    summarize = steps.add_parser("summarize-hessian", help="one CSV row per model from hessian/summary.json")
+    summarize.add_argument("summaries", nargs="+", type=Path, help="hessian/summary.json files")
+    summarize.add_argument("--out", required=True, type=Path, help="CSV to write")
+    summarize.set_defaults(func=lambda args: write_csv(table(args.summaries), args.out))

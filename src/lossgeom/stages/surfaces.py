@@ -16,6 +16,8 @@ and ``surfaces.json`` (what each key is, directions' norms, timings, provenance)
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -138,3 +140,18 @@ def run(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=p
     meta["experiment"] = Path(model_path).parent.name
     write(arrays, meta, out_dir)
     return meta
+
+
+CONFIG_BLOCKS = {"surfaces": SurfaceSettings}
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom surfaces``."""
+    command = steps.add_parser("surfaces", help="loss/accuracy grids along random and Hessian directions")
+    command.add_argument("--model", required=True, type=Path)
+    command.add_argument("--eigenvectors", type=Path, help="hessian/eigenvectors.pt (needed for Hessian directions)")
+    command.add_argument("--settings", default="{}", help="the surfaces config block as JSON")
+    command.add_argument("--out-dir", required=True, type=Path, help="writes surfaces.npz, surfaces.json, tiles/")
+    command.set_defaults(func=lambda args: run(args.model, args.eigenvectors,
+                                               SurfaceSettings.from_mapping(json.loads(args.settings)), args.out_dir,
+                                               log=logging.getLogger(__name__).info))

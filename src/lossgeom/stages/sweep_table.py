@@ -39,3 +39,12 @@ def run(grid, run_dirs, out) -> pd.DataFrame:
     table = compute(grid, run_dirs)
     write_csv(table, out)
     return table
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom sweep-table``."""
+    command = steps.add_parser("sweep-table", help="one CSV row per run of a sweep: grid values and measurements")
+    command.add_argument("--grid", required=True, help="JSON: run id -> {key path: value}")
+    command.add_argument("--runs", required=True, help="JSON: run id -> its results folder")
+    command.add_argument("--out", required=True, type=Path, help="CSV to write")
+    command.set_defaults(func=lambda args: run(json.loads(args.grid), json.loads(args.runs), args.out))

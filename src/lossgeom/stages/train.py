@@ -8,7 +8,9 @@ one-row-per-experiment training summary.
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,3 +93,26 @@ def table(summary_files: list[str | os.PathLike]) -> pd.DataFrame:
         row.update({"train_wall_s": s["train_wall_s"], "device": s["device"]})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+CONFIG_BLOCKS = {"experiments.*.train": TrainSettings}  # the train block of every experiment
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom train`` and ``lossgeom summarize-training``."""
+    command = steps.add_parser("train", help="train one experiment (resumes from its checkpoint)")
+    command.add_argument("--name", required=True, help="experiment name, used in messages")
+    command.add_argument("--spec", required=True, help="experiment as JSON: {dataset, model, train}")
+    command.add_argument("--out-dir", required=True, type=Path, help="writes model.pt, metrics.csv, train.json")
+    command.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    command.set_defaults(func=_train_command)
+    summarize = steps.add_parser("summarize-training", help="one CSV row per experiment from train.json files")
+    summarize.add_argument("summaries", nargs="+", type=Path, help="train.json files")
+    summarize.add_argument("--out", required=True, type=Path, help="CSV to write")
+    summarize.set_defaults(func=lambda args: write_csv(table(args.summaries), args.out))
+
+
+def _train_command(args: argparse.Namespace) -> None:
+    record = run(args.name, json.loads(args.spec), args.out_dir, progress=not args.no_progress)
+    final = {k: round(v, 6) for k, v in record["final"].items()}
+    logging.getLogger(__name__).info("finished %s: %s", args.name, final)

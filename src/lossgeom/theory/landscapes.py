@@ -36,6 +36,13 @@ def confined_saddle_grid(eigenvalues, eta, delta, a, b, quartic: float) -> np.nd
     return quadratic + 0.25 * quartic * fourth
 
 
+def _basis_vector(n: int, i: int) -> np.ndarray:
+    """e_i in R^n (the eigenvector of lambda_i of a diagonal Hessian), without forming the n x n identity."""
+    e = np.zeros(n)
+    e[i] = 1.0
+    return e
+
+
 def synthetic_landscapes(*, dimension: int, mean_curvatures, quartic: float, ranges, points: int,
                          seed: int) -> dict[str, np.ndarray]:
     """Grids of the confined saddle for every tr(H)/N and range, along random unit and Hessian directions.
@@ -52,7 +59,7 @@ def synthetic_landscapes(*, dimension: int, mean_curvatures, quartic: float, ran
         eta, delta = rng.standard_normal(n), rng.standard_normal(n)
         delta -= (delta @ eta) / (eta @ eta) * eta  # orthogonal pair, both unit length
         directions = {"random": (eta / np.linalg.norm(eta), delta / np.linalg.norm(delta)),
-                      "hessian": (np.eye(n)[np.argmax(lam)], np.eye(n)[np.argmin(lam)])}
+                      "hessian": (_basis_vector(n, int(np.argmax(lam))), _basis_vector(n, int(np.argmin(lam))))}
         kappas = []
         for kind, (u, v) in directions.items():
             M = np.array([[lam @ u**2, lam @ (u * v)], [lam @ (u * v), lam @ v**2]])

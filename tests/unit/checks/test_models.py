@@ -10,7 +10,7 @@ from lossgeom.checks.models import running_mean, slice_curvature
 from lossgeom.geometry.parameters import ParameterShifter
 from lossgeom.theory.spectra import DiagonalQuadratic
 
-from .curvature_cases import case
+from tests.unit.curvature_cases import case
 
 
 def test_second_difference_is_exact_on_a_quadratic():

@@ -8,7 +8,7 @@ import torch
 from lossgeom.engine.hessian import HessianOperator, dense_hessian
 from lossgeom.problems.losses import mean_squared_error
 
-from .curvature_cases import CASES, case
+from tests.unit.curvature_cases import CASES, case
 
 
 @pytest.mark.parametrize("method", ["forward-over-reverse", "double-backward"])

@@ -9,7 +9,7 @@ from torch import nn
 from lossgeom.engine.hessian import HessianOperator
 from lossgeom.engine.lanczos import MatrixOperator, extreme_eigenpairs
 
-from .curvature_cases import CASES, case
+from tests.unit.curvature_cases import CASES, case
 
 TOL = 1e-8  # residual tolerance relative to |lambda_max|; bounds the eigenvalue error by the same amount
 

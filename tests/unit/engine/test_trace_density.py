@@ -13,7 +13,7 @@ from lossgeom.engine.lanczos import MatrixOperator, lanczos_tridiagonal
 from lossgeom.engine.trace import hutchinson_trace
 from lossgeom.engine.density import slq_density
 
-from .curvature_cases import CASES, case
+from tests.unit.curvature_cases import CASES, case
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -12,7 +12,9 @@ from lossgeom.io.configcheck import load_schema, validate_config
 from lossgeom.problems.data import DATASETS
 from lossgeom.errors import ConfigError
 from lossgeom.problems.models import MODELS
-from lossgeom.stages.config_blocks import BLOCKS
+from lossgeom.stages.config_blocks import blocks
+
+BLOCKS = blocks()
 from lossgeom.stages.hessian import HessianSettings
 from lossgeom.training.loop import TrainSettings, resolve_experiment
 
@@ -55,7 +57,7 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, figures, gpus, hessian, surfaces, threads" in msg
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, figures, gpus, hessian, surfaces, sweeps, threads" in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):
