@@ -7,7 +7,6 @@ import torch
 from .errors import ConfigError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}  # config names of the floating-point types
-DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N")  # what a config's `device` may say
 
 
 def pick_device(name: str) -> torch.device:

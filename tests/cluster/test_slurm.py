@@ -85,7 +85,8 @@ def slurm_run(cluster, config_file, tmp_path_factory):
     env_path = f"{work / 'bin'}:{os.environ['PATH']}"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "workflow/profiles/slurm"),
            "--configfile", str(config_file), "-d", str(work), "--slurm-init-seconds-before-status-checks", "2",
-           "--seconds-between-status-checks", "2", "--jobs", "4"]
+           "--seconds-between-status-checks", "2", "--jobs", "4",
+           "--cores", str(cluster.cpus)]  # the profile's per-job CPU cap, lowered to this node's CPUs
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
                             env={**os.environ, "PATH": env_path, "PYTHONPATH": str(REPO / "src")})
     assert result.returncode == 0, result.stderr[-6000:] + cluster.log("slurmctld")[-3000:]
@@ -108,12 +109,28 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
     assert all(j["JobState"] == "COMPLETED" or j["JobState"] == "FAILED" for j in jobs)
 
 
+GPU_RULES = {"train", "hessian", "surfaces", "check_model", "check_curvature"}
+GROUPS = {"sweeps"}  # group jobs: the sweeps' train and hessian jobs, torch stages too
+
+
 def test_gpu_stages_asked_for_a_gpu(slurm_run):
     jobs = [j for j in scheduler_jobs() if j.get("Comment", "").startswith("rule_")]
     for job in jobs:
         rule = job["Comment"].split("_wildcards")[0].removeprefix("rule_")
         asked = "gpu" in job.get("TresPerJob", "") + job.get("TresPerNode", "")
-        assert asked == (rule in {"train", "hessian", "surfaces", "check_model", "check_curvature"}), (rule, job.get("TresPerJob"))
+        assert asked == (rule in GPU_RULES | GROUPS), (rule, job.get("TresPerJob"))
+
+
+def test_a_sweeps_runs_share_one_submission(slurm_run, config_file):
+    """The tiny sweep's 2 x 2 runs (a train and a hessian job each) go to SLURM as one group job, not 8 jobs."""
+    work, _, _ = slurm_run
+    sweep = yaml.safe_load(config_file.read_text())["sweeps"]["blobs_width"]
+    runs = len(sweep["grid"]["model.hidden"]) * len(sweep["grid"]["train.seed"])
+    comments = [j.get("Comment", "") for j in scheduler_jobs()]
+    assert sum(c.startswith("rule_sweeps") for c in comments) == 1, comments
+    assert not any(c.startswith(("rule_sweep_train", "rule_sweep_hessian")) for c in comments)
+    table = pd.read_csv(work / "results/sweeps/blobs_width/runs.csv")
+    assert len(table) == runs and table["converged"].all()
 
 
 def test_a_job_that_fails_once_is_retried_and_succeeds(slurm_run):
@@ -130,7 +147,8 @@ def test_results_equal_a_local_run(slurm_run, tiny_run, config_file):
     work, _, _ = slurm_run
     local_run, _ = tiny_run
     timing = re.compile(r"wall|_s$| s$|seconds|time", re.I)  # wall times differ
-    for table in ("training_summary.csv", "hessian_summary.csv", "checks/summary.csv", "figures/T1.csv"):
+    for table in ("training_summary.csv", "hessian_summary.csv", "checks/summary.csv", "figures/T1.csv",
+                  "sweeps/blobs_width/runs.csv"):
         a, b = pd.read_csv(work / "results" / table), pd.read_csv(local_run / "results" / table)
         keep = [c for c in a.columns if not timing.search(c)]
         pd.testing.assert_frame_equal(a[keep], b[keep], check_exact=True)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import TINY, run_snakemake
+from tests.conftest import REPO, TINY, run_snakemake
 from tests.workflow.test_plan import planned_jobs
 
 SWEEP_3x3x2 = {"base": "blobs_mlp",
@@ -54,3 +54,16 @@ def test_the_tiny_sweep_is_tabulated_with_its_hessians(tiny_run):
     for run in table["run"]:
         assert (work / f"results/sweeps/blobs_width/{run}/hessian/summary.json").exists()
         assert (work / f"logs/sweeps/blobs_width/{run}/train.log").exists()
+
+
+@pytest.mark.parametrize("seeds, group_jobs", [(2, 1), (3, 2)])  # 18 runs: one submission; 27 runs: two (20 + 7)
+def test_the_slurm_profile_batches_a_sweeps_runs_into_group_jobs(tmp_path, seeds, group_jobs):
+    sweep = {**SWEEP_3x3x2, "grid": {**SWEEP_3x3x2["grid"], "train.seed": list(range(seeds))}, "hessian": True}
+    config = config_with(tmp_path, {"grid": sweep})
+    result = run_snakemake("-n", "--profile", str(REPO / "workflow/profiles/slurm"), "--configfile", str(config),
+                           "-d", str(tmp_path / "work"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert output.count("Group job sweeps") == group_jobs
+    jobs = planned_jobs(result.stdout)
+    assert jobs["sweep_train"] == jobs["sweep_hessian"] == 9 * seeds  # every run's two jobs, inside those groups

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.configcheck needs only jsonschema
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.io.configcheck and .sweeps need only jsonschema and yaml
 from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
 from lossgeom.io.sweeps import expand_sweep, grid_values  # noqa: E402
 from lossgeom.errors import ConfigError  # noqa: E402

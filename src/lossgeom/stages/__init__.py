@@ -1,4 +1,5 @@
-"""One module per workflow step: compute (in memory, returns results) then write (owns every path).
+"""One module per workflow step. A torch stage has compute (in memory, returns results), write (owns every
+path) and run (both, what the CLI calls); the small table and figure-data steps have run only.
 
 A stage module also declares its command line (``add_commands(steps)``, found by :mod:`lossgeom.cli`) and
 the config blocks it reads (``CONFIG_BLOCKS``: key path -> settings dataclass, gathered by

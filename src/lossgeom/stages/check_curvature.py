@@ -8,6 +8,7 @@ parameter layout), and compares the narrowest 2D train-loss grid's curvatures wi
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -39,7 +40,7 @@ def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, gri
         if not np.allclose([float(eta.norm()), float(delta.norm())], [recorded["eta_norm"], recorded["delta_norm"]], rtol=1e-6):
             raise ConfigError(f"the {pair} directions rebuilt here do not match the surfaces' norms; "
                               "rerun the surfaces step for this model")
-    model = model.to(torch.float64)
+    model = copy.deepcopy(model).to(torch.float64)  # the exact side; the caller's model stays as it is
     device = next(model.parameters()).device
     y = dataset.y_train.to(device, torch.float64) if dataset.task == "regression" else dataset.y_train.to(device)
     x = dataset.x_train.to(device, torch.float64)

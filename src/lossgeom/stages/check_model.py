@@ -7,6 +7,7 @@ running means with standard errors, and the exact trace for small models) and th
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -55,7 +56,7 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
             experiment: str, log=print) -> ModelCheckResult:
     """The checks on ``model`` (moved to the configured dtype here) over the training split."""
     dtype = DTYPES[settings.dtype]
-    model = model.to(dtype)
+    model = copy.deepcopy(model).to(dtype)  # the caller's model stays as it is
     device = next(model.parameters()).device
     x = dataset.x_train.to(device, dtype)
     y = dataset.y_train.to(device, dtype) if dataset.task == "regression" else dataset.y_train.to(device)

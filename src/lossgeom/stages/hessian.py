@@ -218,7 +218,7 @@ def table(summary_files) -> pd.DataFrame:
         residuals = eig["top"]["residuals"] + eig["bottom"]["residuals"]
         rows.append(
             {
-                "experiment": s["experiment"],
+                "experiment": s.get("experiment"),
                 "n_parameters": s["n_parameters"],
                 "lambda_max": eig["top"]["values"][0] if eig["top"]["values"] else None,
                 "lambda_min": eig["bottom"]["values"][0] if eig["bottom"]["values"] else None,

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 
 from ..device import DTYPES, pick_device
 from ..errors import ConfigError
