@@ -12,19 +12,25 @@ from lossgeom.errors import ConfigError  # noqa: E402
 
 SCHEMA = load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 CONFIG_SOURCES = [str(f) for f in workflow.configfiles] or ["config.yaml"]
+
+
+def expand_sweeps():
+    """{sweep: {run id: experiment spec}}; every generated run is checked like an experiment."""
+    specs = {name: expand_sweep(name, sweep, config["experiments"]) for name, sweep in config["sweeps"].items()}
+    for name, runs in specs.items():
+        for run_id, spec in runs.items():
+            validate_experiment(spec, SCHEMA, where=f"sweeps.{name} run {run_id}", sources=CONFIG_SOURCES)
+    return specs
+
+
 try:
     validate_config(config, SCHEMA, sources=CONFIG_SOURCES)
-    # Generated runs: every run of every sweep is a full experiment spec, checked like one.
-    SWEEPS = config["sweeps"]
-    SWEEP_SPECS = {name: expand_sweep(name, sweep, config["experiments"]) for name, sweep in SWEEPS.items()}
-    for name, runs in SWEEP_SPECS.items():
-        for run, spec in runs.items():
-            validate_experiment(spec, SCHEMA, where=f"sweeps.{name} run {run}", sources=CONFIG_SOURCES)
+    SWEEP_SPECS = expand_sweeps()  # sweep -> {run id: spec}, run ids in grid order
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 EXPERIMENTS = sorted(config["experiments"])
-SWEEP_RUNS = {name: list(runs) for name, runs in SWEEP_SPECS.items()}
+SWEEPS = config["sweeps"]
 SWEEP_GRIDS = {name: grid_values(sweep) for name, sweep in SWEEPS.items()}
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
@@ -57,6 +63,11 @@ def with_device(*keys):
     return json.dumps({"device": config["device"], **block(*keys)}, sort_keys=True)
 
 
+def device_of(block):
+    """The device a config block (a stage's, or an experiment's train block) runs on: its own, else the top-level one."""
+    return block.get("device", config["device"])
+
+
 def gpus(device):
     """GPUs to ask a scheduler for, for a job on ``device`` (the config's `gpus` wins when set)."""
     if config["gpus"] is not None:
@@ -66,12 +77,12 @@ def gpus(device):
 
 def stage_gpus(*keys):
     """GPUs for a stage whose config block (e.g. "hessian") may override the top-level device."""
-    return gpus(block(*keys).get("device", config["device"]))
+    return gpus(device_of(block(*keys)))
 
 
 def spec_gpus(spec):
     """GPUs for training an experiment spec (its train.device, else the top-level device)."""
-    return gpus(spec.get("train", {}).get("device", config["device"]))
+    return gpus(device_of(spec.get("train", {})))
 
 
 def training_gpus(wildcards):
@@ -95,7 +106,7 @@ def sweep_run_spec(sweep, run):
 
 def sweep_outputs(sweep, name):
     """One file per run of a sweep, e.g. sweep_outputs("width", "train.json")."""
-    return [f"results/sweeps/{sweep}/{run}/{name}" for run in SWEEP_RUNS[sweep]]
+    return [f"results/sweeps/{sweep}/{run_id}/{name}" for run_id in SWEEP_SPECS[sweep]]
 
 
 # Figures (workflow/rules/figures.smk): which experiments each shows, and the notebooks' parameters.

@@ -54,7 +54,7 @@ rule sweep_table:
     params:
         grid=lambda wildcards: json.dumps(SWEEP_GRIDS[wildcards.sweep]),
         runs=lambda wildcards: json.dumps(
-            {run: f"results/sweeps/{wildcards.sweep}/{run}" for run in SWEEP_RUNS[wildcards.sweep]}
+            {run_id: f"results/sweeps/{wildcards.sweep}/{run_id}" for run_id in SWEEP_SPECS[wildcards.sweep]}
         ),
     log:
         "logs/sweeps/{sweep}/table.log",

@@ -53,7 +53,7 @@ def summary(result: TrainResult) -> dict[str, Any]:
         "spec": result.experiment,
         "dataset": result.dataset.summary(),
         "n_parameters": result.n_parameters,
-        "epochs": TrainSettings(**result.experiment["train"]).epochs,
+        "epochs": result.experiment["train"]["epochs"],
         "final": result.history[-1],
         "train_wall_s": result.elapsed_s,
         "device": str(result.device),
