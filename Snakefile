@@ -27,4 +27,5 @@ rule all:
         expand(rules.surfaces.output.meta, experiment=EXPERIMENTS),
         rules.figures.input,
         expand("results/sweeps/{sweep}/runs.csv", sweep=list(SWEEPS)),
+        expand("results/sweeps/{sweep}/trajectory.csv", sweep=list(SNAPSHOT_STEPS)),
     default_target: True

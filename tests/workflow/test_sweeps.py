@@ -17,7 +17,7 @@ def config_with(tmp_path, sweeps, name="sweeps.yaml"):
     config = yaml.safe_load(TINY.read_text())
     config["sweeps"] = sweeps
     path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # keep the grid order of the run ids
     return path
 
 
@@ -33,12 +33,38 @@ def test_a_3x3x2_sweep_plans_exactly_its_own_jobs(tmp_path, dry_run, hessian):
     assert "results/sweeps/grid3x3x2/hidden=16_batch_size=100_seed=1/model.pt" in result.stdout
 
 
-def test_a_bad_generated_run_stops_before_any_job(tmp_path):
-    bad = config_with(tmp_path, {"w": {"base": "blobs_mlp", "grid": {"model.hidden": [[4], ["wide"]]}}})
+def test_data_quantity_quality_and_init_scale_are_grid_axes(tmp_path, dry_run):
+    grid = {"dataset.train_fraction": [0.5, 1.0], "dataset.label_noise": [0.0, 0.2], "model.init_scale": [0.1, 1.0, 10.0]}
+    result = dry_run(config_with(tmp_path, {"knobs": {"base": "blobs_mlp", "grid": grid}}))
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout)["sweep_train"] == 12
+    assert "results/sweeps/knobs/train_fraction=0.5_label_noise=0.2_init_scale=10/model.pt" in result.stdout
+
+
+def test_snapshots_plan_one_hessian_per_snapshot_of_every_run(tmp_path, dry_run):
+    steps = [0, 2, 8]
+    sweeps = {"plain": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "hessian": True},
+              "early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1, 2]}, "hessian": True, "snapshots": steps}}
+    result = dry_run(config_with(tmp_path, sweeps))
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert {rule: n for rule, n in jobs.items() if rule.startswith("sweep_")} == {
+        "sweep_train": 2, "sweep_train_with_snapshots": 3, "sweep_hessian": 5, "sweep_snapshot_hessian": 3 * len(steps),
+        "sweep_trajectory": 1, "sweep_table": 2}
+    assert "results/sweeps/early/seed=2/trajectory/step=8/hessian/summary.json" in result.stdout
+    assert "results/sweeps/plain/seed=0/snapshots" not in result.stdout
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"model.hidden": [[4], ["wide"]]}, "sweeps.w run hidden=wide: model.hidden.0: 'wide' is a str, expected integer"),
+    ({"model.init_scale": [1.0, 0]}, "sweeps.w run init_scale=0: model.init_scale: 0 is out of range; must be > 0"),
+    ({"dataset.label_noise": [1.0]}, "sweeps.w run label_noise=1: dataset.label_noise: 1.0 is out of range; must be < 1"),
+])
+def test_a_bad_generated_run_stops_before_any_job(tmp_path, grid, message):
+    bad = config_with(tmp_path, {"w": {"base": "blobs_mlp", "grid": grid}})
     result = run_snakemake("--cores", "1", "--configfile", str(bad), "-d", str(tmp_path / "work"))
     assert result.returncode != 0
-    assert f"invalid configuration ({bad}): sweeps.w run hidden=wide: model.hidden.0: 'wide' is a str, expected integer" \
-        in result.stderr, result.stderr[-2000:]
+    assert f"invalid configuration ({bad}): {message}" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "work" / "results").exists()
 
 
@@ -54,6 +80,24 @@ def test_the_tiny_sweep_is_tabulated_with_its_hessians(tiny_run):
     for run in table["run"]:
         assert (work / f"results/sweeps/blobs_width/{run}/hessian/summary.json").exists()
         assert (work / f"logs/sweeps/blobs_width/{run}/train.log").exists()
+
+
+def test_the_tiny_sweeps_trajectory_has_every_snapshot_and_its_hessian(tiny_run):
+    work, _ = tiny_run
+    sweep = yaml.safe_load(TINY.read_text())["sweeps"]["blobs_width"]
+    trajectory = pd.read_csv(work / "results/sweeps/blobs_width/trajectory.csv")
+    runs = pd.read_csv(work / "results/sweeps/blobs_width/runs.csv")
+    assert len(trajectory) == len(runs) * len(sweep["snapshots"])
+    assert trajectory.groupby("run")["step"].apply(list).map(lambda s: s == sweep["snapshots"]).all()
+    assert trajectory["converged"].all()
+    # the last snapshot is the trained model: same weights, same (deterministic) Lanczos, same lambda_max
+    last = trajectory[trajectory["step"] == max(sweep["snapshots"])].set_index("run")
+    final = runs.set_index("run")
+    assert last["lambda_max"].to_dict() == pytest.approx(final["lambda_max"].to_dict(), rel=1e-9)
+    assert last["train_loss"].to_dict() == pytest.approx(final["train_loss"].to_dict(), rel=1e-6)
+    # at initialization the loss is higher than after training, in every run
+    first = trajectory[trajectory["step"] == 0].set_index("run")
+    assert (first["train_loss"] > last["train_loss"]).all()
 
 
 @pytest.mark.parametrize("seeds, group_jobs", [(2, 1), (3, 2)])  # 18 runs: one submission; 27 runs: two (20 + 7)

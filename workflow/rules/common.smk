@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.io.configcheck and .sweeps need only jsonschema and yaml
 from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
-from lossgeom.io.sweeps import expand_sweep, grid_values  # noqa: E402
+from lossgeom.io.sweeps import expand_sweep, grid_values, snapshot_steps  # noqa: E402
 from lossgeom.errors import ConfigError  # noqa: E402
 
 SCHEMA = load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -32,6 +32,7 @@ except ConfigError as err:
 EXPERIMENTS = sorted(config["experiments"])
 SWEEPS = config["sweeps"]
 SWEEP_GRIDS = {name: grid_values(sweep) for name, sweep in SWEEPS.items()}
+SNAPSHOT_STEPS = {name: snapshot_steps(sweep) for name, sweep in SWEEPS.items() if snapshot_steps(sweep)}
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
 # (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)
@@ -39,9 +40,14 @@ LIBRARY_PATH = Path(workflow.basedir) / "src"
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={LIBRARY_PATH}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
+def one_of(names):
+    """A wildcard constraint matching exactly these names (none: matches nothing)."""
+    return "|".join(names) or "(?!)"
+
+
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
-    sweep="|".join(SWEEPS) or "(?!)",
+    sweep=one_of(SWEEPS),
     run="[A-Za-z0-9_.=+-]+",
 
 
@@ -107,6 +113,13 @@ def sweep_run_spec(sweep, run):
 def sweep_outputs(sweep, name):
     """One file per run of a sweep, e.g. sweep_outputs("width", "train.json")."""
     return [f"results/sweeps/{sweep}/{run_id}/{name}" for run_id in SWEEP_SPECS[sweep]]
+
+
+def trajectory_outputs(sweep, name):
+    """One file per snapshot of every run of a sweep, e.g. trajectory_outputs("early", "hessian/summary.json")."""
+    return [f"results/sweeps/{sweep}/{run_id}/trajectory/step={step}/{name}"
+            for run_id in SWEEP_SPECS[sweep] for step in SNAPSHOT_STEPS[sweep]]
+
 
 
 # Figures (workflow/rules/figures.smk): which experiments each shows, and the notebooks' parameters.

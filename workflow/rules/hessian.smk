@@ -12,6 +12,7 @@ rule hessian:
         density="results/{experiment}/hessian/density.csv",
         nodes="results/{experiment}/hessian/slq_nodes.csv",
     params:
+        model=lambda wildcards, input: input.model,  # a snapshot's Hessian names a file inside its folder
         settings=with_device("hessian"),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
@@ -26,7 +27,7 @@ rule hessian:
     conda:
         "../../envs/lossgeom.yaml"
     shell:
-        "python -m lossgeom --threads {threads} hessian --model {input.model:q} --settings {params.settings:q} "
+        "python -m lossgeom --threads {threads} hessian --model {params.model:q} --settings {params.settings:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 

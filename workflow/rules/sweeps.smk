@@ -1,6 +1,9 @@
 # Generated runs (the config's `sweeps:`): each sweep expands into one run per point of its grid, under
 # results/sweeps/<sweep>/<run>/. A run's jobs are the paper's train (and, with `hessian: true`, hessian)
 # rules on other paths; the paper's per-model stages (surfaces, checks, figures) are not generated for them.
+# A sweep with `snapshots` saves every run's weights along training (results/sweeps/<sweep>/<run>/snapshots/,
+# one folder written by the training job) and, with `hessian: true`, computes each snapshot's Hessian under
+# <run>/trajectory/step=<k>/, tabulated in results/sweeps/<sweep>/trajectory.csv.
 # On a cluster, the short jobs of all sweeps form the group "sweeps", so that the profile's
 # group-components batch many runs into one submission instead of one SLURM job per run.
 
@@ -24,6 +27,18 @@ use rule train as sweep_train with:
         runtime=60,
         mem_mb=4000,
         gpu=lambda wildcards: spec_gpus(SWEEP_SPECS[wildcards.sweep][wildcards.run]),
+    wildcard_constraints:
+        sweep=one_of(set(SWEEPS) - set(SNAPSHOT_STEPS)),
+
+
+use rule sweep_train as sweep_train_with_snapshots with:
+    output:
+        model="results/sweeps/{sweep}/{run}/model.pt",
+        metrics="results/sweeps/{sweep}/{run}/metrics.csv",
+        summary="results/sweeps/{sweep}/{run}/train.json",
+        snapshots=directory("results/sweeps/{sweep}/{run}/snapshots"),
+    wildcard_constraints:
+        sweep=one_of(SNAPSHOT_STEPS),
 
 
 use rule hessian as sweep_hessian with:
@@ -41,6 +56,50 @@ use rule hessian as sweep_hessian with:
         "results/sweeps/{sweep}/{run}/hessian/benchmark.tsv"
     group:
         "sweeps"
+
+
+use rule hessian as sweep_snapshot_hessian with:
+    input:
+        snapshots="results/sweeps/{sweep}/{run}/snapshots",
+    output:
+        summary="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/summary.json",
+        eigenvectors="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/eigenvectors.pt",
+        trace_samples="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/trace_samples.csv",
+        density="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/density.csv",
+        nodes="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/slq_nodes.csv",
+    params:
+        model=lambda wildcards, input: f"{input.snapshots}/step={wildcards.step}.pt",
+    log:
+        "logs/sweeps/{sweep}/{run}/trajectory/step={step}/hessian.log",
+    benchmark:
+        "results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/benchmark.tsv"
+    group:
+        "sweeps"
+    wildcard_constraints:
+        step="[0-9]+",
+
+
+rule sweep_trajectory:
+    input:
+        snapshots=lambda wildcards: sweep_outputs(wildcards.sweep, "snapshots"),
+        hessians=lambda wildcards: (
+            trajectory_outputs(wildcards.sweep, "hessian/summary.json") if SWEEPS[wildcards.sweep]["hessian"] else []
+        ),
+    output:
+        "results/sweeps/{sweep}/trajectory.csv",
+    params:
+        grid=lambda wildcards: json.dumps(SWEEP_GRIDS[wildcards.sweep]),
+        runs=lambda wildcards: json.dumps(
+            {run_id: f"results/sweeps/{wildcards.sweep}/{run_id}" for run_id in SWEEP_SPECS[wildcards.sweep]}
+        ),
+    log:
+        "logs/sweeps/{sweep}/trajectory.log",
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(SNAPSHOT_STEPS),
+    shell:
+        "python -m lossgeom sweep-trajectory --grid {params.grid:q} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule sweep_table:

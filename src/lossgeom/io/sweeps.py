@@ -5,7 +5,8 @@ and a grid of key paths into it, each with a list of values; its runs are the Ca
 order the grid lists its keys. Each run gets a readable, stable id from its values, e.g.
 ``hidden=32_batch_size=64_seed=1``, and its own folder ``results/sweeps/<sweep>/<run id>/``. Only the
 run's own stages (training; Hessian when the sweep asks for it) are generated, so a sweep of hundreds of
-runs leaves the paper's per-model stages as they are. Like :mod:`lossgeom.io.configcheck` this module
+runs leaves the paper's per-model stages as they are. A sweep's ``snapshots`` (optimizer steps) make every
+run save its weights along training (``train.snapshots``), each a point of the run's trajectory. Like :mod:`lossgeom.io.configcheck` this module
 needs neither torch nor the library's other dependencies (the Snakefile imports it).
 
 Example::
@@ -58,6 +59,9 @@ def grid_points(grid: Mapping[str, list], where: str) -> list[dict[str, Any]]:
                               f"starting with one of {', '.join(SECTIONS)}")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}.grid.{path}: needs a non-empty list of values")
+        if path == "train.snapshots":
+            raise ConfigError(f"{where}.grid: train.snapshots cannot vary between runs; set the sweep's own "
+                              "'snapshots' key (steps shared by all its runs)")
     paths = list(grid)
     return [dict(zip(paths, combo)) for combo in itertools.product(*(grid[p] for p in paths))]
 
@@ -94,8 +98,17 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, 
         key = run_id(point)
         if key in runs:
             raise ConfigError(f"{where}.grid: two runs would both be called {key!r}; make the values distinct")
-        runs[key] = apply(base, point)
+        spec = apply(base, point)
+        spec.get("train", {}).pop("snapshots", None)  # the sweep, not its base, decides which steps are saved
+        if snapshot_steps(sweep):
+            spec.setdefault("train", {})["snapshots"] = snapshot_steps(sweep)
+        runs[key] = spec
     return runs
+
+
+def snapshot_steps(sweep: Mapping[str, Any]) -> list[int]:
+    """The optimizer steps at which the sweep's runs save their weights, in order (none: [])."""
+    return sorted(set(sweep.get("snapshots") or []))
 
 
 def grid_values(sweep: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -8,10 +8,18 @@ Embedded: ``digits`` (scikit-learn's 8x8 digits), ``mnist1d`` (procedural, packa
 ``sines`` (1D regression on a sum of sines), ``gaussian_mixture`` (k clusters). On disk:
 ``mnist`` (torchvision's raw IDX files) and ``cifar10`` (the python pickle batches); both download
 only when ``download: true``.
+
+Every dataset also accepts three options, applied to the training split after it is built (so every stage
+that loads the experiment sees the same examples and labels; the test split is never changed):
+``train_fraction`` keeps a seeded, class-stratified subset of the training examples (data quantity);
+``label_noise`` gives that fraction of the kept training labels a different class, drawn uniformly (data
+quality); ``selection_seed`` seeds both choices. Inputs keep the standardization of the full training split,
+so every fraction sees inputs on the same scale.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +31,7 @@ import torch
 from ..errors import DataError
 from .registry import Registry
 
-DATASETS = Registry("dataset")
+DATASETS = Registry("dataset", options={"train_fraction": 1.0, "label_noise": 0.0, "selection_seed": 0})
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,71 @@ class Dataset:
 
 
 def load_dataset(spec: Mapping[str, Any]) -> Dataset:
-    """Build the dataset described by ``spec`` (``{"name": ..., **params}``)."""
-    return DATASETS.build(spec)
+    """Build the dataset described by ``spec`` (``{"name": ..., **params}``), with its options applied."""
+    options = DATASETS.options_of(spec)
+    dataset = DATASETS.build(spec)
+    dataset = keep_fraction(dataset, options["train_fraction"], options["selection_seed"])
+    return corrupt_labels(dataset, options["label_noise"], options["selection_seed"])
+
+
+def _selection_rng(seed: int, purpose: int) -> np.random.Generator:
+    """Independent streams for the subset (purpose 0) and the noisy labels (purpose 1) from one seed."""
+    return np.random.default_rng([seed, purpose])
+
+
+def keep_fraction(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """The dataset with round(fraction * n) training examples, drawn per class in proportion (stratified).
+
+    Regression data are drawn without strata. ``fraction = 1`` returns ``dataset`` itself.
+
+    >>> import torch
+    >>> toy = Dataset("toy", "classification", torch.zeros(10, 1), torch.tensor([0] * 6 + [1] * 4),
+    ...               torch.zeros(2, 1), torch.tensor([0, 1]), 2)
+    >>> half = keep_fraction(toy, 0.5)
+    >>> half.y_train.bincount().tolist(), len(half.x_test)
+    ([3, 2], 2)
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise DataError(f"dataset train_fraction must lie in (0, 1], got {fraction}")
+    if fraction == 1.0:
+        return dataset
+    rng = _selection_rng(seed, 0)
+    y = dataset.y_train.numpy()
+    strata = np.unique(y) if dataset.task == "classification" else [None]
+    keep = []
+    for label in strata:
+        idx = np.flatnonzero(y == label) if label is not None else np.arange(len(y))
+        keep.append(rng.permutation(idx)[: max(1, int(round(fraction * len(idx))))])
+    keep = torch.from_numpy(np.sort(np.concatenate(keep)))
+    return dataclasses.replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep])
+
+
+def corrupt_labels(dataset: Dataset, noise: float, seed: int = 0) -> Dataset:
+    """The dataset with round(noise * n) training labels, chosen at random, moved to a different random class.
+
+    Exactly that fraction of training labels is wrong afterwards (each new class is uniform over the other
+    C - 1); the test labels stay clean, so test accuracy measures generalization from noisy data.
+
+    >>> import torch
+    >>> toy = Dataset("toy", "classification", torch.zeros(10, 1), torch.arange(10) % 3,
+    ...               torch.zeros(3, 1), torch.arange(3), 3)
+    >>> noisy = corrupt_labels(toy, 0.3, seed=1)
+    >>> int((noisy.y_train != toy.y_train).sum()), noisy.y_test.tolist()
+    (3, [0, 1, 2])
+    """
+    if not 0.0 <= noise < 1.0:
+        raise DataError(f"dataset label_noise must lie in [0, 1), got {noise}")
+    if noise == 0.0:
+        return dataset
+    if dataset.task != "classification":
+        raise DataError(f"dataset {dataset.name!r}: label_noise needs a classification task; {dataset.name} is "
+                        f"{dataset.task} (its own noise option, if any, adds noise to the targets)")
+    rng = _selection_rng(seed, 1)
+    y = dataset.y_train.clone()
+    flip = torch.from_numpy(rng.permutation(len(y))[: int(round(noise * len(y)))])
+    shift = torch.from_numpy(rng.integers(1, dataset.output_dim, size=len(flip)))  # never 0: a different class
+    y[flip] = (y[flip] + shift) % dataset.output_dim
+    return dataclasses.replace(dataset, y_train=y)
 
 
 def _standardize(x_train: np.ndarray, x_test: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

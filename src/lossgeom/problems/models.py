@@ -3,6 +3,10 @@
 ``build_model(spec, input_shape, output_dim)`` builds a model from a config spec; the input shape (without
 batch dimension) decides the layer sizes, so the same spec works on digits, MNIST-1D or CIFAR.
 Parameter counts (``count_parameters``) are reported in every training result.
+
+Every model also accepts ``init_scale`` alpha: after the architecture's own initialization every trainable
+parameter is multiplied by alpha, theta_0 -> alpha theta_0. Small alpha starts training at a small logit
+scale (the transient-curvature regime of Fort & Ganguli 2019); the Goldilocks zone is a range of alpha.
 """
 
 from __future__ import annotations
@@ -17,14 +21,36 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from .registry import Registry
 
-MODELS = Registry("model")
+MODELS = Registry("model", options={"init_scale": 1.0})
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "elu": nn.ELU}
 
 
 def build_model(spec: Mapping[str, Any], input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
-    """Build the model described by ``spec`` (``{"name": ..., **params}``) for the given data shape."""
-    return MODELS.build(spec, tuple(input_shape), int(output_dim))
+    """Build the model described by ``spec`` (``{"name": ..., **params}``) for the given data shape.
+
+    The architecture initializes itself from torch's global RNG; ``init_scale`` then scales the result.
+    """
+    init_scale = MODELS.options_of(spec)["init_scale"]
+    model = MODELS.build(spec, tuple(input_shape), int(output_dim))
+    return scale_initialization(model, init_scale)
+
+
+def scale_initialization(model: nn.Module, alpha: float) -> nn.Module:
+    """Multiply every trainable parameter by ``alpha`` in place (alpha = 1 leaves the model untouched).
+
+    >>> net = nn.Linear(2, 1)
+    >>> before = net.weight.detach().clone()
+    >>> torch.equal(scale_initialization(net, 3.0).weight.detach(), 3.0 * before)
+    True
+    """
+    if not alpha > 0:
+        raise ConfigError(f"model init_scale must be > 0, got {alpha}")
+    if alpha != 1.0:
+        with torch.no_grad():
+            for _, parameter in trainable_parameters(model):
+                parameter.mul_(alpha)
+    return model
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:

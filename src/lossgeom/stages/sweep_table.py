@@ -18,19 +18,30 @@ from ..io.atomic import write_csv
 from . import hessian, train
 
 
+HESSIAN_COLUMNS = ("lambda_max", "lambda_min", "trace_hutchinson", "trace_se", "mean_curvature", "converged")
+
+
+def grid_columns(point: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's grid values as table cells (lists and blocks as JSON)."""
+    return {path: json.dumps(v) if isinstance(v, (list, dict)) else v for path, v in point.items()}
+
+
+def hessian_columns(summary: Path) -> dict[str, Any]:
+    """The Hessian summary's headline numbers, or nothing when the sweep computes no Hessians."""
+    if not summary.exists():
+        return {}
+    h = hessian.table([summary]).iloc[0]
+    return {k: h[k] for k in HESSIAN_COLUMNS}
+
+
 def compute(grid: Mapping[str, Mapping[str, Any]], run_dirs: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
     """``grid``: {run id: {key path: value}}; ``run_dirs``: {run id: its results folder}."""
     rows = []
     for run, folder in run_dirs.items():
         folder = Path(folder)
-        row: dict[str, Any] = {"run": run}
-        row.update({path: json.dumps(v) if isinstance(v, (list, dict)) else v for path, v in grid[run].items()})
+        row: dict[str, Any] = {"run": run, **grid_columns(grid[run])}
         row.update(train.table([folder / "train.json"]).iloc[0].drop("experiment").to_dict())
-        summary = folder / "hessian" / "summary.json"
-        if summary.exists():
-            h = hessian.table([summary]).iloc[0]
-            row.update({k: h[k] for k in ("lambda_max", "lambda_min", "trace_hutchinson", "trace_se", "mean_curvature",
-                                          "converged")})
+        row.update(hessian_columns(folder / "hessian" / "summary.json"))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -2,7 +2,8 @@
 
 Writes into one directory: ``model.pt`` (final weights plus the resolved experiment spec), ``metrics.csv``
 (train/test metrics per epoch, kept current during training), ``train.json`` (summary and provenance),
-and the resumable training state ``checkpoint/last.pt``. :func:`table` gathers train.json files into the
+the resumable training state ``checkpoint/last.pt`` and, when ``train.snapshots`` asks for them, the
+weights along training in ``snapshots/step=<k>.pt`` with their metrics in ``snapshots/steps.csv``. :func:`table` gathers train.json files into the
 one-row-per-experiment training summary.
 """
 
@@ -22,6 +23,7 @@ from ..io.atomic import write_csv, write_json
 from ..io.provenance import provenance
 from ..training.checkpoints import save_model
 from ..training.loop import TrainResult, TrainSettings, train_experiment
+from ..training.snapshots import Snapshots
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,17 @@ class TrainPaths:
     metrics: Path
     summary: Path
     checkpoint: Path
+    snapshots: Path  # a folder, written only when the spec asks for snapshots
 
     @classmethod
     def in_directory(cls, directory: str | os.PathLike) -> "TrainPaths":
         d = Path(directory)
-        return cls(d / "model.pt", d / "metrics.csv", d / "train.json", d / "checkpoint" / "last.pt")
+        return cls(d / "model.pt", d / "metrics.csv", d / "train.json", d / "checkpoint" / "last.pt", d / "snapshots")
 
 
 def compute(name: str, spec: Mapping[str, Any], paths: TrainPaths, *, progress: bool = True) -> TrainResult:
     """Train to completion, resuming from ``paths.checkpoint``; metrics.csv follows every epoch."""
-    return train_experiment(name, spec, paths.checkpoint, progress=progress,
+    return train_experiment(name, spec, paths.checkpoint, progress=progress, snapshot_dir=paths.snapshots,
                             on_epoch=lambda history: write_csv(pd.DataFrame(history), paths.metrics))
 
 
@@ -62,9 +65,12 @@ def summary(result: TrainResult) -> dict[str, Any]:
 
 
 def write(result: TrainResult, paths: TrainPaths) -> dict[str, Any]:
-    """metrics.csv, model.pt and, last (its presence means the step is complete), train.json."""
+    """metrics.csv, the snapshot table, model.pt and, last (its presence means the step is complete), train.json."""
     record = summary(result)
     write_csv(pd.DataFrame(result.history), paths.metrics)
+    steps = result.experiment["train"]["snapshots"]
+    if steps:
+        write_csv(Snapshots(paths.snapshots, tuple(steps)).table(), paths.snapshots / "steps.csv")
     save_model(paths.model, result.model, result.experiment, {k: v for k, v in record.items() if k != "spec"})
     write_json(record, paths.summary)
     return record

@@ -6,6 +6,10 @@ deterministic algorithms are switched on for CUDA. After every epoch the full tr
 scheduler, RNG, metric history) is written atomically to one checkpoint file, so a run killed at any moment
 (even with SIGKILL) and started again continues from the last finished epoch and ends with weights that
 are bitwise identical to those of an uninterrupted run on the same machine and thread count.
+
+Snapshots (``train.snapshots``: optimizer steps, 0 = the initialization) save the weights along the way as
+model files (:mod:`lossgeom.training.snapshots`). A resumed run whose earlier snapshots are missing starts
+afresh rather than skip them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -34,6 +39,7 @@ from ..problems.losses import loss_function
 from ..problems.models import MODELS, build_model, count_parameters
 from .checkpoints import CHECKPOINT_FORMAT, load_file
 from .evaluation import evaluate
+from .snapshots import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ class TrainSettings:
     seed: int = 0
     eval_batch_size: int = 1024
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    snapshots: tuple[int, ...] = ()  # optimizer steps at which to save the weights (0 = initialization)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
@@ -81,9 +88,10 @@ def resolve_experiment(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def spec_hash(experiment: Mapping[str, Any]) -> str:
-    """Fingerprint of everything that determines the trained weights (the device is left out)."""
+    """Fingerprint of everything that determines the trained weights (device, evaluation and snapshots left out)."""
     relevant = dict(experiment)
-    relevant["train"] = {k: v for k, v in experiment["train"].items() if k not in ("device", "eval_batch_size")}
+    relevant["train"] = {k: v for k, v in experiment["train"].items()
+                         if k not in ("device", "eval_batch_size", "snapshots")}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -118,11 +126,13 @@ def train_experiment(
     *,
     progress: bool = True,
     on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
+    snapshot_dir: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train one experiment to completion, resuming from ``checkpoint`` when it was written for the same spec.
 
     After every epoch the training state goes atomically to ``checkpoint`` and ``on_epoch`` (if given) is
-    called with the metric history so far (the train stage uses it to keep metrics.csv current).
+    called with the metric history so far (the train stage uses it to keep metrics.csv current). The
+    snapshots the spec asks for are written to ``snapshot_dir``.
     """
     checkpoint = Path(checkpoint)
     experiment = resolve_experiment(spec)
@@ -134,6 +144,13 @@ def train_experiment(
         torch.use_deterministic_algorithms(True, warn_only=True)
 
     dataset = load_dataset(experiment["dataset"])
+    steps_per_epoch = math.ceil(len(dataset.x_train) / settings.batch_size)
+    snapshots = None
+    if settings.snapshots:
+        if snapshot_dir is None:
+            raise ConfigError(f"experiment {name!r} asks for train.snapshots; pass a snapshot_dir to write them to")
+        snapshots = Snapshots(Path(snapshot_dir), settings.snapshots)
+        snapshots.check_reachable(settings.epochs * steps_per_epoch, f"experiment {name!r}")
     torch.manual_seed(settings.seed)
     model = build_model(experiment["model"], dataset.input_shape, dataset.output_dim).to(device)
     optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings)
@@ -147,8 +164,12 @@ def train_experiment(
 
     if checkpoint.exists():
         state = load_file(checkpoint, CHECKPOINT_FORMAT, device)
+        missing = snapshots.missing_through(state["epoch"] * steps_per_epoch) if snapshots else []
         if state["spec_hash"] != fingerprint:
             log.warning("%s: written for another configuration; starting training afresh", checkpoint)
+        elif missing:
+            log.warning("%s: snapshots at steps %s are missing; starting training afresh to write them",
+                        checkpoint, missing)
         else:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -162,6 +183,18 @@ def train_experiment(
     loss_fn = loss_function(dataset.task)
     log.info("%s: %s on %s, %d parameters, device %s", name, experiment["model"]["name"], dataset.name,
              count_parameters(model), device)
+
+    def snapshot(step: int, epoch: int) -> None:
+        if snapshots is None or step not in snapshots.steps:
+            return
+        info = {"epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"], "spec_hash": fingerprint}
+        info.update({f"train_{k}": v for k, v in evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size).items()})
+        info.update({f"test_{k}": v for k, v in evaluate(model, x_test, y_test, dataset.task, settings.eval_batch_size).items()})
+        snapshots.save(step, model, experiment, info)
+        log.info("%s: snapshot at step %d (epoch %d): train loss %.4g", name, step, epoch, info["train_loss"])
+
+    if start_epoch == 0:
+        snapshot(0, 0)
 
     bar = tqdm(
         range(start_epoch, settings.epochs),
@@ -189,6 +222,7 @@ def train_experiment(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            snapshot(epoch * steps_per_epoch + batch + 1, epoch + 1)
         scheduler.step()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update({f"train_{k}": v for k, v in evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size).items()})

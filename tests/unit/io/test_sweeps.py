@@ -38,8 +38,19 @@ def test_values_become_file_name_safe_labels(value, text):
     ({"base": "net", "grid": {"optimizer.lr": [0.1]}}, "sweeps.s.grid: key 'optimizer.lr' must be a path like"),
     ({"base": "net", "grid": {"train.lr": []}}, "sweeps.s.grid.train.lr: needs a non-empty list of values"),
     ({"base": "net", "grid": {"train.lr": [0.1, 0.10000000001]}}, "two runs would both be called 'lr=0.1'"),
+    ({"base": "net", "grid": {"train.snapshots": [[0], [5]]}}, "train.snapshots cannot vary between runs; set the sweep's"),
 ])
 def test_bad_sweeps_get_one_clear_message(sweep, message):
     with pytest.raises(ConfigError) as info:
         expand_sweep("s", sweep, {"net": BASE})
     assert message in str(info.value)
+
+
+def test_the_sweeps_snapshots_are_every_runs_and_replace_the_bases():
+    base = {**BASE, "train": {**BASE["train"], "snapshots": [7]}}
+    sweep = {"base": "net", "grid": {"train.seed": [0, 1]}, "snapshots": [10, 0, 3]}
+    runs = expand_sweep("s", sweep, {"net": base})
+    assert [spec["train"]["snapshots"] for spec in runs.values()] == [[0, 3, 10], [0, 3, 10]]
+    without = expand_sweep("s", {"base": "net", "grid": {"train.seed": [0]}}, {"net": base})
+    assert "snapshots" not in without["seed=0"]["train"], "a sweep without snapshots saves none"
+    assert base["train"]["snapshots"] == [7], "the base experiment is not modified"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -173,3 +174,45 @@ def test_cifar10_missing_and_corrupt(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x04garbage")
     with pytest.raises(DataError, match=r"data_batch_3: not a readable CIFAR-10 batch"):
         load_dataset({"name": "cifar10", "root": str(tmp_path)})
+
+
+# ---- options every dataset accepts: data quantity (train_fraction) and quality (label_noise) ----
+
+def test_train_fraction_keeps_a_stratified_subset_of_the_same_examples():
+    full = load_dataset({"name": "digits"})
+    part = load_dataset({"name": "digits", "train_fraction": 0.25})
+    per_class_full, per_class_part = full.y_train.bincount(), part.y_train.bincount()
+    assert torch.all((per_class_part - 0.25 * per_class_full).abs() <= 0.5)  # round() per class
+    rows_full = {tuple(r) for r in full.x_train.reshape(len(full.x_train), -1).tolist()}
+    assert all(tuple(r) in rows_full for r in part.x_train.reshape(len(part.x_train), -1).tolist()), "a subset, same scale"
+    assert torch.equal(part.x_test, full.x_test) and torch.equal(part.y_test, full.y_test), "test split untouched"
+    other = load_dataset({"name": "digits", "train_fraction": 0.25, "selection_seed": 1})
+    assert not torch.equal(other.x_train, part.x_train), "the selection seed chooses the subset"
+
+
+def test_label_noise_makes_exactly_that_fraction_of_training_labels_wrong():
+    clean = load_dataset({"name": "gaussian_mixture", "clusters": 4, "n_train": 400})
+    noisy = load_dataset({"name": "gaussian_mixture", "clusters": 4, "n_train": 400, "label_noise": 0.3})
+    wrong = noisy.y_train != clean.y_train
+    assert int(wrong.sum()) == 120
+    assert torch.equal(noisy.x_train, clean.x_train) and torch.equal(noisy.y_test, clean.y_test)
+    # the new classes are spread over the other classes, not shifted to one
+    moved = (noisy.y_train[wrong] - clean.y_train[wrong]) % 4
+    assert set(moved.tolist()) == {1, 2, 3}
+
+
+def test_label_noise_applies_to_the_kept_subset():
+    noisy = load_dataset({"name": "digits", "train_fraction": 0.5, "label_noise": 0.2})
+    subset = load_dataset({"name": "digits", "train_fraction": 0.5})
+    assert torch.equal(noisy.x_train, subset.x_train)
+    assert int((noisy.y_train != subset.y_train).sum()) == round(0.2 * len(subset.y_train))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "digits", "train_fraction": 0.0}, "train_fraction must lie in (0, 1], got 0.0"),
+    ({"name": "digits", "label_noise": 1.0}, "label_noise must lie in [0, 1), got 1.0"),
+    ({"name": "sines", "label_noise": 0.1}, "label_noise needs a classification task"),
+])
+def test_bad_options_are_named(spec, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_dataset(spec)

@@ -82,3 +82,22 @@ def test_bad_model_specs():
         build_model({"name": "resnet"}, (1, 40), 10)
     with pytest.raises(ConfigError, match="model 'mlp': unknown key\\(s\\) 'depth'; allowed keys: hidden, activation"):
         build_model({"name": "mlp", "depth": 3}, (4,), 2)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 3.0])
+def test_init_scale_multiplies_the_initialization(alpha):
+    from lossgeom.problems.models import build_model
+
+    torch.manual_seed(0)
+    plain = build_model({"name": "lenet", "channels": [2], "hidden": [8]}, (1, 8, 8), 10)
+    torch.manual_seed(0)
+    scaled = build_model({"name": "lenet", "channels": [2], "hidden": [8], "init_scale": alpha}, (1, 8, 8), 10)
+    for (name, p), (_, q) in zip(plain.named_parameters(), scaled.named_parameters()):
+        assert torch.allclose(q, alpha * p, rtol=0, atol=1e-7), name
+
+
+def test_init_scale_must_be_positive():
+    from lossgeom.problems.models import build_model
+
+    with pytest.raises(ConfigError, match="init_scale must be > 0, got -1"):
+        build_model({"name": "mlp", "init_scale": -1}, (4,), 2)
