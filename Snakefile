@@ -1,10 +1,14 @@
 # Loss-landscape geometry with Hessian directions (Böttcher & Wheeler 2024): the whole replication.
 # Run:   uv run snakemake --cores all            (default config.yaml: embedded data, CPU, minutes)
 #        snakemake --cores all --use-conda       (conda users)
-# Config: config.yaml by default, another set with --configfile configs/<set>.yaml
+# Config: config.yaml by default, another set with --configfile configs/<set>.yaml (which replaces it;
+#         --config key=value edits either)
+# Profile: profiles/default is loaded automatically (rerun incomplete jobs, print failed logs).
 
-
-configfile: "config.yaml"
+# Snakemake's `configfile:` directive would merge config.yaml UNDER a --configfile, so that a tiny set
+# inherits the default experiments; load it only when no config file was given.
+if not workflow.overwrite_configfiles:
+    workflow.configfile("config.yaml")
 
 
 report: "workflow/report/workflow.rst"

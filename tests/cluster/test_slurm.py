@@ -83,7 +83,7 @@ def slurm_run(cluster, config_file, tmp_path_factory):
     marker = work / "failed_once"
     failing_python(work / "bin", marker)
     env_path = f"{work / 'bin'}:{os.environ['PATH']}"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "workflow/profiles/slurm"),
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", str(REPO / "profiles/slurm"),
            "--configfile", str(config_file), "-d", str(work), "--slurm-init-seconds-before-status-checks", "2",
            "--seconds-between-status-checks", "2", "--jobs", "4",
            "--cores", str(cluster.cpus)]  # the profile's per-job CPU cap, lowered to this node's CPUs

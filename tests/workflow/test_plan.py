@@ -38,6 +38,18 @@ def test_default_config_is_used_without_configfile():
     assert planned_jobs(result.stdout)["train"] == len(yaml.safe_load((REPO / "config.yaml").read_text())["experiments"])
 
 
+def test_a_configfile_replaces_config_yaml_from_the_repository_root(tmp_path):
+    """Run where config.yaml lies (no -d): the given set alone is planned, not merged into the default one."""
+    result = run_snakemake("-n", "--forceall", "--configfile", "configs/tiny.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned_jobs(result.stdout)["train"] == len(yaml.safe_load(TINY.read_text())["experiments"])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("experiments: {}\n")
+    result = run_snakemake("-n", "--configfile", str(empty))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "experiments: {} should be non-empty" in output, output[-2000:]
+
+
 def test_lint_is_clean():
     result = run_snakemake("--lint")
     output = result.stdout + result.stderr

@@ -104,7 +104,7 @@ def test_the_tiny_sweeps_trajectory_has_every_snapshot_and_its_hessian(tiny_run)
 def test_the_slurm_profile_batches_a_sweeps_runs_into_group_jobs(tmp_path, seeds, group_jobs):
     sweep = {**SWEEP_3x3x2, "grid": {**SWEEP_3x3x2["grid"], "train.seed": list(range(seeds))}, "hessian": True}
     config = config_with(tmp_path, {"grid": sweep})
-    result = run_snakemake("-n", "--profile", str(REPO / "workflow/profiles/slurm"), "--configfile", str(config),
+    result = run_snakemake("-n", "--profile", str(REPO / "profiles/slurm"), "--configfile", str(config),
                            "-d", str(tmp_path / "work"))
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr

@@ -1,5 +1,6 @@
 # Shared setup: validate the config before any job runs, and helpers the rule files use.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -127,7 +128,9 @@ CLASSIFIERS = [e for e in EXPERIMENTS if experiment_task(config["experiments"][e
 REGRESSORS = [e for e in EXPERIMENTS if experiment_task(config["experiments"][e]) == "regression"]
 
 
-NOTEBOOKS = Path(workflow.basedir) / "notebooks"  # with the workflow, not the working directory (-d)
+# With the workflow, not the working directory (-d); named relative to the working directory, so that a copied
+# or moved project (the usual run from its root) sees the same input paths and reruns nothing.
+NOTEBOOKS = Path(os.path.relpath(Path(workflow.basedir) / "notebooks"))
 
 
 def per_experiment(pattern, experiments):

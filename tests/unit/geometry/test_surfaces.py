@@ -105,3 +105,20 @@ def test_same_label_but_other_inputs_is_recomputed(setup, tmp_path):
     assert evaluated == len(A) * len(B)
     values, evaluated = compute_surface(model, {"train": splits["train"]}, "classification", eta, delta, A, B, **args)
     assert evaluated == len(A) * len(B) and "test_loss" not in values
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_tile_is_named_and_computed_again(setup, tmp_path, caplog, damage):
+    """A tile cut off mid-write by a full disk (zip header intact) or overwritten is recomputed, not fatal."""
+    model, splits, eta, delta = setup
+    args = dict(tiles_dir=tmp_path, key="k", tile_rows=2, progress=False)
+    full, _ = compute_surface(model, splits, "classification", eta, delta, A, B, **args)
+    tile = tmp_path / "tile_00001.npz"
+    data = tile.read_bytes()
+    tile.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"PK\x03\x04" + b"\x00" * 64)
+    with caplog.at_level("WARNING"):
+        again, evaluated = compute_surface(model, splits, "classification", eta, delta, A, B, **args)
+    assert evaluated == 2 * len(B), "only the damaged tile (two rows) is computed again"
+    assert str(tile) in caplog.text and "computing it again" in caplog.text
+    for name in full:
+        np.testing.assert_array_equal(again[name], full[name])
