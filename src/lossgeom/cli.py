@@ -43,14 +43,40 @@ def _defaults(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(all_defaults(), sort_keys=False, default_flow_style=False), end="")
 
 
+JSON_ARGUMENTS = {"settings", "spec", "grid", "runs", "experiments"}  # arguments that carry JSON text
+
+
+def _json_text(text: str) -> str:
+    """The text itself, once it is known to parse as JSON (argparse then reports a bad one in one line)."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lossgeom", description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     steps = parser.add_subparsers(dest="step", required=True)
 
     for stage in stages.modules():  # each workflow step declares its own subcommands
         stage.add_commands(steps)
+    for command in steps.choices.values():  # every JSON argument is checked on the way in, like any other
+        for action in command._actions:
+            if action.dest in JSON_ARGUMENTS:
+                action.type = _json_text
 
     describe = steps.add_parser("describe", help="dataset shapes and parameter counts of experiments")
     describe.add_argument("--experiments", required=True, help="JSON mapping name -> experiment spec")

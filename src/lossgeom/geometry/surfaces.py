@@ -10,6 +10,8 @@ theta afterwards, also when an error interrupts the run.
 from __future__ import annotations
 
 import hashlib
+import logging
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +23,8 @@ from tqdm import tqdm
 from ..io.atomic import atomic_path
 from ..training.evaluation import evaluate
 from .parameters import ParameterShifter
+
+log = logging.getLogger(__name__)
 
 
 def compute_surface(
@@ -103,5 +107,6 @@ def _load_tile(path: Path, key: str) -> dict[str, np.ndarray] | None:
             if str(data["__key__"]) != key:
                 return None
             return {k: data[k] for k in data.files if k != "__key__"}
-    except (OSError, ValueError, KeyError):  # a damaged tile is simply computed again
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # cut off mid-write, overwritten
+        log.warning("%s: damaged tile (%s: %s); computing it again", path, type(err).__name__, err)
         return None

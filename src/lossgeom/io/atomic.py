@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Strict JSON: a NaN or infinity (which json.dumps would write as an invalid literal) becomes null."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.write_text(json.dumps(_finite_or_null(obj), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n")
+
+
+def _finite_or_null(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _finite_or_null(obj.item())
+    return obj
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:

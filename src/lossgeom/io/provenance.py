@@ -1,4 +1,4 @@
-"""Provenance: what produced a result file (versions, host, device, seed, config, time)."""
+"""Provenance: what produced a result file (versions, host, device, precision policy, seed, config, time)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 import lossgeom
+
+from ..device import precision_record
 
 
 def _git_commit() -> str | None:
@@ -42,6 +44,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
+        "precision": precision_record(),
     }
     record.update(extra)
     return record

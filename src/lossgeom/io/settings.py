@@ -36,6 +36,26 @@ def settings_from_mapping(cls: type[S], values: Mapping[str, Any], section: str,
     return settings
 
 
+def require(condition: bool, section: str, key: str, value: Any, rule: str) -> None:
+    """Raise ConfigError ``section.key: value ...; it must be <rule>`` unless ``condition`` holds.
+
+    The settings dataclasses check the ranges whose violation would crash or silently mislead a stage run
+    from the command line (the workflow's schema checks them, and the rest, before any job starts).
+    """
+    if not condition:
+        raise ConfigError(f"{section}.{key}: {value!r} is out of range; it must be {rule}")
+
+
+def settings_help(cls: type, block: str) -> dict[str, Any]:
+    """Keyword arguments for an argparse subcommand whose ``--settings`` take ``cls``: an epilog listing every key
+    of the config block with its default, so ``lossgeom <step> --help`` shows what may be set."""
+    import argparse
+
+    lines = [f"keys of --settings (the config's {block} block), with their defaults:"]
+    lines += [f"  {key}: {value}" for key, value in defaults(cls).items()]
+    return {"epilog": "\n".join(lines), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
 def defaults(cls: type) -> dict[str, Any]:
     """The default value of every key of a settings dataclass (tuples as lists, as a config would write them)."""
     return {f.name: list(f.default) if isinstance(f.default, tuple) else f.default for f in dataclasses.fields(cls)}

@@ -166,7 +166,7 @@ class CifarResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))
-        return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(x.mean(dim=(2, 3)))  # global average pooling; see _DenseNet32
 
 
 @MODELS.register("resnet")
@@ -177,17 +177,31 @@ def resnet(input_shape, output_dim, *, depth: int = 20, width: int = 16) -> nn.M
     return CifarResNet(input_shape[0], output_dim, depth, width)
 
 
+def _densenet32_class() -> type[nn.Module]:
+    """torchvision's DenseNet with global average pooling written as a mean over H x W.
+
+    ``adaptive_avg_pool2d`` to 1 x 1 computes the same mean, but its CUDA backward has no deterministic
+    kernel, so strictly deterministic training would refuse it. Parameter names and initialization are
+    torchvision's (densenet121 = DenseNet(32, (6, 12, 24, 16), 64)).
+    """
+    from torchvision.models.densenet import DenseNet
+
+    class DenseNet32(DenseNet):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(F.relu(self.features(x)).mean(dim=(2, 3)))
+
+    return DenseNet32
+
+
 @MODELS.register("densenet121")
 def densenet121(input_shape, output_dim, *, memory_efficient: bool = False) -> nn.Module:
     """torchvision DenseNet-121 adapted to 32x32 inputs: 3x3 stride-1 stem, no initial max-pool.
 
     With 10 classes it has about 6.96e6 parameters (the paper's ~7e6 model). No pretrained weights.
     """
-    from torchvision.models import densenet121 as tv_densenet121
-
     if len(input_shape) != 3:
         raise ConfigError(f"densenet121 needs image inputs (C, H, W), got {list(input_shape)}")
-    net = tv_densenet121(weights=None, num_classes=output_dim, memory_efficient=memory_efficient)
+    net = _densenet32_class()(32, (6, 12, 24, 16), 64, num_classes=output_dim, memory_efficient=memory_efficient)
     stem_out = net.features.conv0.out_channels
     net.features.conv0 = nn.Conv2d(input_shape[0], stem_out, kernel_size=3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(net.features.conv0.weight)

@@ -20,7 +20,7 @@ from ..checks.models import model_checks
 from ..device import DTYPES, pick_device
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import provenance
-from ..io.settings import settings_from_mapping
+from ..io.settings import settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..training.checkpoints import load_model
 
@@ -86,7 +86,8 @@ CONFIG_BLOCKS = {"checks.models": ModelCheckSettings}
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom check-model``."""
-    command = steps.add_parser("check-model", help="checks (b), (c) and the sign question for a trained model")
+    command = steps.add_parser("check-model", help="checks (b), (c) and the sign question for a trained model",
+                              **settings_help(ModelCheckSettings, "checks.models"))
     command.add_argument("--name", required=True)
     command.add_argument("--model", required=True, type=Path)
     command.add_argument("--hessian", required=True, type=Path, help="hessian/summary.json of the model")

@@ -20,7 +20,7 @@ import pandas as pd
 from ..checks.rows import rows_to_frame
 from ..checks.synthetic import synthetic_checks
 from ..io.atomic import write_csv, write_npz
-from ..io.settings import settings_from_mapping
+from ..io.settings import settings_from_mapping, settings_help
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +75,8 @@ CONFIG_BLOCKS = {"checks.synthetic": SyntheticCheckSettings}
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom check-synthetic``."""
-    command = steps.add_parser("check-synthetic", help="theory vs measurement on quadratic saddles (check a)")
+    command = steps.add_parser("check-synthetic", help="theory vs measurement on quadratic saddles (check a)",
+                              **settings_help(SyntheticCheckSettings, "checks.synthetic"))
     command.add_argument("--settings", default="{}", help="the checks.synthetic config block as JSON")
     command.add_argument("--out", required=True, type=Path, help="CSV of check rows")
     command.add_argument("--samples-out", type=Path, help="npz of the projected Hessians behind the rows")

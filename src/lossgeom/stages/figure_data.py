@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from ..io.atomic import write_csv, write_json, write_npz
 from ..io.provenance import provenance
-from ..io.settings import settings_from_mapping
+from ..io.settings import settings_from_mapping, settings_help
 from ..theory.landscapes import saddle_probability_sweep, synthetic_landscapes
 
 
@@ -67,12 +67,14 @@ CONFIG_BLOCKS = {"figures.landscapes": LandscapeSettings, "figures.saddle_probab
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom synthetic-landscapes`` and ``lossgeom saddle-probability``."""
-    landscapes = steps.add_parser("synthetic-landscapes", help="surfaces of confined saddles, random vs Hessian directions")
+    landscapes = steps.add_parser("synthetic-landscapes", help="surfaces of confined saddles, random vs Hessian directions",
+                                   **settings_help(LandscapeSettings, "figures.landscapes"))
     landscapes.add_argument("--settings", default="{}", help="the figures.landscapes config block as JSON")
     landscapes.add_argument("--out", required=True, type=Path, help="npz of grids (and a .json of settings beside it)")
     landscapes.set_defaults(func=lambda args: run_landscapes(LandscapeSettings.from_mapping(json.loads(args.settings)),
                                                              args.out))
-    probability = steps.add_parser("saddle-probability", help="P(random projection shows a saddle) vs N and tr(H)/N")
+    probability = steps.add_parser("saddle-probability", help="P(random projection shows a saddle) vs N and tr(H)/N",
+                                    **settings_help(SaddleProbabilitySettings, "figures.saddle_probability"))
     probability.add_argument("--settings", default="{}", help="the figures.saddle_probability config block as JSON")
     probability.add_argument("--out", required=True, type=Path, help="CSV: Monte Carlo and central-limit values")
     probability.set_defaults(func=lambda args: run_saddle_probability(

@@ -28,7 +28,7 @@ from ..engine.lanczos import LanczosResult, extreme_eigenpairs
 from ..engine.trace import TraceEstimate, hutchinson_trace
 from ..io.atomic import save_torch, write_csv, write_json
 from ..io.provenance import provenance
-from ..io.settings import settings_from_mapping
+from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..problems.losses import loss_function
 from ..training.checkpoints import load_model
@@ -55,6 +55,17 @@ class HessianSettings:
     device: str = "auto"
     method: str = "auto"  # auto (forward-over-reverse, double backward if unsupported) | forward-over-reverse | double-backward
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("k_top", "k_bottom"):  # one end alone is allowed here; the workflow's stages need both
+            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 0, "hessian", key, getattr(self, key),
+                    "an integer >= 0")
+        require(self.k_top + self.k_bottom >= 1, "hessian", "k_top", self.k_top,
+                ">= 1 when k_bottom is 0 (at least one eigenpair must be asked for)")
+        for key in ("max_basis", "max_hvps", "hutchinson_samples", "slq_probes", "slq_steps", "batch_size"):
+            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "hessian", key, getattr(self, key),
+                    "an integer >= 1")
+        require(self.tol > 0, "hessian", "tol", self.tol, "> 0")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "HessianSettings":
@@ -243,7 +254,8 @@ CONFIG_BLOCKS = {"hessian": HessianSettings}
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom hessian`` and ``lossgeom summarize-hessian``."""
-    command = steps.add_parser("hessian", help="eigenpairs of both ends, trace and spectral density of a model")
+    command = steps.add_parser("hessian", help="eigenpairs of both ends, trace and spectral density of a model",
+                              **settings_help(HessianSettings, "hessian"))
     command.add_argument("--model", required=True, type=Path, help="model.pt written by the train step")
     command.add_argument("--settings", default="{}", help="the hessian config block as JSON")
     command.add_argument("--out-dir", required=True, type=Path, help="writes summary.json, eigenvectors.pt, ...")

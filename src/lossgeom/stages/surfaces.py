@@ -30,7 +30,7 @@ from ..geometry.directions import KINDS, orthogonalize, random_direction
 from ..geometry.surfaces import compute_surface
 from ..io.atomic import write_json, write_npz
 from ..io.provenance import provenance
-from ..io.settings import settings_from_mapping
+from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..training.checkpoints import load_file, load_model
 from .hessian import EIGENVECTORS_FORMAT
@@ -52,6 +52,17 @@ class SurfaceSettings:
     batch_size: int = 4096
     dtype: str = "float32"
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key, least in (("points", 9), ("points_1d", 3)):
+            value = getattr(self, key)
+            require(isinstance(value, int) and value >= least and value % 2 == 1, "surfaces", key, value,
+                    f"an odd integer >= {least} (the trained point is the centre of the grid)")
+        for key in ("tile_rows", "batch_size"):
+            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "surfaces", key, getattr(self, key),
+                    "an integer >= 1")
+        require(all(r > 0 for r in self.ranges) and len(self.ranges) > 0, "surfaces", "ranges", self.ranges,
+                "a non-empty list of positive half-widths")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "SurfaceSettings":
@@ -146,7 +157,8 @@ CONFIG_BLOCKS = {"surfaces": SurfaceSettings}
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom surfaces``."""
-    command = steps.add_parser("surfaces", help="loss/accuracy grids along random and Hessian directions")
+    command = steps.add_parser("surfaces", help="loss/accuracy grids along random and Hessian directions",
+                              **settings_help(SurfaceSettings, "surfaces"))
     command.add_argument("--model", required=True, type=Path)
     command.add_argument("--eigenvectors", type=Path, help="hessian/eigenvectors.pt (needed for Hessian directions)")
     command.add_argument("--settings", default="{}", help="the surfaces config block as JSON")

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..io.settings import settings_help
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import provenance
 from ..training.checkpoints import save_model
@@ -106,7 +107,8 @@ CONFIG_BLOCKS = {"experiments.*.train": TrainSettings}  # the train block of eve
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom train`` and ``lossgeom summarize-training``."""
-    command = steps.add_parser("train", help="train one experiment (resumes from its checkpoint)")
+    command = steps.add_parser("train", help="train one experiment (resumes from its checkpoint)",
+                              **settings_help(TrainSettings, "train block of --spec, i.e. experiments.<name>.train"))
     command.add_argument("--name", required=True, help="experiment name, used in messages")
     command.add_argument("--spec", required=True, help="experiment as JSON: {dataset, model, train}")
     command.add_argument("--out-dir", required=True, type=Path, help="writes model.pt, metrics.csv, train.json")

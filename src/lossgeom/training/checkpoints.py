@@ -27,18 +27,28 @@ def load_file(path: str | os.PathLike, expected_format: str, device: str | torch
     """Load a file written by this library and check its format tag."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: file not found; run the training step that writes it")
+        raise CheckpointError(f"{path}: file not found; {_how_to_rebuild(path, expected_format)}")
     try:
         obj = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, zipfile errors...
         raise CheckpointError(
             f"{path}: cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-            "it is truncated or corrupt. Delete it and rerun the step that writes it."
+            f"it is truncated or corrupt. Delete it; {_how_to_rebuild(path, expected_format)}"
         ) from err
     if not isinstance(obj, dict) or obj.get("format") != expected_format:
         found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path}: expected a {expected_format} file, found {found!r}; delete it and rerun")
+        raise CheckpointError(f"{path}: expected a {expected_format} file, found {found!r}. Delete it; "
+                              f"{_how_to_rebuild(path, expected_format)}")
     return obj
+
+
+def _how_to_rebuild(path: Path, expected_format: str) -> str:
+    """What brings a missing or deleted file back. A workflow output must be asked for by name: Snakemake does
+    not rebuild a deleted intermediate file whose dependents are still there ("Nothing to be done")."""
+    if expected_format == CHECKPOINT_FORMAT:
+        return "the training job then starts afresh from the initialization"
+    return (f"rebuild it with `snakemake --cores all {path}` (the usual command then updates what was computed "
+            "from it), or rerun the library step that writes it")
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, experiment: dict[str, Any], info: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 
 Determinism: the model is initialized from ``seed``; the data order of epoch ``e`` is a permutation drawn
 from a generator seeded by ``(seed, e)`` alone, so it does not depend on whether the run was resumed;
-deterministic algorithms are switched on for CUDA. After every epoch the full training state (weights, optimizer,
+deterministic algorithms are switched on, strictly, for CUDA. After every epoch the full training state (weights, optimizer,
 scheduler, RNG, metric history) is written atomically to one checkpoint file, so a run killed at any moment
 (even with SIGKILL) and started again continues from the last finished epoch and ends with weights that
 are bitwise identical to those of an uninterrupted run on the same machine and thread count.
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..device import pick_device
+from ..device import pick_device, use_deterministic_algorithms
 from ..errors import ConfigError, TrainingDiverged
 from ..io.atomic import save_torch
 from ..io.settings import settings_from_mapping
@@ -64,6 +64,8 @@ class TrainSettings:
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
         return settings_from_mapping(cls, values, "train", {"optimizer": OPTIMIZERS, "schedule": ("cosine", "constant")})
 
+
+DIVERGENCE_FACTOR = 1e3  # a training loss this many times its initial value means divergence, not learning
 
 OPTIMIZERS = {
     "sgd": lambda p, s: torch.optim.SGD(p, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay),
@@ -140,8 +142,7 @@ def train_experiment(
     fingerprint = spec_hash(experiment)
     device = pick_device(settings.device)
     if device.type == "cuda":  # CPU kernels are deterministic already; this switch costs seconds of import
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        use_deterministic_algorithms()
 
     dataset = load_dataset(experiment["dataset"])
     steps_per_epoch = math.ceil(len(dataset.x_train) / settings.batch_size)
@@ -160,7 +161,7 @@ def train_experiment(
         else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     )
     history: list[dict[str, float]] = []
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, elapsed, initial_loss = 0, 0.0, None
 
     if checkpoint.exists():
         state = load_file(checkpoint, CHECKPOINT_FORMAT, device)
@@ -176,6 +177,7 @@ def train_experiment(
             scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"].cpu())
             history, start_epoch, elapsed = state["history"], state["epoch"], state["elapsed_s"]
+            initial_loss = state.get("initial_train_loss")
             log.info("%s: resuming after epoch %d of %d", checkpoint, start_epoch, settings.epochs)
 
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
@@ -183,6 +185,15 @@ def train_experiment(
     loss_fn = loss_function(dataset.task)
     log.info("%s: %s on %s, %d parameters, device %s", name, experiment["model"]["name"], dataset.name,
              count_parameters(model), device)
+
+    def diverged(what: str) -> None:
+        last_good = (f"the state after epoch {len(history)} is kept in {checkpoint}" if history
+                     else "no epoch finished, so no training state was kept")
+        raise TrainingDiverged(
+            f"experiment {name!r}: {what}; lower train.lr (configured {settings.lr:g}, scheduled "
+            f"{optimizer.param_groups[0]['lr']:g} at that point) or check the data. Only finite states are written: "
+            f"{last_good}."
+        )
 
     def snapshot(step: int, epoch: int) -> None:
         if snapshots is None or step not in snapshots.steps:
@@ -195,6 +206,7 @@ def train_experiment(
 
     if start_epoch == 0:
         snapshot(0, 0)
+        initial_loss = evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size)["loss"]
 
     bar = tqdm(
         range(start_epoch, settings.epochs),
@@ -214,11 +226,7 @@ def train_experiment(
             idx = order[start : start + settings.batch_size]
             loss = loss_fn(model(x_train[idx]), y_train[idx])
             if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"experiment {name!r}: training loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1}; "
-                    f"lower train.lr (now {optimizer.param_groups[0]['lr']:g}) or check the data. "
-                    f"The last good state is kept in {checkpoint}."
-                )
+                diverged(f"training loss became {loss.item()} at epoch {epoch + 1}, batch {batch + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -227,6 +235,13 @@ def train_experiment(
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
         row.update({f"train_{k}": v for k, v in evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size).items()})
         row.update({f"test_{k}": v for k, v in evaluate(model, x_test, y_test, dataset.task, settings.eval_batch_size).items()})
+        # The epoch's last updates are checked here (no batch loss sees them): non-finite, or blown up
+        if not (math.isfinite(row["train_loss"]) and all(torch.isfinite(p).all() for p in model.parameters())):
+            diverged(f"weights or training loss became non-finite by the end of epoch {epoch + 1} "
+                     f"(train loss {row['train_loss']})")
+        if initial_loss is not None and row["train_loss"] > DIVERGENCE_FACTOR * max(initial_loss, 1e-12):
+            diverged(f"training loss grew from {initial_loss:.4g} at initialization to {row['train_loss']:.4g} by the "
+                     f"end of epoch {epoch + 1} (more than {DIVERGENCE_FACTOR:g} times)")
         elapsed += time.perf_counter() - tick
         row["elapsed_s"] = elapsed
         history.append(row)
@@ -241,6 +256,7 @@ def train_experiment(
                 "rng": torch.get_rng_state(),
                 "history": history,
                 "elapsed_s": elapsed,
+                "initial_train_loss": initial_loss,
             },
             checkpoint,
         )

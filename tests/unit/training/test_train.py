@@ -87,17 +87,27 @@ def test_divergence_stops_with_a_clear_error_and_no_outputs(tmp_path):
         "train": {"epochs": 5, "lr": 1.0e6, "batch_size": 16, "device": "cpu"},
     }
     out = TrainPaths.in_directory(tmp_path)
-    with pytest.raises(TrainingDiverged, match=r"'boom': training loss became (nan|inf).*lower train.lr \(now 1e\+06\)"):
+    with pytest.raises(TrainingDiverged, match=r"'boom': training loss became (nan|inf).*lower train.lr \(configured 1e\+06"):
         train_run("boom", spec, out, progress=False)
     assert not out.model.exists() and not out.summary.exists()
     assert not list(tmp_path.rglob("*.tmp")), "no half-written files"
+
+
+def test_divergence_by_the_last_update_of_training_is_caught(tmp_path):
+    """One batch per epoch: the only batch loss is computed before the update that blows the weights up."""
+    spec = {**SPEC, "train": {"epochs": 1, "batch_size": 96, "lr": 1.0e6, "momentum": 0.0, "device": "cpu"}}
+    out = TrainPaths.in_directory(tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"grew from .* at initialization to .* by the end of epoch 1 .*configured 1e\+06.*no epoch finished"):
+        train_run("last", spec, out, progress=False)
+    assert not out.model.exists() and not out.checkpoint.exists(), "a diverged state is never written"
 
 
 def test_corrupt_checkpoint_names_the_file(tmp_path):
     out = TrainPaths.in_directory(tmp_path)
     out.checkpoint.parent.mkdir(parents=True)
     out.checkpoint.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match=rf"{out.checkpoint}: cannot be read .*Delete it and rerun"):
+    with pytest.raises(CheckpointError, match=rf"{out.checkpoint}: cannot be read .*Delete it; the training job then "
+                                              "starts afresh"):
         train_run("x", SPEC, out, progress=False)
 
 
@@ -107,8 +117,10 @@ def test_truncated_files_name_the_file(tmp_path):
     for path, fmt in ((out.checkpoint, CHECKPOINT_FORMAT), (out.model, "lossgeom-model-v1")):
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
-        with pytest.raises(CheckpointError, match=rf"{path}: cannot be read"):
+        with pytest.raises(CheckpointError, match=rf"{path}: cannot be read") as info:
             load_file(path, fmt)
+        if path == out.model:  # a workflow output must be asked for by name, or Snakemake has "nothing to be done"
+            assert f"rebuild it with `snakemake --cores all {path}`" in str(info.value)
     with pytest.raises(CheckpointError, match="file not found"):
         load_model(tmp_path / "missing.pt")
 
