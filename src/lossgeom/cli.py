@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 import torch
 
@@ -65,6 +66,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"  # in the repository
+
+
+def _check_config(args: argparse.Namespace) -> None:
+    """Check config files before Snakemake reads them: YAML syntax (file, line, column), keys, types, ranges."""
+    from .io.configcheck import check_config_files
+
+    config = check_config_files(args.files, args.schema)
+    sweeps = config.get("sweeps", {})
+    print(f"{', '.join(map(str, args.files))}: valid; {len(config['experiments'])} experiments, {len(sweeps)} sweeps")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lossgeom", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -81,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     describe = steps.add_parser("describe", help="dataset shapes and parameter counts of experiments")
     describe.add_argument("--experiments", required=True, help="JSON mapping name -> experiment spec")
     describe.set_defaults(func=_describe)
+
+    check = steps.add_parser("check-config", help="check config files as the workflow will, naming file and line")
+    check.add_argument("files", nargs="+", type=Path, help="config files, in the order given to --configfile")
+    check.add_argument("--schema", type=Path, default=SCHEMA, help="the workflow's config schema")
+    check.set_defaults(func=_check_config)
 
     defaults = steps.add_parser("defaults", help="every settings block of the config with its default values (YAML)")
     defaults.set_defaults(func=_defaults)

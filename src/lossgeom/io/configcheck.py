@@ -107,6 +107,44 @@ def validate_experiment(spec: dict[str, Any], schema: Mapping[str, Any], where: 
         raise ConfigError(f"invalid configuration{origin}: {where}: {detail}") from None
 
 
+def read_config_files(paths: Iterable[str | Path]) -> dict[str, Any]:
+    """Read YAML config files as Snakemake does (later files update earlier ones, block by block), failing with
+    ONE message that names the file, and for a syntax error the line and column, instead of Snakemake's
+    "Config file is not valid JSON or YAML" or a FileNotFoundError traceback."""
+    config: dict[str, Any] = {}
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file (the shipped sets are config.yaml and configs/*.yaml)")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: not valid YAML: {err.problem or err.context}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file must be a mapping of keys (experiments:, hessian:, ...), "
+                              f"found a {type(data).__name__}")
+        _update(config, data)
+    return config
+
+
+def _update(config: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Nested update, as Snakemake merges several --configfile."""
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), dict):
+            _update(config[key], value)
+        else:
+            config[key] = copy.deepcopy(value)
+
+
+def check_config_files(paths: Iterable[str | Path], schema_path: str | Path) -> dict[str, Any]:
+    """Read and validate config files as the workflow will (syntax, then keys, types and ranges)."""
+    paths = list(paths)
+    return validate_config(read_config_files(paths), load_schema(schema_path), sources=map(str, paths))
+
+
 REGRESSION_DATASETS = frozenset({"sines"})  # every other dataset is a classification task (tested against data.py)
 
 

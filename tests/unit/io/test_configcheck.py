@@ -188,3 +188,30 @@ def test_experiment_task_knows_every_dataset():
 
     known = {"digits", "mnist1d", "sines", "gaussian_mixture", "mnist", "cifar10"}
     assert set(DATASETS.names()) == known and REGRESSION_DATASETS <= known
+
+
+# ---- config files read before Snakemake does: one message naming the file (and line) ----
+
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    from lossgeom.io.configcheck import read_config_files
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiments:\n  a: {dataset: {name: digits}\n  model: x\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}, line 3, column 3: not valid YAML: expected ',' or '}}'"):
+        read_config_files([bad])
+    with pytest.raises(ConfigError, match=rf"^{tmp_path / 'missing.yaml'}: no such config file"):
+        read_config_files([tmp_path / "missing.yaml"])
+
+
+def test_several_files_merge_as_snakemake_merges_them(tmp_path):
+    from lossgeom.cli import SCHEMA
+    from lossgeom.io.configcheck import check_config_files
+
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("experiments:\n  m: {dataset: {name: digits}, model: {name: mlp}}\nhessian: {k_top: 4}\n")
+    second.write_text("hessian: {k_bottom: 2}\n")
+    config = check_config_files([first, second], SCHEMA)
+    assert config["hessian"] == {"k_top": 4, "k_bottom": 2} and list(config["experiments"]) == ["m"]
+    second.write_text("hessian: {k_bottom: 0}\n")
+    with pytest.raises(ConfigError, match=rf"\({first}, {second}\): hessian.k_bottom: 0 is out of range; must be >= 1"):
+        check_config_files([first, second], SCHEMA)
