@@ -22,3 +22,7 @@ class DataError(LossgeomError):
 
 class TrainingDiverged(LossgeomError):
     """The training loss became NaN or infinite."""
+
+
+class InputMismatch(LossgeomError):
+    """Two input files do not belong together (e.g. eigenvectors computed from another model)."""

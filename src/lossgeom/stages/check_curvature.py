@@ -22,7 +22,7 @@ from ..checks.surface_curvature import surface_curvature_checks
 from ..device import DTYPES
 from ..errors import ConfigError
 from ..io.atomic import write_csv, write_json
-from ..io.provenance import provenance
+from ..io.provenance import input_record, provenance, require_same_input
 from ..problems.data import Dataset
 from .surfaces import SurfaceSettings, direction_pair, load, load_eigenvectors
 
@@ -50,7 +50,7 @@ def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, gri
 
 
 def write(rows: pd.DataFrame, inputs: dict[str, Any], experiment: str, rows_path, meta_path) -> None:
-    write_json({"experiment": experiment, "inputs": {k: str(v) for k, v in inputs.items()},
+    write_json({"experiment": experiment, "inputs": input_record(**inputs),
                 "verdicts": rows["verdict"].value_counts().to_dict(), "provenance": provenance()}, meta_path)
     write_csv(rows, rows_path)
 
@@ -60,14 +60,16 @@ def run(model_path, eigenvectors_path, surfaces_npz, surfaces_json, experiment: 
     meta = json.loads(Path(surfaces_json).read_text())
     settings = SurfaceSettings.from_mapping(meta["settings"])
     model, dataset = load(model_path, settings)  # the directions are built exactly as the surfaces step built them
-    eigenvectors = load_eigenvectors(eigenvectors_path) if "hessian" in settings.pairs else None
+    require_same_input(meta.get("inputs"), "model", model_path, surfaces_json)
+    hessian = "hessian" in settings.pairs
+    eigenvectors = load_eigenvectors(eigenvectors_path, model_path, model) if hessian else None
     try:
         with np.load(surfaces_npz) as grids:
             rows = compute(model, dataset, eigenvectors, grids, meta, experiment, log=log)
     except ConfigError as err:
         raise ConfigError(f"{surfaces_json}: {err}") from None
-    write(rows, {"model": model_path, "eigenvectors": eigenvectors_path, "surfaces": surfaces_npz}, experiment,
-          rows_path, meta_path)
+    write(rows, {"model": model_path, "eigenvectors": eigenvectors_path if hessian else None, "surfaces": surfaces_npz},
+          experiment, rows_path, meta_path)
     return rows
 
 

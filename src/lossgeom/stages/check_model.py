@@ -19,7 +19,7 @@ import pandas as pd
 from ..checks.models import model_checks
 from ..device import DTYPES, pick_device
 from ..io.atomic import write_csv, write_json
-from ..io.provenance import provenance
+from ..io.provenance import input_record, provenance, require_same_input
 from ..io.settings import settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..training.checkpoints import load_model
@@ -76,7 +76,9 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
         sign_path, log=print) -> ModelCheckResult:
     model, dataset, _ = load_model(model_path, pick_device(settings.device))
     hessian_summary = json.loads(Path(hessian_summary_path).read_text())
+    require_same_input(hessian_summary.get("inputs"), "model", model_path, hessian_summary_path)
     result = compute(model, dataset, hessian_summary, settings, experiment, log=log)
+    result.sign["inputs"] = input_record(model=model_path, hessian=hessian_summary_path)
     write(result, rows_path, trace_path, sign_path)
     return result
 

@@ -27,7 +27,7 @@ from ..engine.hessian import METHODS, HessianOperator
 from ..engine.lanczos import LanczosResult, extreme_eigenpairs
 from ..engine.trace import TraceEstimate, hutchinson_trace
 from ..io.atomic import save_torch, write_csv, write_json
-from ..io.provenance import provenance
+from ..io.provenance import input_record, provenance
 from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..problems.losses import loss_function
@@ -196,6 +196,7 @@ def write(result: HessianResult, out_dir: str | Path) -> None:
             "bottom_vectors": eig.bottom.vectors.cpu(),
             "parameter_names": result.parameter_names,
             "parameter_shapes": result.parameter_shapes,
+            "inputs": result.summary.get("inputs", {}),  # the model file's fingerprint, checked by every reader
         },
         out / "eigenvectors.pt",
     )
@@ -215,7 +216,8 @@ def run(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, 
     model, dataset, stored = load_model(model_path, pick_device(settings.device))
     log(f"{model_path} ({stored['info'].get('experiment')})")
     result = compute(model, dataset, settings, log=log)
-    result.summary.update({"experiment": stored["info"].get("experiment"), "model_file": str(model_path)})
+    result.summary.update({"experiment": stored["info"].get("experiment"), "model_file": str(model_path),
+                           "inputs": input_record(model=model_path)})
     write(result, out_dir)
     return result.summary
 

@@ -25,13 +25,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..device import DTYPES, pick_device
-from ..errors import ConfigError
+from ..errors import ConfigError, InputMismatch
 from ..geometry.directions import KINDS, orthogonalize, random_direction
 from ..geometry.surfaces import compute_surface
 from ..io.atomic import write_json, write_npz
-from ..io.provenance import provenance
+from ..io.provenance import input_record, provenance, require_same_input
 from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset
+from ..problems.models import trainable_parameters
 from ..training.checkpoints import load_file, load_model
 from .hessian import EIGENVECTORS_FORMAT
 
@@ -71,11 +72,19 @@ class SurfaceSettings:
             "pairs": ("random", "hessian"), "splits": ("train", "test")})
 
 
-def load_eigenvectors(path: str | Path) -> dict[str, Any]:
-    """The hessian step's eigenvectors.pt, checked to hold both ends (Hessian surfaces need v_max and v_min)."""
+def load_eigenvectors(path: str | Path, model_path: str | Path, model) -> dict[str, Any]:
+    """The hessian step's eigenvectors.pt, checked to hold both ends (Hessian surfaces need v_max and v_min) and to
+    belong to ``model``: computed from the file ``model_path`` (by its SHA-256), with the model's parameter names
+    and shapes in the same order (directions are flat vectors applied by position)."""
     vectors = load_file(path, EIGENVECTORS_FORMAT)
     if len(vectors["top_vectors"]) == 0 or len(vectors["bottom_vectors"]) == 0:
         raise ConfigError(f"{path}: needs hessian.k_top >= 1 and hessian.k_bottom >= 1 for Hessian surfaces")
+    require_same_input(vectors.get("inputs"), "model", model_path, path)
+    layout = [(name, list(p.shape)) for name, p in trainable_parameters(model)]
+    stored = list(zip(vectors["parameter_names"], [list(s) for s in vectors["parameter_shapes"]]))
+    if stored != layout:
+        raise InputMismatch(f"{path}: its parameter names and shapes differ from those of {model_path}; "
+                            "rerun the hessian step for this model")
     return vectors
 
 
@@ -145,9 +154,11 @@ def load(model_path, settings: SurfaceSettings):
 
 def run(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=print) -> dict[str, Any]:
     model, dataset = load(model_path, settings)
-    eigenvectors = load_eigenvectors(eigenvectors_path) if "hessian" in settings.pairs else None
+    hessian = "hessian" in settings.pairs
+    eigenvectors = load_eigenvectors(eigenvectors_path, model_path, model) if hessian else None
     arrays, meta = compute(model, dataset, settings, eigenvectors, Path(out_dir) / "tiles", log=log)
     meta["experiment"] = Path(model_path).parent.name
+    meta["inputs"] = input_record(model=model_path, eigenvectors=eigenvectors_path if hessian else None)
     write(arrays, meta, out_dir)
     return meta
 
