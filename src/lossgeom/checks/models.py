@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..progress import Progress
+
 from ..engine.hessian import HessianOperator
 from ..engine.trace import hutchinson_trace
 from ..geometry.curvature import principal_curvatures, random_projections
@@ -109,6 +111,7 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     centre = loss_at()
     curvatures = np.empty(slices)
     bias_rows = []
+    progress = Progress("hvp-free slices", slices, "slices")
     for k in range(slices):
         eta = _gaussian(n, g, shifter.theta)
         h = relative_step * theta_norm / float(eta.norm())
@@ -118,6 +121,7 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
             for r in (relative_step * 10, relative_step, relative_step / 10):
                 hr = r * theta_norm / float(eta.norm())
                 bias_rows.append({"relative_step": r, "fd": slice_curvature(shifter, loss_at, eta, hr, centre), "exact": truth})
+        (progress.finish if k == slices - 1 else progress.update)(k + 1, mean=lambda k=k: f"{curvatures[: k + 1].mean():.6g}")
     f_mean, f_se = curvatures.mean(), curvatures.std(ddof=1) / math.sqrt(slices)
     log(f"(c) {slices} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
     rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace (finite differences of 1D slices) vs Hutchinson tr(H)",

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..progress import Progress
+
 from .lanczos import lanczos_tridiagonal
 from .operator import LinearOperator
 from .trace import rademacher
@@ -62,6 +64,7 @@ def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int 
     nodes = np.full((probes, steps), np.nan)
     weights = np.full((probes, steps), np.nan)
     hvps = 0
+    progress = Progress("slq", probes, "probes")
     for p in range(probes):
         z = rademacher(op.n_params, g, op.device, op.dtype)
         T, used = lanczos_tridiagonal(op, z / z.norm(), steps)
@@ -69,4 +72,5 @@ def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int 
         theta, S = torch.linalg.eigh(0.5 * (T + T.T))
         nodes[p, : len(theta)] = theta.numpy()
         weights[p, : len(theta)] = (S[0] ** 2).numpy()
+        (progress.finish if p == probes - 1 else progress.update)(p + 1, products=hvps)
     return SpectralDensity(nodes=nodes, weights=weights, hvps=hvps)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..progress import Progress
+
 from .operator import LinearOperator, MatrixOperator
 
 
@@ -139,6 +141,7 @@ def extreme_eigenpairs(
     basis.append(_random_unit(n, seed, op.device, op.dtype))
     restarts = iterations = 0
     eps = torch.finfo(op.dtype).eps
+    progress = Progress("lanczos", max_hvps, "products", upper_bound=True)
 
     def ends(theta: torch.Tensor, count_top: int, count_bottom: int) -> list[int]:
         order = list(range(len(theta)))  # eigh sorts ascending
@@ -156,8 +159,12 @@ def extreme_eigenpairs(
             (estimates[ends(theta, k_top, k_bottom)] <= tol * scale).all()
         )
         exhausted = basis.hvps >= max_hvps or beta <= 10 * eps * max(scale, 1e-300) or basis.size == n
+        worst = float(estimates[ends(theta, k_top, k_bottom)].max()) / max(scale, 1e-300)
+        status = dict(basis=basis.size, restarts=restarts, worst_residual=f"{worst:.2g} x scale (tol {tol:g})")
         if done or exhausted:
+            progress.finish(basis.hvps, **status)
             break
+        progress.update(basis.hvps, **status)
         if basis.size == capacity:  # thick restart: keep both ends' Ritz vectors, continue from the residual
             keep = ends(theta, min(k_top + extra, capacity // 4 + k_top), min(k_bottom + extra, capacity // 4 + k_bottom))
             S_keep = S[:, keep].to(op.device, op.dtype)

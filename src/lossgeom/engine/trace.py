@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..progress import Progress
+
 from .operator import LinearOperator
 
 
@@ -39,6 +41,12 @@ class TraceEstimate:
     hvps: int
 
 
+def _running(values: np.ndarray) -> str:
+    """The estimate so far, with its standard error once there are two samples."""
+    se = f" +- {values.std(ddof=1) / math.sqrt(len(values)):.2g}" if len(values) > 1 else ""
+    return f"{values.mean():.6g}{se}"
+
+
 def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
                      generator: torch.Generator | None = None) -> TraceEstimate:
     """Estimate tr(H) from ``samples`` Rademacher probes (one product each).
@@ -50,9 +58,11 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
         raise ValueError("Hutchinson needs at least 2 samples for a standard error")
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     values = np.empty(samples)
+    progress = Progress("hutchinson", samples, "probes")
     for i in range(samples):
         z = rademacher(op.n_params, g, op.device, op.dtype)
         values[i] = float(torch.dot(z, op.matvec(z)))
+        (progress.finish if i == samples - 1 else progress.update)(i + 1, tr_H=lambda i=i: _running(values[: i + 1]))
     return TraceEstimate(
         estimate=float(values.mean()),
         standard_error=float(values.std(ddof=1) / math.sqrt(samples)),

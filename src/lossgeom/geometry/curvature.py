@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..progress import Progress
+
 
 def projected_hessian(op, eta: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
     """M from two products, H eta and H delta (symmetrized: the off-diagonal is the mean of both)."""
@@ -49,11 +51,13 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
     """
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     out = np.empty((count, 3))
+    progress = Progress("random projections", count, "pairs")
     for k in range(count):
         eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
         delta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
         M = projected_hessian(op, eta, delta)
         out[k] = M[0, 0], M[0, 1], M[1, 1]
+        (progress.finish if k == count - 1 else progress.update)(k + 1)
     return out
 
 
