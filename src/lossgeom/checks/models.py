@@ -150,12 +150,25 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     trace_sq = density.get("trace_h2")
     if trace_sq is not None:
         outliers = list(eig["top"]["values"]) + list(eig["bottom"]["values"])
-        predicted = saddle_fraction_spiked(outliers, h_mean, trace_sq, 200_000, seed)
+
+        def predict(trace: float, trace2: float) -> float:  # one seed: common random numbers across the inputs
+            return saddle_fraction_spiked(outliers, trace, trace2, 200_000, seed)
+
+        predicted = predict(h_mean, trace_sq)
+        # The inputs are estimates too: their standard errors (Hutchinson tr(H), SLQ tr(H^2)) move the prediction;
+        # propagated to first order by central differences, added in quadrature to the projections' binomial error.
+        sq_se = density.get("trace_h2_se", float("nan"))
+        from_trace = 0.5 * (predict(h_mean + h_se, trace_sq) - predict(h_mean - h_se, trace_sq))
+        from_trace_sq = (0.5 * (predict(h_mean, trace_sq + sq_se) - predict(h_mean, max(trace_sq - sq_se, 0.0)))
+                         if math.isfinite(sq_se) else float("nan"))
         p = min(max(predicted, 1 / P), 1 - 1 / P)
+        sampling = math.sqrt(p * (1 - p) / P)
+        se = math.sqrt(sampling**2 + from_trace**2 + from_trace_sq**2)
         rows.append(CheckRow.compare("model_random_projection", case, "fraction of random projections showing a saddle",
-                                     predicted, saddle, math.sqrt(p * (1 - p) / P),
+                                     predicted, saddle, se,
                                      f"predicted with the {len(outliers)} computed extreme eigenvalues exact and the bulk by "
-                                     "the central limit (Hutchinson tr(H), SLQ tr(H^2))"))
+                                     f"the central limit (Hutchinson tr(H), SLQ tr(H^2)); SE {sampling:.2g} from {P} "
+                                     f"projections, {abs(from_trace):.2g} from tr(H), {abs(from_trace_sq):.2g} from tr(H^2)"))
     sign = {
         "experiment": experiment,
         "n_parameters": n,

@@ -1,25 +1,40 @@
 """Check rows: (check, case, quantity, theory, measured, tolerance, verdict), the one format of every check.
 
-A check passes when |measured - theory| <= tolerance. Tolerances are either stated multiples
-(:data:`SIGMAS`) of the standard errors of the Monte Carlo quantities involved or stated deterministic
-bounds, never tuned to pass. A failed check is kept, with its numbers.
+Every row has one of three verdicts:
+
+- ``pass``: |measured - theory| <= tolerance, and the tolerance is small enough to tell the claim from its
+  negation (below |theory|, so a measurement of 0 or of the opposite sign would have failed);
+- ``FAIL``: |measured - theory| > tolerance. A failed check is kept, with its numbers;
+- ``unresolved``: the measurement cannot decide: the tolerance is at least |theory| (for a claim of a
+  non-zero value or a sign), an input's uncertainty is unknown (NaN), or an input did not converge.
+
+A claim that something is zero (theory 0, or zero up to rounding: |theory| <= 1e-9 tolerance) is decided by
+the tolerance alone. Tolerances are stated multiples (:data:`SIGMAS`) of the standard errors of the Monte
+Carlo quantities involved, with the uncertainties of their inputs propagated, or stated deterministic
+bounds; never tuned to pass.
 
 Example::
 
     >>> rows = [CheckRow.compare("demo", "case", "mean vs 1", 1.0, 1.3, standard_error=0.1),
-    ...         CheckRow.within("demo", "case", "exact vs 2", 2.0, 2.0 + 1e-12, tolerance=1e-9)]
+    ...         CheckRow.within("demo", "case", "exact vs 2", 2.0, 2.0 + 1e-12, tolerance=1e-9),
+    ...         CheckRow.compare("demo", "case", "mean vs 0.1", 0.1, 0.3, standard_error=0.1),
+    ...         CheckRow.compare("demo", "case", "mean vs 1", 1.0, 1.5, standard_error=0.1)]
     >>> rows_to_frame(rows)["verdict"].tolist()
-    ['pass', 'pass']
+    ['pass', 'pass', 'unresolved', 'FAIL']
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 SIGMAS = 4.0  # tolerance = SIGMAS standard errors
+
+
+VERDICTS = ("pass", "FAIL", "unresolved")
 
 
 @dataclass
@@ -30,21 +45,45 @@ class CheckRow:
     theory: float
     measured: float
     tolerance: float
-    passed: bool
+    verdict: str
     detail: str = ""
 
-    @classmethod
-    def compare(cls, check, case, quantity, theory, measured, standard_error, detail=""):
-        return cls.within(check, case, quantity, theory, measured, SIGMAS * standard_error, detail)
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
     @classmethod
-    def within(cls, check, case, quantity, theory, measured, tolerance, detail=""):
-        """A row with a stated tolerance (for deterministic estimates, where there is no standard error)."""
-        return cls(check, case, quantity, float(theory), float(measured), float(tolerance),
-                   bool(abs(measured - theory) <= tolerance), detail)
+    def compare(cls, check, case, quantity, theory, measured, standard_error, detail="", *, decidable=True):
+        """A row whose tolerance is :data:`SIGMAS` standard errors (NaN or None: unknown, so unresolved)."""
+        se = float("nan") if standard_error is None else float(standard_error)
+        return cls.within(check, case, quantity, theory, measured, SIGMAS * se, detail, decidable=decidable)
+
+    @classmethod
+    def within(cls, check, case, quantity, theory, measured, tolerance, detail="", *, decidable=True):
+        """A row with a stated tolerance. ``decidable=False`` (e.g. an eigensolver that did not converge) makes
+        it unresolved whatever the numbers say, with the reason in ``detail``."""
+        theory, measured, tolerance = float(theory), float(measured), float(tolerance)
+        return cls(check, case, quantity, theory, measured, tolerance,
+                   verdict(theory, measured, tolerance, decidable), detail)
+
+
+def verdict(theory: float, measured: float, tolerance: float, decidable: bool = True) -> str:
+    """pass, FAIL or unresolved, as the module docstring states."""
+    if not decidable or not all(math.isfinite(v) for v in (theory, measured, tolerance)):
+        return "unresolved"
+    zero_claim = abs(theory) <= 1e-9 * tolerance
+    if not zero_claim and tolerance >= abs(theory):
+        return "unresolved"
+    return "pass" if abs(measured - theory) <= tolerance else "FAIL"
 
 
 def rows_to_frame(rows: list[CheckRow]) -> pd.DataFrame:
+    """The rows as a table: check, case, quantity, theory, measured, tolerance, detail, verdict."""
     frame = pd.DataFrame([asdict(r) for r in rows])
-    frame["verdict"] = np.where(frame["passed"], "pass", "FAIL")
-    return frame.drop(columns="passed")
+    return frame[[c for c in frame.columns if c != "verdict"] + ["verdict"]]
+
+
+def count_verdicts(frame: pd.DataFrame) -> dict[str, int]:
+    """How many rows have each verdict (all three named, zeros included)."""
+    counts = frame["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in VERDICTS}

@@ -75,9 +75,13 @@ def synthetic_checks(
                                  "lambda_max": float(lam.max()), "lambda_min": float(lam.min()),
                                  "measured": P, "predicted": Q, "predicted_by": how,
                                  "hessian_kappa": (kp, km)}
-            rows.append(CheckRow("synthetic_hessian_projection", case, "Hessian directions show a saddle (kappa+ kappa- < 0)",
-                                 1.0, float(kp * km < 0), 0.0, bool(kp * km < 0),
-                                 f"kappa+ = {kp:.6g} (lambda_max {lam.max():.6g}), kappa- = {km:.6g} (lambda_min {lam.min():.6g})"))
+            converged = bool(eig.top.converged.all() and eig.bottom.converged.all())
+            rows.append(CheckRow.within("synthetic_hessian_projection", case,
+                                        "Hessian directions show a saddle (kappa+ kappa- < 0)", 1.0, float(kp * km < 0), 0.0,
+                                        f"kappa+ = {kp:.6g} (lambda_max {lam.max():.6g}), kappa- = {km:.6g} (lambda_min "
+                                        f"{lam.min():.6g})" + ("" if converged else "; the eigensolver did not converge "
+                                                               f"({eig.hvps} products): unresolved"),
+                                        decidable=converged))
     return rows
 
 

@@ -21,6 +21,7 @@ import torch
 from ..checks.surface_curvature import surface_curvature_checks
 from ..device import DTYPES
 from ..errors import ConfigError
+from ..checks.rows import count_verdicts
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import input_record, provenance, require_same_input
 from ..problems.data import Dataset
@@ -51,7 +52,7 @@ def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, gri
 
 def write(rows: pd.DataFrame, inputs: dict[str, Any], experiment: str, rows_path, meta_path) -> None:
     write_json({"experiment": experiment, "inputs": input_record(**inputs),
-                "verdicts": rows["verdict"].value_counts().to_dict(), "provenance": provenance()}, meta_path)
+                "verdicts": count_verdicts(rows), "provenance": provenance()}, meta_path)
     write_csv(rows, rows_path)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..checks.rows import rows_to_frame
+from ..checks.rows import count_verdicts, rows_to_frame
 from ..checks.synthetic import synthetic_checks
 from ..io.atomic import write_csv, write_npz
 from ..io.settings import settings_from_mapping, settings_help
@@ -85,4 +85,4 @@ def add_commands(steps) -> None:
 
 def _command(args) -> None:
     rows = run(SyntheticCheckSettings.from_mapping(json.loads(args.settings)), args.out, args.samples_out)
-    logging.getLogger(__name__).info("%d checks, %d failed", len(rows), int((rows["verdict"] != "pass").sum()))
+    logging.getLogger(__name__).info("%d checks: %s", len(rows), count_verdicts(rows))

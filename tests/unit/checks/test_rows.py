@@ -1,0 +1,41 @@
+"""Verdicts mean something: a pass could have failed, and a measurement that cannot decide says so."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lossgeom.checks.rows import CheckRow, count_verdicts, rows_to_frame, verdict
+
+
+@pytest.mark.parametrize("theory, measured, tolerance, expected", [
+    (1.0, 1.05, 0.1, "pass"),
+    (1.0, 1.5, 0.1, "FAIL"),
+    (-0.33, 1.33, 5.1, "unresolved"),   # sines_mlp's kappa-: a tolerance this wide passes any sign
+    (0.1, 0.3, 0.4, "unresolved"),      # would pass a measurement of 0
+    (0.0, 0.02, 0.1, "pass"),           # a claim of zero is decided by the tolerance alone
+    (4.5e-13, -0.12, 10.3, "pass"),     # zero up to rounding is a claim of zero
+    (0.0, 0.5, 0.1, "FAIL"),
+    (1.0, 1.0, math.nan, "unresolved"),  # an input's uncertainty unknown
+    (math.nan, 1.0, 0.1, "unresolved"),
+])
+def test_verdicts(theory, measured, tolerance, expected):
+    assert verdict(theory, measured, tolerance) == expected
+
+
+def test_an_undecidable_input_makes_the_row_unresolved_whatever_the_numbers():
+    row = CheckRow.within("c", "x", "q", 1.0, 1.0, 0.0, "the eigensolver did not converge", decidable=False)
+    assert row.verdict == "unresolved" and not row.passed
+
+
+def test_an_unknown_standard_error_is_unresolved():
+    assert CheckRow.compare("c", "x", "q", 2.0, 2.0, None).verdict == "unresolved"
+
+
+def test_the_table_counts_all_three_verdicts():
+    rows = [CheckRow.compare("c", "x", "q", 1.0, 1.0, 0.01), CheckRow.compare("c", "x", "q", 1.0, 3.0, 0.01),
+            CheckRow.compare("c", "x", "q", 1.0, 1.0, 1.0)]
+    frame = rows_to_frame(rows)
+    assert list(frame.columns)[-1] == "verdict"
+    assert count_verdicts(frame) == {"pass": 1, "FAIL": 1, "unresolved": 1}
