@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..progress import Progress
+from .resume import ResumeSlot
 
 from .lanczos import lanczos_tridiagonal
 from .operator import LinearOperator
@@ -57,15 +58,23 @@ class SpectralDensity:
         return np.linspace(lo - 5 * sigma, hi + 5 * sigma, points), sigma
 
 
-def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int = 0) -> SpectralDensity:
-    """Stochastic Lanczos quadrature with ``probes`` Rademacher probes of ``steps`` Lanczos steps each."""
+def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int = 0, *,
+                resume: ResumeSlot | None = None) -> SpectralDensity:
+    """Stochastic Lanczos quadrature with ``probes`` Rademacher probes of ``steps`` Lanczos steps each.
+
+    With ``resume`` the probes done so far are saved (with the generator's state) and a killed run goes on."""
     g = torch.Generator().manual_seed(seed)
     steps = min(steps, op.n_params)
     nodes = np.full((probes, steps), np.nan)
     weights = np.full((probes, steps), np.nan)
-    hvps = 0
+    hvps = start = 0
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        start, hvps = saved["done"], saved["hvps"]
+        nodes[:start], weights[:start] = saved["nodes"].numpy(), saved["weights"].numpy()
+        g.set_state(saved["generator"])
     progress = Progress("slq", probes, "probes")
-    for p in range(probes):
+    for p in range(start, probes):
         z = rademacher(op.n_params, g, op.device, op.dtype)
         T, used = lanczos_tridiagonal(op, z / z.norm(), steps)
         hvps += used
@@ -73,4 +82,8 @@ def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int 
         nodes[p, : len(theta)] = theta.numpy()
         weights[p, : len(theta)] = (S[0] ** 2).numpy()
         (progress.finish if p == probes - 1 else progress.update)(p + 1, products=hvps)
+        if resume is not None:
+            resume.save({"done": p + 1, "hvps": hvps, "nodes": torch.from_numpy(nodes[: p + 1].copy()),
+                         "weights": torch.from_numpy(weights[: p + 1].copy()), "generator": g.get_state()},
+                        final=p == probes - 1)
     return SpectralDensity(nodes=nodes, weights=weights, hvps=hvps)

@@ -33,12 +33,14 @@ Example (a diagonal matrix with a prescribed spectrum)::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..progress import Progress
 
 from .operator import LinearOperator, MatrixOperator
+from .resume import ResumeSlot
 
 
 @dataclass
@@ -124,13 +126,18 @@ def extreme_eigenpairs(
     keep_extra: int | None = None,
     max_hvps: int = 5000,
     seed: int = 0,
+    resume: ResumeSlot | None = None,
 ) -> LanczosResult:
     """The ``k_top`` largest and ``k_bottom`` most negative eigenpairs of the symmetric operator ``op``.
 
     ``op`` is any :class:`~lossgeom.engine.operator.LinearOperator` (a Hessian, a dense matrix).
     Stops when every wanted pair has a residual <= ``tol`` * scale, or after
-    ``max_hvps`` products (then ``converged`` says which pairs made it).
+    ``max_hvps`` products (then ``converged`` says which pairs made it). With ``resume``, the compressed
+    basis is saved at thick restarts and the result at the end, and a killed run continues from there.
     """
+    saved = resume.load() if resume is not None else None
+    if saved is not None and "result" in saved:
+        return _result_from_state(saved["result"], op)
     n = op.n_params
     wanted = k_top + k_bottom
     if wanted == 0 or wanted > n:
@@ -138,8 +145,16 @@ def extreme_eigenpairs(
     capacity = min(max(max_basis, 2 * wanted + 2), n)
     extra = keep_extra if keep_extra is not None else max(5, max(k_top, k_bottom))
     basis = KrylovBasis(op, capacity)
-    basis.append(_random_unit(n, seed, op.device, op.dtype))
     restarts = iterations = 0
+    if saved is not None:  # the basis as compressed at the last saved thick restart
+        size = saved["size"]
+        basis.Q[:size] = saved["Q"].to(op.device, op.dtype)
+        basis.T[:size, :size] = saved["T"]
+        basis.size, basis.residual, basis.hvps = size, saved["residual"].to(op.device, op.dtype), saved["hvps"]
+        restarts, iterations = saved["restarts"], saved["iterations"]
+        basis.append(basis.residual)
+    else:
+        basis.append(_random_unit(n, seed, op.device, op.dtype))
     eps = torch.finfo(op.dtype).eps
     progress = Progress("lanczos", max_hvps, "products", upper_bound=True)
 
@@ -175,6 +190,10 @@ def extreme_eigenpairs(
             basis.T[: len(keep), : len(keep)] = torch.diag(theta[keep])
             basis.size = len(keep)
             restarts += 1
+            if resume is not None:
+                resume.save({"Q": basis.Q[: basis.size].cpu().clone(), "T": basis.T[: basis.size, : basis.size].clone(),
+                             "residual": basis.residual.cpu().clone(), "size": basis.size, "hvps": basis.hvps,
+                             "restarts": restarts, "iterations": iterations})
         basis.append(basis.residual)
 
     theta, S = basis.ritz()
@@ -202,7 +221,7 @@ def extreme_eigenpairs(
         )
 
     top, bottom = finish(top_idx), finish(bottom_idx)
-    return LanczosResult(
+    result = LanczosResult(
         top=top,
         bottom=bottom,
         hvps=basis.hvps + k_top + k_bottom,
@@ -211,6 +230,21 @@ def extreme_eigenpairs(
         tol=tol,
         scale=scale,
     )
+    if resume is not None:
+        resume.save({"result": _result_state(result)}, final=True)
+    return result
+
+
+def _result_state(result: LanczosResult) -> dict[str, Any]:
+    ends = {name: {k: getattr(getattr(result, name), k).cpu() for k in ("values", "vectors", "residuals", "converged")}
+            for name in ("top", "bottom")}
+    return {**ends, **{k: getattr(result, k) for k in ("hvps", "iterations", "restarts", "tol", "scale")}}
+
+
+def _result_from_state(state: dict[str, Any], op: LinearOperator) -> LanczosResult:
+    ends = {name: EigenPairs(**{k: v.to(op.device, op.dtype) if k == "vectors" else v for k, v in state[name].items()})
+            for name in ("top", "bottom")}
+    return LanczosResult(**ends, **{k: state[k] for k in ("hvps", "iterations", "restarts", "tol", "scale")})
 
 
 def lanczos_tridiagonal(op: LinearOperator, start: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:

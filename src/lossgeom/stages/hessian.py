@@ -27,6 +27,7 @@ from ..engine.hessian import METHODS, HessianOperator
 from ..engine.lanczos import LanczosResult, extreme_eigenpairs
 from ..engine.trace import TraceEstimate, hutchinson_trace
 from ..io.atomic import save_torch, write_csv, write_json
+from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance
 from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset
@@ -55,6 +56,7 @@ class HessianSettings:
     device: str = "auto"
     method: str = "auto"  # auto (forward-over-reverse, double backward if unsupported) | forward-over-reverse | double-backward
     compile: bool = False
+    save_every_s: float = 60.0  # seconds between saves of the work in progress (partial.pt), for resuming
 
     def __post_init__(self) -> None:
         for key in ("k_top", "k_bottom"):  # one end alone is allowed here; the workflow's stages need both
@@ -66,6 +68,7 @@ class HessianSettings:
             require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "hessian", key, getattr(self, key),
                     "an integer >= 1")
         require(self.tol > 0, "hessian", "tol", self.tol, "> 0")
+        require(self.save_every_s >= 0, "hessian", "save_every_s", self.save_every_s, ">= 0")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "HessianSettings":
@@ -99,8 +102,12 @@ class HessianResult:
     parameter_shapes: list[list[int]]
 
 
-def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings, log=print) -> HessianResult:
-    """Eigenpairs of both ends, the Hutchinson trace and the SLQ density of ``model`` (on its device) on ``dataset``."""
+def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings, log=print,
+            partial: PartialFile | None = None) -> HessianResult:
+    """Eigenpairs of both ends, the Hutchinson trace and the SLQ density of ``model`` (on its device) on ``dataset``.
+
+    With ``partial``, each of the three loops saves its work in progress there and continues from it."""
+    slot = (lambda key: partial.slot(key)) if partial is not None else (lambda key: None)
     device = next(model.parameters()).device
     x, y = (dataset.x_train, dataset.y_train) if settings.split == "train" else (dataset.x_test, dataset.y_test)
     op = HessianOperator(
@@ -125,6 +132,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         max_basis=settings.max_basis,
         max_hvps=settings.max_hvps,
         seed=settings.seed,
+        resume=slot("lanczos"),
     )
     timings["eigenpairs_s"] = time.perf_counter() - tick
     log(
@@ -134,12 +142,13 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
     )
 
     tick = time.perf_counter()
-    trace = hutchinson_trace(op, samples=settings.hutchinson_samples, seed=settings.seed + 1)
+    trace = hutchinson_trace(op, samples=settings.hutchinson_samples, seed=settings.seed + 1, resume=slot("hutchinson"))
     timings["hutchinson_s"] = time.perf_counter() - tick
     log(f"Hutchinson: tr(H) = {trace.estimate:.6g} +- {trace.standard_error:.2g} ({trace.hvps} products)")
 
     tick = time.perf_counter()
-    density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2)
+    density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2,
+                          resume=slot("slq"))
     timings["slq_s"] = time.perf_counter() - tick
     _, sigma = density.default_grid()
     log(f"SLQ: {settings.slq_probes} probes x {settings.slq_steps} steps ({density.hvps} products)")
@@ -174,7 +183,8 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         },
         "density": {"probes": settings.slq_probes, "steps": settings.slq_steps, "sigma": sigma, "hvps": density.hvps},
         "density_moments": _moments(density, op.n_params),
-        "hvps_total": op.hvps,
+        "hvps_total": eig.hvps + trace.hvps + density.hvps,  # what the results cost, resumed or not
+        "hvps_this_run": op.hvps,  # the products this process computed (fewer after a resume)
         "timings": timings,
         "wall_s": sum(v for k, v in timings.items() if k.endswith("_s")),
         "settings": dataclasses.asdict(settings),
@@ -215,10 +225,18 @@ def run(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, 
     """Load the model file, compute on the configured device, write into ``out_dir``; returns the summary."""
     model, dataset, stored = load_model(model_path, pick_device(settings.device))
     log(f"{model_path} ({stored['info'].get('experiment')})")
-    result = compute(model, dataset, settings, log=log)
+    inputs = input_record(model=model_path)
+    # Work in progress goes beside the outputs; it is valid only for this model file and these settings
+    # (how often it is saved does not change the results).
+    relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "save_every_s"}
+    fingerprint = json.dumps({"model": inputs["model"]["sha256"], "settings": relevant}, sort_keys=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    partial = PartialFile(Path(out_dir) / "partial.pt", fingerprint, settings.save_every_s)
+    result = compute(model, dataset, settings, log=log, partial=partial)
     result.summary.update({"experiment": stored["info"].get("experiment"), "model_file": str(model_path),
-                           "inputs": input_record(model=model_path)})
+                           "inputs": inputs})
     write(result, out_dir)
+    partial.remove()
     return result.summary
 
 
