@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..engine.resume import ResumeSlot
 from ..progress import Progress
 
 from ..engine.hessian import HessianOperator
@@ -63,13 +64,16 @@ def running_mean(samples: np.ndarray) -> pd.DataFrame:
 def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, hessian_summary: Mapping[str, Any],
                  experiment: str, *, projections: int, slices: int, hutchinson_samples: int, relative_step: float,
                  bias_slices: int, exact_max_parameters: int, batch_size: int, seed: int,
-                 log: Callable[[str], None] = print) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+                 log: Callable[[str], None] = print,
+                 resume: Callable[[str], ResumeSlot | None] = lambda key: None,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record.
 
     ``model`` and the data (x, y) are already on the device and in the precision to check in;
     ``hessian_summary`` is the hessian step's summary.json of the same model (extreme eigenvalues, SLQ tr(H^2)).
     One generator seeded with ``seed`` draws, in this order, the projections' directions, the Hutchinson
-    probes and the slices' directions.
+    probes and the slices' directions. ``resume(key)`` gives each loop a place to save its work in progress
+    (with the generator's state), so that a killed run continues where it was.
     """
     op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size)
     n = op.n_params
@@ -79,13 +83,13 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
 
     # (b) random 2D projections: M from two products each
     P = projections
-    M = random_projections(op, P, generator=g)
+    M = random_projections(op, P, generator=g, resume=resume("projections"))
     diag = np.concatenate([M[:, 0], M[:, 2]])
     proj_mean, proj_se = diag.mean(), diag.std(ddof=1) / math.sqrt(len(diag))
     log(f"(b) {P} projections: mean eta^T H eta = {proj_mean:.6g} +- {proj_se:.2g}")
 
     # Hutchinson with many probes (for the trace-vs-S curves)
-    trace = hutchinson_trace(op, hutchinson_samples, generator=g)
+    trace = hutchinson_trace(op, hutchinson_samples, generator=g, resume=resume("hutchinson"))
     hutch, h_mean, h_se = trace.samples, trace.estimate, trace.standard_error
     log(f"Hutchinson, {len(hutch)} probes: tr(H) = {h_mean:.6g} +- {h_se:.2g}")
 
@@ -111,8 +115,15 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     centre = loss_at()
     curvatures = np.empty(slices)
     bias_rows = []
+    slot, start = resume("slices"), 0
+    saved = slot.load() if slot is not None else None
+    if saved is not None:
+        start = len(saved["curvatures"])
+        curvatures[:start] = saved["curvatures"].numpy()
+        bias_rows = [dict(zip(("relative_step", "fd", "exact"), row)) for row in saved["bias"].tolist()]
+        g.set_state(saved["generator"])
     progress = Progress("hvp-free slices", slices, "slices")
-    for k in range(slices):
+    for k in range(start, slices):
         eta = _gaussian(n, g, shifter.theta)
         h = relative_step * theta_norm / float(eta.norm())
         curvatures[k] = slice_curvature(shifter, loss_at, eta, h, centre)
@@ -122,6 +133,10 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
                 hr = r * theta_norm / float(eta.norm())
                 bias_rows.append({"relative_step": r, "fd": slice_curvature(shifter, loss_at, eta, hr, centre), "exact": truth})
         (progress.finish if k == slices - 1 else progress.update)(k + 1, mean=lambda k=k: f"{curvatures[: k + 1].mean():.6g}")
+        if slot is not None:
+            bias = torch.tensor([[b["relative_step"], b["fd"], b["exact"]] for b in bias_rows], dtype=torch.float64)
+            slot.save({"curvatures": torch.from_numpy(curvatures[: k + 1].copy()), "bias": bias.reshape(-1, 3),
+                       "generator": g.get_state()}, final=k == slices - 1)
     f_mean, f_se = curvatures.mean(), curvatures.std(ddof=1) / math.sqrt(slices)
     log(f"(c) {slices} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
     rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace (finite differences of 1D slices) vs Hutchinson tr(H)",

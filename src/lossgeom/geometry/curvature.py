@@ -43,7 +43,8 @@ def projected_hessian(op, eta: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
     return np.array([[float(eta @ h_eta), off], [off, float(delta @ h_delta)]])
 
 
-def random_projections(op, count: int, seed: int = 0, *, generator: torch.Generator | None = None) -> np.ndarray:
+def random_projections(op, count: int, seed: int = 0, *, generator: torch.Generator | None = None,
+                       resume=None) -> np.ndarray:
     """M of ``count`` random pairs of Gaussian directions (i.i.d. N(0, 1) entries): array (count, 3) of M11, M12, M22.
 
     Each pair costs two products. For Gaussian directions E[M11] = E[M22] = tr(H) and E[M12] = 0. The
@@ -51,13 +52,21 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
     """
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     out = np.empty((count, 3))
+    start = 0
+    saved = resume.load() if resume is not None else None  # ``resume``: a ResumeSlot (lossgeom.engine.resume)
+    if saved is not None:
+        start = len(saved["M"])
+        out[:start] = saved["M"].numpy()
+        g.set_state(saved["generator"])
     progress = Progress("random projections", count, "pairs")
-    for k in range(count):
+    for k in range(start, count):
         eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
         delta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
         M = projected_hessian(op, eta, delta)
         out[k] = M[0, 0], M[0, 1], M[1, 1]
         (progress.finish if k == count - 1 else progress.update)(k + 1)
+        if resume is not None:
+            resume.save({"M": torch.from_numpy(out[: k + 1].copy()), "generator": g.get_state()}, final=k == count - 1)
     return out
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from ..checks.models import model_checks
 from ..device import DTYPES, pick_device
 from ..io.atomic import write_csv, write_json
+from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance, require_same_input
 from ..io.settings import settings_from_mapping, settings_help
 from ..problems.data import Dataset
@@ -39,6 +40,7 @@ class ModelCheckSettings:
     batch_size: int = 4096
     seed: int = 0
     device: str = "auto"
+    save_every_s: float = 60.0  # seconds between saves of the work in progress, for resuming
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "ModelCheckSettings":
@@ -53,15 +55,18 @@ class ModelCheckResult:
 
 
 def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], settings: ModelCheckSettings,
-            experiment: str, log=print) -> ModelCheckResult:
-    """The checks on ``model`` (moved to the configured dtype here) over the training split."""
+            experiment: str, log=print, partial: PartialFile | None = None) -> ModelCheckResult:
+    """The checks on ``model`` (moved to the configured dtype here) over the training split; with ``partial``,
+    the loops save their work in progress there and continue from it."""
     dtype = DTYPES[settings.dtype]
     model = copy.deepcopy(model).to(dtype)  # the caller's model stays as it is
     device = next(model.parameters()).device
     x = dataset.x_train.to(device, dtype)
     y = dataset.y_train.to(device, dtype) if dataset.task == "regression" else dataset.y_train.to(device)
-    knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("dtype", "device")}
-    rows, trace_table, sign = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log, **knobs)
+    knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("dtype", "device", "save_every_s")}
+    slot = (lambda key: partial.slot(key)) if partial is not None else (lambda key: None)
+    rows, trace_table, sign = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log,
+                                           resume=slot, **knobs)
     sign.update({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)})
     return ModelCheckResult(rows, trace_table, sign)
 
@@ -77,9 +82,15 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
     model, dataset, _ = load_model(model_path, pick_device(settings.device))
     hessian_summary = json.loads(Path(hessian_summary_path).read_text())
     require_same_input(hessian_summary.get("inputs"), "model", model_path, hessian_summary_path)
-    result = compute(model, dataset, hessian_summary, settings, experiment, log=log)
-    result.sign["inputs"] = input_record(model=model_path, hessian=hessian_summary_path)
+    inputs = input_record(model=model_path, hessian=hessian_summary_path)
+    relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "save_every_s"}
+    fingerprint = json.dumps({"inputs": {k: v["sha256"] for k, v in inputs.items()}, "settings": relevant}, sort_keys=True)
+    Path(rows_path).parent.mkdir(parents=True, exist_ok=True)
+    partial = PartialFile(Path(rows_path).with_suffix(".partial.pt"), fingerprint, settings.save_every_s)
+    result = compute(model, dataset, hessian_summary, settings, experiment, log=log, partial=partial)
+    result.sign["inputs"] = inputs
     write(result, rows_path, trace_path, sign_path)
+    partial.remove()
     return result
 
 
