@@ -151,7 +151,8 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
         se = err.std(ddof=1) / math.sqrt(len(err)) if len(err) > 1 else abs(err).max()
         chosen = "chosen step" if math.isclose(r, relative_step) else "neighbouring step"
         rows.append(CheckRow.compare("hvp_free_trace", case, f"finite-difference bias per slice at r = {r:g} vs 0",
-                                     0.0, err.mean(), se, f"{chosen}; mean |error| / tr(H) = {np.abs(err).mean() / scale:.2e}"))
+                                     0.0, err.mean(), se, f"{chosen}; mean |error| / tr(H) = {np.abs(err).mean() / scale:.2e}",
+                                     scale=h_mean))  # a bias as large as tr(H) itself is what matters
 
     # sign question
     kappas = np.array([principal_curvatures(np.array([[a, b], [b, c]])) for a, b, c in M])

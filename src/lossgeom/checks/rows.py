@@ -8,8 +8,9 @@ Every row has one of three verdicts:
 - ``unresolved``: the measurement cannot decide: the tolerance is at least |theory| (for a claim of a
   non-zero value or a sign), an input's uncertainty is unknown (NaN), or an input did not converge.
 
-A claim that something is zero (theory 0, or zero up to rounding: |theory| <= 1e-9 tolerance) is decided by
-the tolerance alone. Tolerances are stated multiples (:data:`SIGMAS`) of the standard errors of the Monte
+A claim that something is zero (theory 0, or zero up to rounding: |theory| <= 1e-9 tolerance) is judged
+against the size that matters for it when the row states one (``scale``: e.g. a finite-difference bias
+against tr(H) itself): unresolved when the tolerance reaches that size, else decided by the tolerance. Tolerances are stated multiples (:data:`SIGMAS`) of the standard errors of the Monte
 Carlo quantities involved, with the uncertainties of their inputs propagated, or stated deterministic
 bounds; never tuned to pass.
 
@@ -53,26 +54,28 @@ class CheckRow:
         return self.verdict == "pass"
 
     @classmethod
-    def compare(cls, check, case, quantity, theory, measured, standard_error, detail="", *, decidable=True):
+    def compare(cls, check, case, quantity, theory, measured, standard_error, detail="", *, decidable=True, scale=None):
         """A row whose tolerance is :data:`SIGMAS` standard errors (NaN or None: unknown, so unresolved)."""
         se = float("nan") if standard_error is None else float(standard_error)
-        return cls.within(check, case, quantity, theory, measured, SIGMAS * se, detail, decidable=decidable)
+        return cls.within(check, case, quantity, theory, measured, SIGMAS * se, detail, decidable=decidable, scale=scale)
 
     @classmethod
-    def within(cls, check, case, quantity, theory, measured, tolerance, detail="", *, decidable=True):
+    def within(cls, check, case, quantity, theory, measured, tolerance, detail="", *, decidable=True, scale=None):
         """A row with a stated tolerance. ``decidable=False`` (e.g. an eigensolver that did not converge) makes
-        it unresolved whatever the numbers say, with the reason in ``detail``."""
+        it unresolved whatever the numbers say, with the reason in ``detail``; ``scale`` is the size a claim
+        of zero is judged against."""
         theory, measured, tolerance = float(theory), float(measured), float(tolerance)
         return cls(check, case, quantity, theory, measured, tolerance,
-                   verdict(theory, measured, tolerance, decidable), detail)
+                   verdict(theory, measured, tolerance, decidable, scale), detail)
 
 
-def verdict(theory: float, measured: float, tolerance: float, decidable: bool = True) -> str:
+def verdict(theory: float, measured: float, tolerance: float, decidable: bool = True, scale: float | None = None) -> str:
     """pass, FAIL or unresolved, as the module docstring states."""
     if not decidable or not all(math.isfinite(v) for v in (theory, measured, tolerance)):
         return "unresolved"
     zero_claim = abs(theory) <= 1e-9 * tolerance
-    if not zero_claim and tolerance >= abs(theory):
+    reference = abs(scale) if zero_claim and scale is not None else None if zero_claim else abs(theory)
+    if reference is not None and tolerance >= reference:
         return "unresolved"
     return "pass" if abs(measured - theory) <= tolerance else "FAIL"
 

@@ -24,6 +24,15 @@ def test_verdicts(theory, measured, tolerance, expected):
     assert verdict(theory, measured, tolerance) == expected
 
 
+@pytest.mark.parametrize("measured, tolerance, scale, expected", [
+    (41.1, 44.2, 3.3, "unresolved"),  # a bias 'consistent with 0' only because the error bar is 13 x tr(H)
+    (0.003, 0.006, 81.0, "pass"),
+    (12.5, 2.9, 3.3, "FAIL"),
+])
+def test_a_claim_of_zero_is_judged_against_the_size_that_matters(measured, tolerance, scale, expected):
+    assert verdict(0.0, measured, tolerance, scale=scale) == expected
+
+
 def test_an_undecidable_input_makes_the_row_unresolved_whatever_the_numbers():
     row = CheckRow.within("c", "x", "q", 1.0, 1.0, 0.0, "the eigensolver did not converge", decidable=False)
     assert row.verdict == "unresolved" and not row.passed
