@@ -93,6 +93,7 @@ TINY_CLASSIFIERS = 3  # digits_mlp, mnist1d_cnn, blobs_mlp (sines_mlp is the reg
         ("F1", {"synthetic_landscapes": 1, "F1": 1}),
         ("results/figures/F3.png", {"saddle_probability": 1, "check_synthetic": 1, "F3": 1}),
         ("F7", {"train": 4, "hessian": 4, "F7": 1}),
+        ("F8", {"train": 4, "hessian": 4, "check_model": 4, "F8": 1}),
     ],
 )
 def test_a_single_figure_plans_only_the_jobs_it_needs(target, expected, dry_run):
@@ -104,7 +105,7 @@ def test_a_single_figure_plans_only_the_jobs_it_needs(target, expected, dry_run)
 def test_every_figure_is_in_the_default_target(dry_run):
     result = dry_run(TINY)
     jobs = planned_jobs(result.stdout)
-    assert {f"F{i}" for i in range(1, 8)} | {"T1"} <= set(jobs)
+    assert {f"F{i}" for i in range(1, 9)} | {"T1"} <= set(jobs)
 
 
 def test_a_figure_without_models_to_show_is_left_out(tmp_path):

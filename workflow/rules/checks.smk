@@ -31,6 +31,7 @@ rule check_model:
         rows="results/checks/model_{experiment}.csv",
         trace="results/{experiment}/checks/trace_vs_samples.csv",
         sign="results/{experiment}/checks/sign_question.json",
+        bias="results/{experiment}/checks/bias_vs_step.csv",
     params:
         settings=with_device("checks", "models"),
     log:
@@ -47,7 +48,7 @@ rule check_model:
     shell:
         "python -m lossgeom --threads {threads} check-model --name {wildcards.experiment:q} --model {input.model:q} "
         "--hessian {input.hessian:q} --settings {params.settings:q} --out {output.rows:q} "
-        "--trace-out {output.trace:q} --sign-out {output.sign:q} > {log:q} 2>&1"
+        "--trace-out {output.trace:q} --sign-out {output.sign:q} --bias-out {output.bias:q} > {log:q} 2>&1"
 
 
 # Curvatures of each model's narrowest 2D surface grid (finite differences, quadratic fit, graph shape

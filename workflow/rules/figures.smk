@@ -15,6 +15,8 @@ FIGURES = {
            + per_experiment("results/{experiment}/hessian/summary.json", REGRESSORS), REGRESSORS),
     "F7": (per_experiment("results/{experiment}/hessian/density.csv", EXPERIMENTS)
            + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
+    "F8": (per_experiment("results/{experiment}/checks/bias_vs_step.csv", EXPERIMENTS)
+           + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
 }
 FIGURES = {name: spec for name, spec in FIGURES.items() if spec[1] is None or spec[1]}
 

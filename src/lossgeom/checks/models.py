@@ -7,8 +7,10 @@ the paper's sign question.
 (c) The same mean from loss values alone: for each random 1D slice, the central second difference
     kappa(eta) = [L(theta + h eta) - 2 L(theta) + L(theta - h eta)] / h^2 = eta^T H eta + O(h^2).
     Step rule: h = r ||theta|| / ||eta||, i.e. the probe moves the weights by a fixed fraction r of their
-    norm. Its bias is measured, not assumed: on a subset of slices kappa(eta) is compared with the exact
-    eta^T H eta from one Hessian-vector product, for the chosen r and its neighbours.
+    norm. Its error is measured, not assumed: on a subset of slices kappa(eta) is compared with the exact
+    eta^T H eta from one Hessian-vector product, for r from 1e-1 to 1e-6 in float64 and float32
+    (:mod:`lossgeom.checks.finite_differences`); the rows judge the chosen r and its neighbours. The default r
+    follows that measurement (:data:`lossgeom.stages.check_model.DEFAULT_STEPS`).
 Sign question: does the trained point look like a minimum in random projections (kappa+ > 0 and
 kappa- > 0) while the Hessian has negative eigenvalues? The fraction of projections that look like a
 minimum, a maximum and a saddle is reported next to lambda_min, lambda_max and tr(H)/N; the saddle
@@ -26,6 +28,7 @@ import pandas as pd
 import torch
 
 from ..engine.resume import ResumeSlot
+from .finite_differences import STEPS, bias_versus_step
 from ..progress import Progress
 
 from ..engine.hessian import HessianOperator
@@ -66,8 +69,9 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
                  bias_slices: int, exact_max_parameters: int, batch_size: int, seed: int,
                  log: Callable[[str], None] = print,
                  resume: Callable[[str], ResumeSlot | None] = lambda key: None,
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record.
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record; the
+    finite-difference error per slice over a grid of steps in float64 and float32 (:mod:`.finite_differences`).
 
     ``model`` and the data (x, y) are already on the device and in the precision to check in;
     ``hessian_summary`` is the hessian step's summary.json of the same model (extreme eigenvalues, SLQ tr(H^2)).
@@ -114,39 +118,34 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
 
     centre = loss_at()
     curvatures = np.empty(slices)
-    bias_rows = []
     slot, start = resume("slices"), 0
     saved = slot.load() if slot is not None else None
     if saved is not None:
         start = len(saved["curvatures"])
         curvatures[:start] = saved["curvatures"].numpy()
-        bias_rows = [dict(zip(("relative_step", "fd", "exact"), row)) for row in saved["bias"].tolist()]
         g.set_state(saved["generator"])
     progress = Progress("hvp-free slices", slices, "slices")
     for k in range(start, slices):
         eta = _gaussian(n, g, shifter.theta)
         h = relative_step * theta_norm / float(eta.norm())
         curvatures[k] = slice_curvature(shifter, loss_at, eta, h, centre)
-        if k < bias_slices:
-            truth = float(eta @ op.matvec(eta))
-            for r in (relative_step * 10, relative_step, relative_step / 10):
-                hr = r * theta_norm / float(eta.norm())
-                bias_rows.append({"relative_step": r, "fd": slice_curvature(shifter, loss_at, eta, hr, centre), "exact": truth})
         (progress.finish if k == slices - 1 else progress.update)(k + 1, mean=lambda k=k: f"{curvatures[: k + 1].mean():.6g}")
         if slot is not None:
-            bias = torch.tensor([[b["relative_step"], b["fd"], b["exact"]] for b in bias_rows], dtype=torch.float64)
-            slot.save({"curvatures": torch.from_numpy(curvatures[: k + 1].copy()), "bias": bias.reshape(-1, 3),
-                       "generator": g.get_state()}, final=k == slices - 1)
+            slot.save({"curvatures": torch.from_numpy(curvatures[: k + 1].copy()), "generator": g.get_state()},
+                      final=k == slices - 1)
     f_mean, f_se = curvatures.mean(), curvatures.std(ddof=1) / math.sqrt(slices)
     log(f"(c) {slices} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
     rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace (finite differences of 1D slices) vs Hutchinson tr(H)",
                                  h_mean, f_mean, math.hypot(f_se, h_se), f"S = {slices} slices, r = {relative_step:g}"))
     if exact is not None:
         rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace vs exact tr(H)", exact, f_mean, f_se))
-    bias = pd.DataFrame(bias_rows)
-    bias["error"] = bias["fd"] - bias["exact"]
+    # the error of the second differences against eta^T H eta, over a grid of steps in both precisions
+    steps = sorted(set(STEPS) | {relative_step}, reverse=True)
+    bias = bias_versus_step(model, x, y, task, slices=bias_slices, seed=seed + 1, batch_size=batch_size, steps=steps)
+    dtype_name = {torch.float32: "float32", torch.float64: "float64"}[op.dtype]
     scale = max(abs(h_mean), 1e-300)
-    for r, group in bias.groupby("relative_step"):
+    near = [r for r in steps if relative_step / 10 * (1 - 1e-9) <= r <= relative_step * 10 * (1 + 1e-9)]
+    for r, group in bias[(bias["dtype"] == dtype_name) & bias["relative_step"].isin(near)].groupby("relative_step"):
         err = group["error"].to_numpy()
         se = err.std(ddof=1) / math.sqrt(len(err)) if len(err) > 1 else abs(err).max()
         chosen = "chosen step" if math.isclose(r, relative_step) else "neighbouring step"
@@ -201,4 +200,4 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     hut = running_mean(hutch).rename(columns={"estimate": "hutchinson", "standard_error": "hutchinson_se"})
     trace_table = trace_table.merge(hut, on="S", how="outer")
     trace_table["exact"] = exact if exact is not None else np.nan
-    return rows_to_frame(rows), trace_table, sign
+    return rows_to_frame(rows), trace_table, sign, bias
