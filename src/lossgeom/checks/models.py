@@ -20,6 +20,7 @@ spectrum by the central limit, from tr(H) (Hutchinson) and tr(H^2) (SLQ).
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Mapping
 
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine.resume import ResumeSlot
+from ..engine.resume import ResumeSlot, restore_samples, save_samples
 from .finite_differences import STEPS, bias_versus_step
 from ..progress import Progress
 
@@ -67,7 +68,7 @@ def running_mean(samples: np.ndarray) -> pd.DataFrame:
 def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, hessian_summary: Mapping[str, Any],
                  experiment: str, *, projections: int, slices: int, hutchinson_samples: int, relative_step: float,
                  bias_slices: int, exact_max_parameters: int, batch_size: int, seed: int,
-                 log: Callable[[str], None] = print,
+                 slices_dtype: torch.dtype | None = None, log: Callable[[str], None] = print,
                  resume: Callable[[str], ResumeSlot | None] = lambda key: None,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record; the
@@ -109,30 +110,29 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
         rows.append(CheckRow.compare("model_random_projection", case, "mean projected curvature (Gaussian) vs exact tr(H)",
                                      exact, proj_mean, proj_se))
 
-    # (c) HVP-free trace from loss values on random 1D slices
-    shifter = ParameterShifter(model, torch.zeros(n, device=op.device, dtype=op.dtype))
+    # (c) HVP-free trace from loss values on random 1D slices, in their own precision (second differences
+    # lose ~eps L / h^2 to rounding: float64 lets the step go below the kinks of a ReLU network)
+    slices_dtype = slices_dtype or op.dtype
+    sliced = model if slices_dtype == op.dtype else copy.deepcopy(model).to(slices_dtype)
+    xs = x.to(slices_dtype)
+    ys = y.to(slices_dtype) if task == "regression" else y
+    shifter = ParameterShifter(sliced, torch.zeros(n, device=op.device, dtype=slices_dtype))
     theta_norm = float(shifter.theta.norm())
 
     def loss_at() -> float:
-        return evaluate(model, x, y, task, batch_size)["loss"]
+        return evaluate(sliced, xs, ys, task, batch_size)["loss"]
 
     centre = loss_at()
     curvatures = np.empty(slices)
-    slot, start = resume("slices"), 0
-    saved = slot.load() if slot is not None else None
-    if saved is not None:
-        start = len(saved["curvatures"])
-        curvatures[:start] = saved["curvatures"].numpy()
-        g.set_state(saved["generator"])
+    slot = resume("slices")
+    start = restore_samples(slot, "curvatures", curvatures, g)
     progress = Progress("hvp-free slices", slices, "slices")
     for k in range(start, slices):
         eta = _gaussian(n, g, shifter.theta)
         h = relative_step * theta_norm / float(eta.norm())
         curvatures[k] = slice_curvature(shifter, loss_at, eta, h, centre)
         (progress.finish if k == slices - 1 else progress.update)(k + 1, mean=lambda k=k: f"{curvatures[: k + 1].mean():.6g}")
-        if slot is not None:
-            slot.save({"curvatures": torch.from_numpy(curvatures[: k + 1].copy()), "generator": g.get_state()},
-                      final=k == slices - 1)
+        save_samples(slot, "curvatures", curvatures[: k + 1], g, final=k == slices - 1)
     f_mean, f_se = curvatures.mean(), curvatures.std(ddof=1) / math.sqrt(slices)
     log(f"(c) {slices} slices: HVP-free tr(H) = {f_mean:.6g} +- {f_se:.2g}")
     rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace (finite differences of 1D slices) vs Hutchinson tr(H)",
@@ -142,7 +142,7 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     # the error of the second differences against eta^T H eta, over a grid of steps in both precisions
     steps = sorted(set(STEPS) | {relative_step}, reverse=True)
     bias = bias_versus_step(model, x, y, task, slices=bias_slices, seed=seed + 1, batch_size=batch_size, steps=steps)
-    dtype_name = {torch.float32: "float32", torch.float64: "float64"}[op.dtype]
+    dtype_name = {torch.float32: "float32", torch.float64: "float64"}[slices_dtype]
     scale = max(abs(h_mean), 1e-300)
     near = [r for r in steps if relative_step / 10 * (1 - 1e-9) <= r <= relative_step * 10 * (1 + 1e-9)]
     for r, group in bias[(bias["dtype"] == dtype_name) & bias["relative_step"].isin(near)].groupby("relative_step"):

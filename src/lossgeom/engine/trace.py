@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..progress import Progress
-from .resume import ResumeSlot
+from .resume import ResumeSlot, restore_samples, save_samples
 
 from .operator import LinearOperator
 
@@ -59,20 +59,13 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
         raise ValueError("Hutchinson needs at least 2 samples for a standard error")
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     values = np.empty(samples)
-    start = 0
-    saved = resume.load() if resume is not None else None
-    if saved is not None:  # the probes done so far, and the generator where they left it
-        start = len(saved["values"])
-        values[:start] = saved["values"].numpy()
-        g.set_state(saved["generator"])
+    start = restore_samples(resume, "values", values, g)  # the probes a killed run finished
     progress = Progress("hutchinson", samples, "probes")
     for i in range(start, samples):
         z = rademacher(op.n_params, g, op.device, op.dtype)
         values[i] = float(torch.dot(z, op.matvec(z)))
         (progress.finish if i == samples - 1 else progress.update)(i + 1, tr_H=lambda i=i: _running(values[: i + 1]))
-        if resume is not None:
-            resume.save({"values": torch.from_numpy(values[: i + 1].copy()), "generator": g.get_state()},
-                        final=i == samples - 1)
+        save_samples(resume, "values", values[: i + 1], g, final=i == samples - 1)
     return TraceEstimate(
         estimate=float(values.mean()),
         standard_error=float(values.std(ddof=1) / math.sqrt(samples)),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..engine.resume import restore_samples, save_samples
 from ..progress import Progress
 
 
@@ -52,12 +53,7 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
     """
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     out = np.empty((count, 3))
-    start = 0
-    saved = resume.load() if resume is not None else None  # ``resume``: a ResumeSlot (lossgeom.engine.resume)
-    if saved is not None:
-        start = len(saved["M"])
-        out[:start] = saved["M"].numpy()
-        g.set_state(saved["generator"])
+    start = restore_samples(resume, "M", out, g)  # ``resume``: a ResumeSlot (lossgeom.engine.resume)
     progress = Progress("random projections", count, "pairs")
     for k in range(start, count):
         eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
@@ -65,8 +61,7 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
         M = projected_hessian(op, eta, delta)
         out[k] = M[0, 0], M[0, 1], M[1, 1]
         (progress.finish if k == count - 1 else progress.update)(k + 1)
-        if resume is not None:
-            resume.save({"M": torch.from_numpy(out[: k + 1].copy()), "generator": g.get_state()}, final=k == count - 1)
+        save_samples(resume, "M", out[: k + 1], g, final=k == count - 1)
     return out
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..checks.models import model_checks
 from ..device import DTYPES, pick_device
+from ..errors import ConfigError
 from ..io.atomic import write_csv, write_json
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance, require_same_input
@@ -43,10 +44,11 @@ class ModelCheckSettings:
     projections: int = 100
     slices: int = 1000
     hutchinson_samples: int = 1000
-    relative_step: float | None = None  # r in h = r ||theta|| / ||eta||; None: DEFAULT_STEPS of the dtype
+    relative_step: float | None = None  # r in h = r ||theta|| / ||eta||; None: DEFAULT_STEPS of slices_dtype
     bias_slices: int = 20
     exact_max_parameters: int = 5000
-    dtype: str = "float64"
+    dtype: str = "float64"  # of the Hessian-vector products (b, Hutchinson, exact trace)
+    slices_dtype: str | None = None  # of the HVP-free slices (c); None: dtype
     batch_size: int = 4096
     seed: int = 0
     device: str = "auto"
@@ -54,7 +56,11 @@ class ModelCheckSettings:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "ModelCheckSettings":
-        return settings_from_mapping(cls, values, "checks.models", {"dtype": DTYPES})
+        settings = settings_from_mapping(cls, values, "checks.models", {"dtype": DTYPES})
+        if settings.slices_dtype not in (None, *DTYPES):
+            raise ConfigError(f"checks.models.slices_dtype {settings.slices_dtype!r} is unknown; allowed values: "
+                              f"{', '.join(DTYPES)} or null")
+        return settings
 
 
 @dataclasses.dataclass
@@ -74,8 +80,11 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
     device = next(model.parameters()).device
     x = dataset.x_train.to(device, dtype)
     y = dataset.y_train.to(device, dtype) if dataset.task == "regression" else dataset.y_train.to(device)
-    knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("dtype", "device", "save_every_s")}
-    knobs["relative_step"] = settings.relative_step or DEFAULT_STEPS[settings.dtype]
+    skip = ("dtype", "slices_dtype", "device", "save_every_s")
+    knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k not in skip}
+    slices_dtype = settings.slices_dtype or settings.dtype
+    knobs["relative_step"] = settings.relative_step or DEFAULT_STEPS[slices_dtype]
+    knobs["slices_dtype"] = DTYPES[slices_dtype]
     slot = (lambda key: partial.slot(key)) if partial is not None else (lambda key: None)
     rows, trace_table, sign, bias = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log,
                                                  resume=slot, **knobs)

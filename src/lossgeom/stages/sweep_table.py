@@ -52,10 +52,15 @@ def run(grid, run_dirs, out) -> pd.DataFrame:
     return table
 
 
-def add_commands(steps) -> None:
-    """CLI: ``lossgeom sweep-table``."""
-    command = steps.add_parser("sweep-table", help="one CSV row per run of a sweep: grid values and measurements")
+def add_table_command(steps, name: str, help: str, compute_table) -> None:
+    """A subcommand that tabulates a sweep: ``--grid``, ``--runs`` (JSON) in, one CSV out."""
+    command = steps.add_parser(name, help=help)
     command.add_argument("--grid", required=True, help="JSON: run id -> {key path: value}")
     command.add_argument("--runs", required=True, help="JSON: run id -> its results folder")
     command.add_argument("--out", required=True, type=Path, help="CSV to write")
-    command.set_defaults(func=lambda args: run(json.loads(args.grid), json.loads(args.runs), args.out))
+    command.set_defaults(func=lambda args: write_csv(compute_table(json.loads(args.grid), json.loads(args.runs)), args.out))
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom sweep-table``."""
+    add_table_command(steps, "sweep-table", "one CSV row per run of a sweep: grid values and measurements", compute)

@@ -7,7 +7,6 @@ lambda_min, tr(H) +- standard error and tr(H)/N (from ``trajectory/step=<k>/hess
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,7 +14,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ..io.atomic import write_csv
-from .sweep_table import grid_columns, hessian_columns
+from .sweep_table import add_table_command, grid_columns, hessian_columns
 
 
 def compute(grid: Mapping[str, Mapping[str, Any]], run_dirs: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
@@ -38,8 +37,4 @@ def run(grid, run_dirs, out) -> pd.DataFrame:
 
 def add_commands(steps) -> None:
     """CLI: ``lossgeom sweep-trajectory``."""
-    command = steps.add_parser("sweep-trajectory", help="one CSV row per snapshot of every run of a sweep")
-    command.add_argument("--grid", required=True, help="JSON: run id -> {key path: value}")
-    command.add_argument("--runs", required=True, help="JSON: run id -> its results folder")
-    command.add_argument("--out", required=True, type=Path, help="CSV to write")
-    command.set_defaults(func=lambda args: run(json.loads(args.grid), json.loads(args.runs), args.out))
+    add_table_command(steps, "sweep-trajectory", "one CSV row per snapshot of every run of a sweep", compute)
