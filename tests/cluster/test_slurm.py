@@ -109,7 +109,7 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
     assert all(j["JobState"] == "COMPLETED" or j["JobState"] == "FAILED" for j in jobs)
 
 
-GPU_RULES = {"train", "hessian", "surfaces", "check_model", "check_curvature"}
+GPU_RULES = {"train", "hessian", "surfaces", "check_model", "check_curvature", "sweep_snapshot_hessian"}
 GROUPS = {"sweeps"}  # group jobs: the sweeps' train and hessian jobs, torch stages too
 
 
