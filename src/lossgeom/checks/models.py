@@ -28,17 +28,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engine.resume import ResumeSlot, restore_samples, save_samples
-from .finite_differences import STEPS, bias_versus_step
-from ..progress import Progress
-
 from ..engine.hessian import HessianOperator
+from ..engine.resume import ResumeSlot, restore_samples, save_samples
 from ..engine.trace import hutchinson_trace
 from ..geometry.curvature import principal_curvatures, random_projections
 from ..geometry.parameters import ParameterShifter
 from ..problems.losses import loss_function
+from ..progress import Progress
 from ..theory.projections import saddle_fraction_spiked
 from ..training.evaluation import evaluate
+from .finite_differences import STEPS, bias_versus_step
 from .rows import CheckRow, rows_to_frame
 
 

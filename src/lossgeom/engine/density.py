@@ -26,10 +26,9 @@ import numpy as np
 import torch
 
 from ..progress import Progress
-from .resume import ResumeSlot
-
 from .lanczos import lanczos_tridiagonal
 from .operator import LinearOperator
+from .resume import ResumeSlot
 from .trace import rademacher
 
 

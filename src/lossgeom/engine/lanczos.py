@@ -38,7 +38,6 @@ from typing import Any
 import torch
 
 from ..progress import Progress
-
 from .operator import LinearOperator, MatrixOperator
 from .resume import ResumeSlot
 

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from ..progress import Progress
-from .resume import ResumeSlot, restore_samples, save_samples
-
 from .operator import LinearOperator
+from .resume import ResumeSlot, restore_samples, save_samples
 
 
 def rademacher(n: int, generator: torch.Generator, device, dtype) -> torch.Tensor:

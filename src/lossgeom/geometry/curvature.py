@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..engine.resume import restore_samples, save_samples
+from ..engine.resume import ResumeSlot, restore_samples, save_samples
 from ..progress import Progress
 
 
@@ -45,7 +45,7 @@ def projected_hessian(op, eta: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
 
 
 def random_projections(op, count: int, seed: int = 0, *, generator: torch.Generator | None = None,
-                       resume=None) -> np.ndarray:
+                       resume: ResumeSlot | None = None) -> np.ndarray:
     """M of ``count`` random pairs of Gaussian directions (i.i.d. N(0, 1) entries): array (count, 3) of M11, M12, M22.
 
     Each pair costs two products. For Gaussian directions E[M11] = E[M22] = tr(H) and E[M12] = 0. The
@@ -53,7 +53,7 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
     """
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     out = np.empty((count, 3))
-    start = restore_samples(resume, "M", out, g)  # ``resume``: a ResumeSlot (lossgeom.engine.resume)
+    start = restore_samples(resume, "M", out, g)  # the pairs a killed run finished
     progress = Progress("random projections", count, "pairs")
     for k in range(start, count):
         eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)

@@ -14,11 +14,13 @@ machine and thread count a resumed job ends with results bitwise equal to an uni
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -67,6 +69,17 @@ class PartialFile:
                     log.info("%s: resuming (%s saved)", self.path, ", ".join(self.states) or "nothing")
                 else:
                     log.warning("%s: written for other inputs or settings; starting afresh", self.path)
+
+    @classmethod
+    def for_job(cls, path: str | os.PathLike, inputs: Mapping[str, Mapping[str, str]], settings: Any) -> "PartialFile":
+        """The partial file of a job whose results depend on ``inputs`` (an :func:`~lossgeom.io.provenance.input_record`)
+        and ``settings`` (a settings dataclass; its ``save_every_s``, how often to save, changes no result and is
+        left out of the fingerprint but sets the interval)."""
+        relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "save_every_s"}
+        fingerprint = json.dumps({"inputs": {k: v["sha256"] for k, v in inputs.items()}, "settings": relevant},
+                                 sort_keys=True, default=str)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return cls(path, fingerprint, settings.save_every_s)
 
     def slot(self, key: str) -> Slot:
         return Slot(self, key)

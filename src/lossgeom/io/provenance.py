@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import os
 import platform
@@ -35,7 +36,16 @@ def _git_commit() -> str | None:
 
 
 def file_fingerprint(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (first 16 hex digits): which exact file a result was computed from."""
+    """SHA-256 of a file's bytes (first 16 hex digits): which exact file a result was computed from.
+
+    A stage checks and records the same model file more than once; the digest is remembered for as long as
+    the file's path, size and modification time stay the same, so the file is read once."""
+    stat = os.stat(path)
+    return _sha256_prefix(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_prefix(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -85,7 +85,7 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
     slices_dtype = settings.slices_dtype or settings.dtype
     knobs["relative_step"] = settings.relative_step or DEFAULT_STEPS[slices_dtype]
     knobs["slices_dtype"] = DTYPES[slices_dtype]
-    slot = (lambda key: partial.slot(key)) if partial is not None else (lambda key: None)
+    slot = partial.slot if partial is not None else (lambda key: None)
     rows, trace_table, sign, bias = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log,
                                                  resume=slot, **knobs)
     sign.update({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)})
@@ -109,10 +109,7 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
     hessian_summary = json.loads(Path(hessian_summary_path).read_text())
     require_same_input(hessian_summary.get("inputs"), "model", model_path, hessian_summary_path)
     inputs = input_record(model=model_path, hessian=hessian_summary_path)
-    relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "save_every_s"}
-    fingerprint = json.dumps({"inputs": {k: v["sha256"] for k, v in inputs.items()}, "settings": relevant}, sort_keys=True)
-    Path(rows_path).parent.mkdir(parents=True, exist_ok=True)
-    partial = PartialFile(Path(rows_path).with_suffix(".partial.pt"), fingerprint, settings.save_every_s)
+    partial = PartialFile.for_job(Path(rows_path).with_suffix(".partial.pt"), inputs, settings)
     result = compute(model, dataset, hessian_summary, settings, experiment, log=log, partial=partial)
     result.sign["inputs"] = inputs
     write(result, rows_path, trace_path, sign_path, bias_path)

@@ -107,7 +107,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
     """Eigenpairs of both ends, the Hutchinson trace and the SLQ density of ``model`` (on its device) on ``dataset``.
 
     With ``partial``, each of the three loops saves its work in progress there and continues from it."""
-    slot = (lambda key: partial.slot(key)) if partial is not None else (lambda key: None)
+    slot = partial.slot if partial is not None else (lambda key: None)
     device = next(model.parameters()).device
     x, y = (dataset.x_train, dataset.y_train) if settings.split == "train" else (dataset.x_test, dataset.y_test)
     op = HessianOperator(
@@ -226,12 +226,7 @@ def run(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, 
     model, dataset, stored = load_model(model_path, pick_device(settings.device))
     log(f"{model_path} ({stored['info'].get('experiment')})")
     inputs = input_record(model=model_path)
-    # Work in progress goes beside the outputs; it is valid only for this model file and these settings
-    # (how often it is saved does not change the results).
-    relevant = {k: v for k, v in dataclasses.asdict(settings).items() if k != "save_every_s"}
-    fingerprint = json.dumps({"model": inputs["model"]["sha256"], "settings": relevant}, sort_keys=True)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    partial = PartialFile(Path(out_dir) / "partial.pt", fingerprint, settings.save_every_s)
+    partial = PartialFile.for_job(Path(out_dir) / "partial.pt", inputs, settings)  # work in progress, beside the outputs
     result = compute(model, dataset, settings, log=log, partial=partial)
     result.summary.update({"experiment": stored["info"].get("experiment"), "model_file": str(model_path),
                            "inputs": inputs})

@@ -195,18 +195,26 @@ def train_experiment(
             f"{last_good}."
         )
 
-    def snapshot(step: int, epoch: int) -> None:
+    def split_metrics() -> dict[str, float]:
+        """train_* and test_* metrics of the model as it is now."""
+        out = {f"train_{k}": v for k, v in evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size).items()}
+        out.update({f"test_{k}": v for k, v in evaluate(model, x_test, y_test, dataset.task, settings.eval_batch_size).items()})
+        return out
+
+    def snapshot(step: int, epoch: int) -> dict[str, Any] | None:
+        """Save the weights if ``step`` is a snapshot step; return what was recorded with them."""
         if snapshots is None or step not in snapshots.steps:
-            return
-        info = {"epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"], "spec_hash": fingerprint}
-        info.update({f"train_{k}": v for k, v in evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size).items()})
-        info.update({f"test_{k}": v for k, v in evaluate(model, x_test, y_test, dataset.task, settings.eval_batch_size).items()})
+            return None
+        info = {"epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"], "spec_hash": fingerprint,
+                **split_metrics()}
         snapshots.save(step, model, experiment, info)
         log.info("%s: snapshot at step %d (epoch %d): train loss %.4g", name, step, epoch, info["train_loss"])
+        return info
 
-    if start_epoch == 0:
-        snapshot(0, 0)
-        initial_loss = evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size)["loss"]
+    if start_epoch == 0:  # the loss at initialization, the reference of the divergence test
+        at_start = snapshot(0, 0)
+        initial_loss = (at_start["train_loss"] if at_start is not None
+                        else evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size)["loss"])
 
     bar = tqdm(
         range(start_epoch, settings.epochs),
@@ -232,9 +240,7 @@ def train_experiment(
             optimizer.step()
             snapshot(epoch * steps_per_epoch + batch + 1, epoch + 1)
         scheduler.step()
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"]}
-        row.update({f"train_{k}": v for k, v in evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size).items()})
-        row.update({f"test_{k}": v for k, v in evaluate(model, x_test, y_test, dataset.task, settings.eval_batch_size).items()})
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **split_metrics()}
         # The epoch's last updates are checked here (no batch loss sees them): non-finite, or blown up
         if not (math.isfinite(row["train_loss"]) and all(torch.isfinite(p).all() for p in model.parameters())):
             diverged(f"weights or training loss became non-finite by the end of epoch {epoch + 1} "
