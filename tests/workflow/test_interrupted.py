@@ -10,19 +10,10 @@ import time
 
 import yaml
 
-from lossgeom.errors import CheckpointError
-from lossgeom.training.checkpoints import CHECKPOINT_FORMAT, load_file
-
 from tests.conftest import REPO, TINY, run_snakemake
+from tests.unit.training.test_resume import finished_epochs
 
 EPOCHS = 300
-
-
-def finished_epochs(checkpoint) -> int:
-    try:
-        return load_file(checkpoint, CHECKPOINT_FORMAT)["epoch"]
-    except CheckpointError:  # not written yet
-        return 0
 
 
 def test_killed_snakemake_unlock_and_rerun_resumes_training(tmp_path):
