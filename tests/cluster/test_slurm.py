@@ -1,7 +1,8 @@
 """The tiny config through a REAL SLURM (munged, slurmctld, slurmd started by the test) with the slurm profile.
 
 Checks that jobs went through sbatch, that GPU stages asked for a GPU (the node's fake gres), that a job
-failing once is retried and succeeds, and that the results equal those of a local run.
+failing once is retried and succeeds, that every torch job's time limit is the runtime estimated from the
+costs measured before it (``runtimes: {estimate: true}``), and that the results equal those of a local run.
 Runs wherever the SLURM packages are installed and we are root; .ci/run installs them and sets
 LOSSGEOM_REQUIRE_SLURM=1, which turns a skip into a failure.
 """
@@ -38,9 +39,11 @@ def _unavailable() -> str | None:
 
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory):
-    """The tiny config, with every torch stage asking the scheduler for one GPU (they still run on the CPU)."""
+    """The tiny config, with every torch stage asking the scheduler for one GPU (they still run on the CPU) and
+    for the runtime estimated from measured costs."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["gpus"] = 1
+    config["runtimes"] = {"estimate": True, "startup_min": 2, "batches": 1, "repeats": 1}
     path = tmp_path_factory.mktemp("config") / "tiny_gpus.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -109,7 +112,8 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
     assert all(j["JobState"] == "COMPLETED" or j["JobState"] == "FAILED" for j in jobs)
 
 
-GPU_RULES = {"train", "hessian", "surfaces", "check_model", "check_curvature", "sweep_snapshot_hessian"}
+GPU_RULES = {"train", "hessian", "surfaces", "check_model", "check_curvature", "sweep_snapshot_hessian", "job_costs"}
+ESTIMATED = ("train", "hessian", "surfaces", "check_model", "check_curvature")  # rules whose runtime is estimated
 GROUPS = {"sweeps"}  # group jobs: the sweeps' train and hessian jobs, torch stages too
 
 
@@ -120,6 +124,25 @@ def test_gpu_stages_asked_for_a_gpu(slurm_run):
         asked = "gpu" in job.get("TresPerJob", "") + job.get("TresPerNode", "")
         in_group = rule.startswith(tuple(f"{group}_" for group in GROUPS))  # e.g. sweeps_sweep_hessian_sweep_train
         assert asked == (rule in GPU_RULES or in_group), (rule, job.get("TresPerJob"))
+
+
+def _minutes(limit: str) -> int:
+    """A SLURM TimeLimit ([D-]HH:MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    hours, minutes, seconds = (int(v) for v in clock.split(":"))
+    return (int(days or 0) * 24 + hours) * 60 + minutes + (seconds > 0)
+
+
+def test_time_limits_are_the_runtimes_estimated_from_measured_costs(slurm_run):
+    work, _, _ = slurm_run
+    checked = 0
+    for job in scheduler_jobs():
+        rule, _, experiment = job.get("Comment", "").removeprefix("rule_").partition("_wildcards_")
+        if rule in ESTIMATED:
+            costs = json.loads((work / f"results/{experiment}/job_costs.json").read_text())
+            assert _minutes(job["TimeLimit"]) == costs["jobs"][rule]["runtime_min"], (rule, experiment, job["TimeLimit"])
+            checked += 1
+    assert checked >= 5 * 4  # every estimated rule of the four experiments (and the retried attempt)
 
 
 def test_a_sweeps_runs_share_one_submission(slurm_run, config_file):

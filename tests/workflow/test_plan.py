@@ -119,10 +119,14 @@ def test_a_figure_without_models_to_show_is_left_out(tmp_path):
     assert "F6" not in jobs and jobs["F5"] == 1
 
 
-def resources_of(stdout: str, rule: str) -> list[str]:
-    """The 'resources:' lines of every planned job of ``rule`` in a dry-run's output."""
+def field_of(stdout: str, rule: str, field: str) -> list[str]:
+    """The ``field:`` line (e.g. resources, input) of every planned job of ``rule`` in a dry-run's output."""
     blocks = re.split(r"\n(?=\[.*\]\n(?:local)?rule )", stdout)
-    return [re.search(r"resources: (.*)", b).group(1) for b in blocks if re.search(rf"rule {rule}:\n", b)]
+    return [m.group(1) for b in blocks if re.search(rf"rule {rule}:\n", b) for m in [re.search(rf"{field}: (.*)", b)] if m]
+
+
+def resources_of(stdout: str, rule: str) -> list[str]:
+    return field_of(stdout, rule, "resources")
 
 
 @pytest.mark.parametrize("configfile, gpu", [("configs/paper.yaml", "gpu=1"), ("configs/tiny.yaml", "gpu=0")])
@@ -143,3 +147,27 @@ def test_the_config_can_ask_for_gpus_for_device_auto(tmp_path):
     result = run_snakemake("-n", "--configfile", str(changed), "-d", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert all("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "hessian"))
+
+
+def test_paper_scale_downloads_each_dataset_once_before_every_job_that_reads_it(dry_run):
+    """configs/paper.yaml: MNIST and CIFAR-10 are downloaded by one job each, and every training job waits for
+    its dataset's download and for its experiment's measured costs (its runtime is estimated from them)."""
+    result = dry_run(REPO / "configs/paper.yaml")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((REPO / "configs/paper.yaml").read_text())
+    downloading = {name: spec["dataset"]["name"] for name, spec in config["experiments"].items() if spec["dataset"].get("download")}
+    jobs = planned_jobs(result.stdout)
+    assert jobs["download_data"] == len(set(downloading.values())) == 2
+    assert jobs["job_costs"] == len(config["experiments"])
+    for line in field_of(result.stdout, "train", "input"):
+        experiment = re.search(r"results/(\w+)/job_costs.json", line).group(1)
+        data = re.findall(r"results/data/(\w+)\.\w+\.json", line)
+        assert data == ([downloading[experiment]] if experiment in downloading else []), line
+    for rule in ("train", "hessian", "surfaces", "check_model", "check_curvature"):
+        assert all("runtime=<TBD>" in line.split(", ") for line in resources_of(result.stdout, rule)), rule
+
+
+def test_without_estimates_runtimes_are_the_rules_fallbacks(dry_run):
+    result = dry_run(TINY)
+    assert "job_costs" not in planned_jobs(result.stdout)
+    assert all("runtime=240" in line.split(", ") for line in resources_of(result.stdout, "hessian"))

@@ -25,6 +25,7 @@ rule check_synthetic:
 
 rule check_model:
     input:
+        unpack(job_costs_input),
         model="results/{experiment}/model.pt",
         hessian="results/{experiment}/hessian/summary.json",
     output:
@@ -40,7 +41,7 @@ rule check_model:
         "results/{experiment}/checks/benchmark.tsv"
     threads: config["threads"]
     resources:
-        runtime=120,
+        runtime=runtime_of("check_model", 240),
         mem_mb=8000,
         gpu=stage_gpus("checks", "models"),
     conda:
@@ -57,6 +58,7 @@ rule check_model:
 
 rule check_curvature:
     input:
+        unpack(job_costs_input),
         model="results/{experiment}/model.pt",
         eigenvectors="results/{experiment}/hessian/eigenvectors.pt",
         surfaces="results/{experiment}/surfaces/surfaces.npz",
@@ -70,7 +72,7 @@ rule check_curvature:
         "results/{experiment}/checks/curvature.benchmark.tsv"
     threads: config["threads"]
     resources:
-        runtime=60,
+        runtime=runtime_of("check_curvature", 120),
         mem_mb=8000,
         gpu=stage_gpus("surfaces"),
     conda:

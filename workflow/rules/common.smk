@@ -1,6 +1,7 @@
 # Shared setup: validate the config before any job runs, and helpers the rule files use.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -121,6 +122,49 @@ def trajectory_outputs(sweep, name):
     return [f"results/sweeps/{sweep}/{run_id}/trajectory/step={step}/{name}"
             for run_id in SWEEP_SPECS[sweep] for step in SNAPSHOT_STEPS[sweep]]
 
+
+
+# On-disk datasets (MNIST, CIFAR-10) with `download: true` are fetched once, by rule download_data, before any job
+# that reads them: {key: dataset block}, the key naming the dataset and its folder (results/data/<key>.json).
+def download_key(dataset):
+    root = re.sub(r"[^A-Za-z0-9]+", "_", str(dataset.get("root", "data"))).strip("_") or "root"
+    return f"{dataset['name']}.{root}"
+
+
+def _downloads():
+    specs = list(config["experiments"].values()) + [spec for runs in SWEEP_SPECS.values() for spec in runs.values()]
+    return {download_key(spec["dataset"]): {k: spec["dataset"][k] for k in ("name", "root") if k in spec["dataset"]}
+            for spec in specs if spec["dataset"].get("download")}
+
+
+DOWNLOADS = _downloads()
+
+
+def data_input(spec):
+    """{"data": the download record} for an experiment spec whose dataset downloads, else nothing."""
+    return {"data": f"results/data/{download_key(spec['dataset'])}.json"} if spec["dataset"].get("download") else {}
+
+
+# Cluster runtimes from measured costs (the `runtimes` block): with `estimate: true`, rule job_costs times each
+# experiment's passes on the device first, and its torch jobs' `runtime` resource (minutes) is read from
+# results/<experiment>/job_costs.json when they become ready (Snakemake re-evaluates a resource whose input
+# file did not exist yet). Without it, or for generated runs, a rule's runtime is its fallback.
+ESTIMATE_RUNTIMES = bool(config["runtimes"].get("estimate", False))  # default: RuntimeSettings.estimate
+
+
+def job_costs_input(wildcards):
+    return {"costs": f"results/{wildcards.experiment}/job_costs.json"} if ESTIMATE_RUNTIMES else {}
+
+
+def runtime_of(job, fallback):
+    """The `runtime` resource of `job`'s rule: its estimate when the rule has the costs as input, else `fallback`."""
+
+    def runtime(wildcards, input):
+        if not ESTIMATE_RUNTIMES or "costs" not in input.keys():
+            return fallback
+        return json.loads(Path(input.costs).read_text())["jobs"][job]["runtime_min"]
+
+    return runtime
 
 
 # Figures (workflow/rules/figures.smk): which experiments each shows, and the notebooks' parameters.

@@ -4,6 +4,7 @@
 
 rule hessian:
     input:
+        unpack(job_costs_input),
         model="results/{experiment}/model.pt",
     output:
         summary="results/{experiment}/hessian/summary.json",
@@ -21,7 +22,7 @@ rule hessian:
         "results/{experiment}/hessian/benchmark.tsv"
     threads: config["threads"]
     resources:
-        runtime=120,
+        runtime=runtime_of("hessian", 240),
         mem_mb=8000,
         gpu=stage_gpus("hessian"),
     conda:

@@ -4,6 +4,7 @@
 
 rule surfaces:
     input:
+        unpack(job_costs_input),
         model="results/{experiment}/model.pt",
         eigenvectors="results/{experiment}/hessian/eigenvectors.pt",
     output:
@@ -18,7 +19,7 @@ rule surfaces:
         "results/{experiment}/surfaces/benchmark.tsv"
     threads: config["threads"]
     resources:
-        runtime=240,
+        runtime=runtime_of("surfaces", 480),
         mem_mb=8000,
         gpu=stage_gpus("surfaces"),
     conda:

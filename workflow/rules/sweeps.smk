@@ -9,6 +9,8 @@
 
 
 use rule train as sweep_train with:
+    input:
+        unpack(lambda wildcards: data_input(SWEEP_SPECS[wildcards.sweep][wildcards.run])),
     output:
         model="results/sweeps/{sweep}/{run}/model.pt",
         metrics="results/sweeps/{sweep}/{run}/metrics.csv",

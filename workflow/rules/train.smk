@@ -3,6 +3,9 @@
 
 
 rule train:
+    input:
+        unpack(lambda wildcards: data_input(config["experiments"][wildcards.experiment])),
+        unpack(job_costs_input),
     output:
         model="results/{experiment}/model.pt",
         metrics="results/{experiment}/metrics.csv",
@@ -17,7 +20,7 @@ rule train:
         "results/{experiment}/train.benchmark.tsv"
     threads: config["threads"]
     resources:
-        runtime=60,
+        runtime=runtime_of("train", 720),
         mem_mb=4000,
         gpu=training_gpus,
     conda:

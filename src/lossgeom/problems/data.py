@@ -71,7 +71,8 @@ def load_dataset(spec: Mapping[str, Any]) -> Dataset:
 
 
 def _selection_rng(seed: int, purpose: int) -> np.random.Generator:
-    """Independent streams for the subset (purpose 0) and the noisy labels (purpose 1) from one seed."""
+    """Independent streams from one seed: the training subset (purpose 0), the noisy labels (1), the example
+    subset of the Hessian's loss (2)."""
     return np.random.default_rng([seed, purpose])
 
 
@@ -100,6 +101,27 @@ def keep_fraction(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
         keep.append(rng.permutation(idx)[: max(1, int(round(fraction * len(idx))))])
     keep = torch.from_numpy(np.sort(np.concatenate(keep)))
     return dataclasses.replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep])
+
+
+def example_subset(x: torch.Tensor, y: torch.Tensor, examples: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``examples`` of a seeded permutation of the rows of (x, y), in their original order.
+
+    The loss on which a paper-scale model's Hessian-vector products are taken (``hessian.examples``): the
+    mean over this fixed subset, so that the eigenpairs, traces and checks all describe one function.
+    ``examples = 0`` (or at least the number of rows) keeps every row. Not stratified: the subset is exactly
+    ``examples`` rows, and at thousands of rows the class counts differ from proportion by a few percent.
+
+    >>> import torch
+    >>> xs, ys = example_subset(torch.arange(10.0)[:, None], torch.arange(10), 4, seed=1)
+    >>> len(ys), bool((xs[:, 0] == ys).all()), bool((ys.diff() > 0).all())
+    (4, True, True)
+    """
+    if examples < 0:
+        raise DataError(f"the number of examples must be >= 0 (0: all), got {examples}")
+    if examples == 0 or examples >= len(y):
+        return x, y
+    keep = torch.from_numpy(np.sort(_selection_rng(seed, 2).permutation(len(y))[:examples]))
+    return x[keep], y[keep]
 
 
 def corrupt_labels(dataset: Dataset, noise: float, seed: int = 0) -> Dataset:

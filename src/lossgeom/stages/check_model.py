@@ -25,6 +25,7 @@ from ..io.provenance import input_record, provenance, require_same_input
 from ..io.settings import settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..training.checkpoints import load_model
+from .hessian import loss_examples
 
 
 # The HVP-free trace's step, chosen from the measured error of second differences against eta^T H eta
@@ -73,13 +74,16 @@ class ModelCheckResult:
 
 def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], settings: ModelCheckSettings,
             experiment: str, log=print, partial: PartialFile | None = None) -> ModelCheckResult:
-    """The checks on ``model`` (moved to the configured dtype here) over the training split; with ``partial``,
+    """The checks on ``model`` (moved to the configured dtype here) over the examples the hessian step used (its
+    recorded split and ``examples`` subset); with ``partial``,
     the loops save their work in progress there and continue from it."""
     dtype = DTYPES[settings.dtype]
     model = copy.deepcopy(model).to(dtype)  # the caller's model stays as it is
     device = next(model.parameters()).device
-    x = dataset.x_train.to(device, dtype)
-    y = dataset.y_train.to(device, dtype) if dataset.task == "regression" else dataset.y_train.to(device)
+    recorded = hessian_summary.get("settings", {})  # the same examples as the hessian step: one loss function
+    x, y = loss_examples(dataset, recorded.get("split", "train"), recorded.get("examples", 0), recorded.get("seed", 0))
+    x = x.to(device, dtype)
+    y = y.to(device, dtype) if dataset.task == "regression" else y.to(device)
     skip = ("dtype", "slices_dtype", "device", "save_every_s")
     knobs = {k: v for k, v in dataclasses.asdict(settings).items() if k not in skip}
     slices_dtype = settings.slices_dtype or settings.dtype

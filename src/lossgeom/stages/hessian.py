@@ -30,7 +30,7 @@ from ..io.atomic import save_torch, write_csv, write_json
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance
 from ..io.settings import require, settings_from_mapping, settings_help
-from ..problems.data import Dataset
+from ..problems.data import Dataset, example_subset
 from ..problems.losses import loss_function
 from ..training.checkpoints import load_model
 
@@ -52,6 +52,7 @@ class HessianSettings:
     dtype: str = "float64"
     batch_size: int = 1024
     split: str = "train"
+    examples: int = 0  # products on this many examples of the split (a seeded subset, the same in the checks); 0: all
     seed: int = 0
     device: str = "auto"
     method: str = "auto"  # auto (forward-over-reverse, double backward if unsupported) | forward-over-reverse | double-backward
@@ -67,6 +68,8 @@ class HessianSettings:
         for key in ("max_basis", "max_hvps", "hutchinson_samples", "slq_probes", "slq_steps", "batch_size"):
             require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "hessian", key, getattr(self, key),
                     "an integer >= 1")
+        require(isinstance(self.examples, int) and self.examples >= 0, "hessian", "examples", self.examples,
+                "an integer >= 0 (0: every example of the split)")
         require(self.tol > 0, "hessian", "tol", self.tol, "> 0")
         require(self.save_every_s >= 0, "hessian", "save_every_s", self.save_every_s, ">= 0")
 
@@ -74,6 +77,15 @@ class HessianSettings:
     def from_mapping(cls, values: Mapping[str, Any]) -> "HessianSettings":
         choices = {"dtype": DTYPES, "method": METHODS, "split": ("train", "test")}
         return settings_from_mapping(cls, values, "hessian", choices)
+
+
+def loss_examples(dataset: Dataset, split: str, examples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples whose mean loss the Hessian is taken of: ``split``, or a seeded subset of ``examples`` of it.
+
+    The checks of the same model call this with the hessian step's recorded settings, so that both describe
+    one loss function."""
+    x, y = (dataset.x_train, dataset.y_train) if split == "train" else (dataset.x_test, dataset.y_test)
+    return example_subset(x, y, examples, seed)
 
 
 def _moments(density, n: int) -> dict[str, float]:
@@ -109,7 +121,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
     With ``partial``, each of the three loops saves its work in progress there and continues from it."""
     slot = partial.slot if partial is not None else (lambda key: None)
     device = next(model.parameters()).device
-    x, y = (dataset.x_train, dataset.y_train) if settings.split == "train" else (dataset.x_test, dataset.y_test)
+    x, y = loss_examples(dataset, settings.split, settings.examples, settings.seed)
     op = HessianOperator(
         model,
         loss_function(dataset.task),

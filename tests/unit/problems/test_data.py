@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossgeom.problems.data import _stratified_split, load_dataset, sum_of_sines
+from lossgeom.problems.data import _stratified_split, example_subset, load_dataset, sum_of_sines
 from lossgeom.errors import ConfigError, DataError
 
 EMBEDDED = [
@@ -216,3 +216,25 @@ def test_label_noise_applies_to_the_kept_subset():
 def test_bad_options_are_named(spec, message):
     with pytest.raises(DataError, match=re.escape(message)):
         load_dataset(spec)
+
+
+def test_example_subset_is_exact_fixed_by_its_seed_and_keeps_rows_whole():
+    x = torch.arange(100.0)[:, None].repeat(1, 3)
+    y = torch.arange(100)
+    xs, ys = example_subset(x, y, 30, seed=4)
+    assert len(ys) == 30 and len(set(ys.tolist())) == 30 and (xs[:, 2] == ys).all()  # rows stay paired
+    assert torch.equal(example_subset(x, y, 30, seed=4)[1], ys)  # the same examples every time
+    assert not torch.equal(example_subset(x, y, 30, seed=5)[1], ys)
+    assert example_subset(x, y, 0)[1] is y and example_subset(x, y, 500)[1] is y  # 0 or more: every example
+    with pytest.raises(DataError, match="examples must be >= 0"):
+        example_subset(x, y, -1)
+
+
+def test_the_download_step_records_the_dataset_it_loaded(tmp_path):
+    """With the files in place nothing is fetched (no network here); the record says what every job will read."""
+    from lossgeom.stages import download
+
+    write_cifar(tmp_path)
+    record = download.run({"name": "cifar10", "root": str(tmp_path)}, tmp_path / "cifar10.json", log=lambda *_: None)
+    assert record["dataset"]["download"] is True and record["n_train"] == 40 and record["n_test"] == 8
+    assert (tmp_path / "cifar10.json").exists()

@@ -1,0 +1,19 @@
+# On-disk datasets (MNIST, CIFAR-10) whose config says `download: true`: one download per dataset and folder,
+# before every job that reads them, so that no two jobs download the same files at once. A local rule: it runs
+# where Snakemake runs (on a cluster, the login node, which usually has the network the compute nodes lack).
+
+
+rule download_data:
+    output:
+        "results/data/{dataset}.json",
+    params:
+        dataset=lambda wildcards: json.dumps(DOWNLOADS[wildcards.dataset], sort_keys=True),
+    log:
+        "logs/download_data/{dataset}.log",
+    localrule: True
+    wildcard_constraints:
+        dataset=one_of(re.escape(key) for key in DOWNLOADS),
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom download --dataset {params.dataset:q} --out {output:q} > {log:q} 2>&1"
