@@ -77,9 +77,9 @@ def main() -> None:
         for name, spec in config["experiments"].items():
             if args.experiments and name not in args.experiments:
                 continue
-            spec = {**spec, "dataset": {**spec["dataset"], "download": False}}
-            if "root" in spec["dataset"]:
-                spec["dataset"]["root"] = str(root)
+            spec = {**spec, "dataset": dict(spec["dataset"])}
+            if "root" in spec["dataset"]:  # an on-disk dataset: the random stand-in, nothing downloaded
+                spec["dataset"].update(root=str(root), download=False)
             print(f"{name}:", flush=True)
             record = compute(spec, StageSettings.from_mapping(spec, blocks), device, log=lambda line: print(f"  {line}", flush=True))
             results[name] = record

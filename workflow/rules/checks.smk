@@ -8,6 +8,7 @@ rule check_synthetic:
         samples="results/checks/synthetic_samples.npz",
     params:
         settings=block_json("checks", "synthetic"),
+    priority: PRIORITY["check_synthetic"]
     log:
         "logs/checks/synthetic.log",
     benchmark:
@@ -28,6 +29,7 @@ rule check_model:
         unpack(job_costs_input),
         model="results/{experiment}/model.pt",
         hessian="results/{experiment}/hessian/summary.json",
+        trace_samples="results/{experiment}/hessian/trace_samples.csv",  # reused as the first Hutchinson probes
     output:
         rows="results/checks/model_{experiment}.csv",
         trace="results/{experiment}/checks/trace_vs_samples.csv",
@@ -35,6 +37,7 @@ rule check_model:
         bias="results/{experiment}/checks/bias_vs_step.csv",
     params:
         settings=with_device("checks", "models"),
+    priority: PRIORITY["check_model"]
     log:
         "logs/checks/model_{experiment}.log",
     benchmark:
@@ -66,6 +69,7 @@ rule check_curvature:
     output:
         rows="results/checks/curvature_{experiment}.csv",
         meta="results/{experiment}/checks/surface_curvature.json",
+    priority: PRIORITY["check_curvature"]
     log:
         "logs/checks/curvature_{experiment}.log",
     benchmark:
@@ -94,6 +98,8 @@ rule checks_table:
         signs="results/checks/sign_question.csv",
     log:
         "logs/checks/summary.log",
+    benchmark:
+        "results/checks/summary.benchmark.tsv"
     conda:
         "../../envs/lossgeom.yaml"
     shell:
@@ -112,6 +118,8 @@ rule synthetic_landscapes:
         settings=block_json("figures", "landscapes"),
     log:
         "logs/synthetic/landscapes.log",
+    benchmark:
+        "results/synthetic/landscapes.benchmark.tsv"
     threads: 1
     resources:
         runtime=30,

@@ -167,6 +167,12 @@ def runtime_of(job, fallback):
     return runtime
 
 
+# Critical path first: among the jobs ready to run, Snakemake starts those of higher priority. Each model's chain
+# is train -> hessian -> check_model (its longest job) and surfaces -> check_curvature; the later a stage sits on
+# that chain, the lower its priority, so every chain gets going before short independent jobs (figures, 0) fill
+# the cores. check_synthetic is long and independent: it runs beside the chains, not after them.
+PRIORITY = {"train": 5, "hessian": 4, "check_model": 3, "surfaces": 2, "check_curvature": 1, "check_synthetic": 1}
+
 # Figures (workflow/rules/figures.smk): which experiments each shows, and the notebooks' parameters.
 CLASSIFIERS = [e for e in EXPERIMENTS if experiment_task(config["experiments"][e]) == "classification"]
 REGRESSORS = [e for e in EXPERIMENTS if experiment_task(config["experiments"][e]) == "regression"]

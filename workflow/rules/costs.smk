@@ -14,6 +14,8 @@ rule job_costs:
                                               sort_keys=True),
     log:
         "logs/job_costs/{experiment}.log",
+    benchmark:
+        "results/{experiment}/job_costs.benchmark.tsv"
     threads: config["threads"]
     resources:
         runtime=30,

@@ -37,6 +37,8 @@ for figure, (data, experiments) in FIGURES.items():
             parameters=notebook_parameters(figure, experiments),
         log:
             f"logs/figures/{figure}.log",
+        benchmark:
+            f"results/figures/{figure}.benchmark.tsv"
         threads: 1
         resources:
             runtime=20,
@@ -67,6 +69,8 @@ rule T1:
             "output_html": output.html, "output_checks_html": output.checks}),
     log:
         "logs/figures/T1.log",
+    benchmark:
+        "results/figures/T1.benchmark.tsv"
     threads: 1
     resources:
         runtime=20,

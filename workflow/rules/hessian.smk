@@ -16,6 +16,7 @@ rule hessian:
         model=lambda wildcards, input: input.model,  # a snapshot's Hessian names a file inside its folder
         settings=with_device("hessian"),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
+    priority: PRIORITY["hessian"]
     log:
         "logs/hessian/{experiment}.log",
     benchmark:
@@ -39,6 +40,8 @@ rule hessian_summary:
         "results/hessian_summary.csv",
     log:
         "logs/hessian_summary.log",
+    benchmark:
+        "results/hessian_summary.benchmark.tsv"
     conda:
         "../../envs/lossgeom.yaml"
     shell:

@@ -13,6 +13,7 @@ rule surfaces:
     params:
         settings=with_device("surfaces"),
         out_dir=lambda wildcards, output: Path(output.grids).parent,
+    priority: PRIORITY["surfaces"]
     log:
         "logs/surfaces/{experiment}.log",
     benchmark:

@@ -97,6 +97,8 @@ rule sweep_trajectory:
         ),
     log:
         "logs/sweeps/{sweep}/trajectory.log",
+    benchmark:
+        "results/sweeps/{sweep}/trajectory.benchmark.tsv"
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
@@ -120,6 +122,8 @@ rule sweep_table:
         ),
     log:
         "logs/sweeps/{sweep}/table.log",
+    benchmark:
+        "results/sweeps/{sweep}/runs.benchmark.tsv"
     conda:
         "../../envs/lossgeom.yaml"
     shell:

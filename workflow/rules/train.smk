@@ -14,6 +14,7 @@ rule train:
         name=lambda wildcards: wildcards.experiment,
         spec=lambda wildcards: experiment_spec(wildcards.experiment),
         out_dir=lambda wildcards, output: Path(output.model).parent,
+    priority: PRIORITY["train"]
     log:
         "logs/train/{experiment}.log",
     benchmark:
@@ -37,6 +38,8 @@ rule training_summary:
         "results/training_summary.csv",
     log:
         "logs/training_summary.log",
+    benchmark:
+        "results/training_summary.benchmark.tsv"
     conda:
         "../../envs/lossgeom.yaml"
     shell:

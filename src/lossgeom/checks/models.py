@@ -67,7 +67,8 @@ def running_mean(samples: np.ndarray) -> pd.DataFrame:
 def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, hessian_summary: Mapping[str, Any],
                  experiment: str, *, projections: int, slices: int, hutchinson_samples: int, relative_step: float,
                  bias_slices: int, exact_max_parameters: int, batch_size: int, seed: int,
-                 slices_dtype: torch.dtype | None = None, log: Callable[[str], None] = print,
+                 slices_dtype: torch.dtype | None = None, prior_trace_samples: np.ndarray | None = None,
+                 log: Callable[[str], None] = print,
                  resume: Callable[[str], ResumeSlot | None] = lambda key: None,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
     """Rows of checks (b), (c) and the sign question; the trace-vs-S table; the sign-question record; the
@@ -76,8 +77,10 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     ``model`` and the data (x, y) are already on the device and in the precision to check in;
     ``hessian_summary`` is the hessian step's summary.json of the same model (extreme eigenvalues, SLQ tr(H^2)).
     One generator seeded with ``seed`` draws, in this order, the projections' directions, the Hutchinson
-    probes and the slices' directions. ``resume(key)`` gives each loop a place to save its work in progress
-    (with the generator's state), so that a killed run continues where it was.
+    probes and the slices' directions. ``prior_trace_samples``: the Hutchinson samples the hessian step took
+    on the same loss in the same precision; they are the first probes here, and only the rest are drawn.
+    ``resume(key)`` gives each loop a place to save its work in progress (with the generator's state), so
+    that a killed run continues where it was.
     """
     op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size)
     n = op.n_params
@@ -93,9 +96,9 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     log(f"(b) {P} projections: mean eta^T H eta = {proj_mean:.6g} +- {proj_se:.2g}")
 
     # Hutchinson with many probes (for the trace-vs-S curves)
-    trace = hutchinson_trace(op, hutchinson_samples, generator=g, resume=resume("hutchinson"))
+    trace = hutchinson_trace(op, hutchinson_samples, generator=g, resume=resume("hutchinson"), prior=prior_trace_samples)
     hutch, h_mean, h_se = trace.samples, trace.estimate, trace.standard_error
-    log(f"Hutchinson, {len(hutch)} probes: tr(H) = {h_mean:.6g} +- {h_se:.2g}")
+    log(f"Hutchinson, {len(hutch)} probes ({len(hutch) - trace.hvps} from the hessian step): tr(H) = {h_mean:.6g} +- {h_se:.2g}")
 
     exact = None
     if n <= exact_max_parameters:

@@ -1,7 +1,20 @@
-"""The trace of a symmetric operator from products alone (Hutchinson).
+"""The trace of a symmetric operator from products alone (Hutchinson), plain and deflated.
 
 For z with i.i.d. Rademacher entries, E[z^T H z] = tr(H); the estimate is the sample mean over S probes,
 and its standard error the sample standard deviation over sqrt(S).
+
+Deflated, from the same probes and no further product: with k computed eigenpairs (rows V, orthonormal, and
+Rayleigh quotients lambda_i = v_i^T H v_i) and P = I - V^T V, tr(H) = sum_i lambda_i + tr(P H P) exactly, and
+E[(P z)^T H (P z)] = tr(P H P). Expanding with a = V z and b = V (H z), both k numbers from the product H z
+the plain estimate computes anyway,
+
+    (P z)^T H (P z) = z^T H z - 2 a.b + a^T M a,   M = V H V^T = diag(lambda) + E,
+
+where |E_ij| = |v_i^T r_j| <= ||r_j|| (r_j = H v_j - lambda_j v_j, the eigenpair's residual). Taking M =
+diag(lambda) leaves a bias of at most k sum_j ||r_j|| in expectation (E a_i^2 = 1), reported with the
+estimate. The variance drops by what the deflated eigenvalues contributed (in the spirit of Hutch++, with
+the eigenvectors the Hessian step computes anyway in place of a random sketch): large where a few outliers
+carry much of ||H||_F^2, as on trained networks.
 
 Example (trace 5; each probe gives 5 + 2 z_1 z_2, so the estimate scatters with standard error 2 / sqrt(S))::
 
@@ -32,13 +45,27 @@ def rademacher(n: int, generator: torch.Generator, device, dtype) -> torch.Tenso
 
 
 @dataclass
+class DeflatedTrace:
+    """tr(H) = ``explicit`` (sum of k eigenvalues) + Hutchinson on the deflated operator, from the plain probes."""
+
+    estimate: float
+    standard_error: float
+    samples: np.ndarray  # (P z)^T H (P z) per probe
+    explicit: float
+    k: int
+    bias_bound: float  # k sum_j ||r_j||: what taking V H V^T = diag(lambda) may add to the expectation
+
+
+@dataclass
 class TraceEstimate:
-    """Hutchinson estimate of tr(H): ``estimate`` +- ``standard_error`` from ``samples`` (z^T H z each)."""
+    """Hutchinson estimate of tr(H): ``estimate`` +- ``standard_error`` from ``samples`` (z^T H z each);
+    ``deflated`` when eigenpairs were given."""
 
     estimate: float
     standard_error: float
     samples: np.ndarray
     hvps: int
+    deflated: DeflatedTrace | None = None
 
 
 def _running(values: np.ndarray) -> str:
@@ -48,26 +75,52 @@ def _running(values: np.ndarray) -> str:
 
 
 def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
-                     generator: torch.Generator | None = None, resume: ResumeSlot | None = None) -> TraceEstimate:
+                     generator: torch.Generator | None = None, resume: ResumeSlot | None = None,
+                     deflate: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                     prior: np.ndarray | None = None) -> TraceEstimate:
     """Estimate tr(H) from ``samples`` Rademacher probes (one product each).
 
     The probes come from a generator seeded with ``seed``, or from ``generator`` when a caller draws
-    several kinds of random vectors from one stream.
+    several kinds of random vectors from one stream. ``deflate`` = (vectors (k, N) orthonormal rows, their
+    Rayleigh quotients (k,), residual norms (k,)) adds the deflated estimate from the same products.
+    ``prior``: z^T H z of probes another run already took (independent Rademacher probes from another
+    stream), used as the first samples, so that only ``samples - len(prior)`` products are computed here; the
+    mean stays unbiased because every probe is independent of the others. Not combined with ``deflate``.
     """
     if samples < 2:
         raise ValueError("Hutchinson needs at least 2 samples for a standard error")
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
-    values = np.empty(samples)
-    start = restore_samples(resume, "values", values, g)  # the probes a killed run finished
+    if deflate is not None:
+        V, lam = deflate[0].to(op.device, op.dtype), deflate[1].to(op.device, op.dtype)
+    if prior is not None and deflate is not None:
+        raise ValueError("prior samples carry no deflated values; pass prior or deflate, not both")
+    values = np.empty((samples, 2))  # z^T H z and (P z)^T H (P z)
+    reused = 0 if prior is None else min(len(prior), samples)
+    if reused:
+        values[:reused, 0] = np.asarray(prior, dtype=float)[:reused]
+    start = max(restore_samples(resume, "values", values, g), reused)  # the probes a killed run finished
     progress = Progress("hutchinson", samples, "probes")
     for i in range(start, samples):
         z = rademacher(op.n_params, g, op.device, op.dtype)
-        values[i] = float(torch.dot(z, op.matvec(z)))
-        (progress.finish if i == samples - 1 else progress.update)(i + 1, tr_H=lambda i=i: _running(values[: i + 1]))
+        hz = op.matvec(z)
+        values[i, 0] = float(torch.dot(z, hz))
+        if deflate is not None:
+            a, b = V @ z, V @ hz
+            values[i, 1] = values[i, 0] - 2 * float(torch.dot(a, b)) + float(torch.dot(lam * a, a))
+        (progress.finish if i == samples - 1 else progress.update)(i + 1, tr_H=lambda i=i: _running(values[: i + 1, 0]))
         save_samples(resume, "values", values[: i + 1], g, final=i == samples - 1)
+    plain = values[:, 0]
+    deflated = None
+    if deflate is not None:
+        explicit = float(deflate[1].double().sum())
+        deflated = DeflatedTrace(estimate=explicit + float(values[:, 1].mean()),
+                                 standard_error=float(values[:, 1].std(ddof=1) / math.sqrt(samples)),
+                                 samples=values[:, 1].copy(), explicit=explicit, k=len(deflate[1]),
+                                 bias_bound=len(deflate[1]) * float(deflate[2].double().sum()))
     return TraceEstimate(
-        estimate=float(values.mean()),
-        standard_error=float(values.std(ddof=1) / math.sqrt(samples)),
-        samples=values,
-        hvps=samples,
+        estimate=float(plain.mean()),
+        standard_error=float(plain.std(ddof=1) / math.sqrt(samples)),
+        samples=plain.copy(),
+        hvps=samples - reused,
+        deflated=deflated,
     )

@@ -47,7 +47,7 @@ def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, gri
     x = dataset.x_train.to(device, torch.float64)
     eps = float(torch.finfo(DTYPES[settings.dtype]).eps)
     return surface_curvature_checks(model, x, y, dataset.task, directions, grids, min(settings.ranges), eps,
-                                    settings.batch_size, experiment, log=log)
+                                    settings.curvature_batch_size or settings.batch_size, experiment, log=log)
 
 
 def write(rows: pd.DataFrame, inputs: dict[str, Any], experiment: str, rows_path, meta_path) -> None:

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from ..checks.models import model_checks
@@ -73,10 +74,12 @@ class ModelCheckResult:
 
 
 def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], settings: ModelCheckSettings,
-            experiment: str, log=print, partial: PartialFile | None = None) -> ModelCheckResult:
+            experiment: str, log=print, partial: PartialFile | None = None,
+            hessian_trace_samples: np.ndarray | None = None) -> ModelCheckResult:
     """The checks on ``model`` (moved to the configured dtype here) over the examples the hessian step used (its
     recorded split and ``examples`` subset); with ``partial``,
-    the loops save their work in progress there and continue from it."""
+    the loops save their work in progress there and continue from it. ``hessian_trace_samples`` (the hessian
+    step's z^T H z) are reused as the first Hutchinson probes when that step's products were in this dtype."""
     dtype = DTYPES[settings.dtype]
     model = copy.deepcopy(model).to(dtype)  # the caller's model stays as it is
     device = next(model.parameters()).device
@@ -90,6 +93,8 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
     knobs["relative_step"] = settings.relative_step or DEFAULT_STEPS[slices_dtype]
     knobs["slices_dtype"] = DTYPES[slices_dtype]
     slot = partial.slot if partial is not None else (lambda key: None)
+    same_products = hessian_summary.get("dtype") == settings.dtype  # and the same examples, read above
+    knobs["prior_trace_samples"] = hessian_trace_samples if same_products else None
     rows, trace_table, sign, bias = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log,
                                                  resume=slot, **knobs)
     sign.update({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)})
@@ -114,7 +119,10 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
     require_same_input(hessian_summary.get("inputs"), "model", model_path, hessian_summary_path)
     inputs = input_record(model=model_path, hessian=hessian_summary_path)
     partial = PartialFile.for_job(Path(rows_path).with_suffix(".partial.pt"), inputs, settings)
-    result = compute(model, dataset, hessian_summary, settings, experiment, log=log, partial=partial)
+    samples_file = Path(hessian_summary_path).with_name("trace_samples.csv")  # written by the same hessian job
+    prior = pd.read_csv(samples_file)["zHz"].to_numpy() if samples_file.exists() else None
+    result = compute(model, dataset, hessian_summary, settings, experiment, log=log, partial=partial,
+                     hessian_trace_samples=prior)
     result.sign["inputs"] = inputs
     write(result, rows_path, trace_path, sign_path, bias_path)
     partial.remove()

@@ -30,6 +30,7 @@ import torch
 
 from ..checks.finite_differences import STEPS
 from ..device import DTYPES, pick_device
+from ..errors import ConfigError
 from ..engine.hessian import HessianOperator
 from ..io.atomic import write_json
 from ..io.provenance import provenance
@@ -78,6 +79,7 @@ class Pass:
     dtype: str
     batch_size: int
     examples: int = 0
+    batch_key: str = ""  # the config key that sets batch_size, for the message when a batch does not fit
 
     @property
     def key(self) -> str:
@@ -115,16 +117,16 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
     products and a gradient) at two points per direction pair, in float64 on the whole training split.
     """
     t, h, sf, c = s.train, s.hessian, s.surfaces, s.checks
-    products = Pass("hvp", h.split, h.dtype, h.batch_size, h.examples)  # the hessian step's loss
-    checked = Pass("hvp", h.split, c.dtype, c.batch_size, h.examples)  # the checks use the hessian step's examples
-    sliced = Pass("loss", h.split, c.slices_dtype or c.dtype, c.batch_size, h.examples)
+    products = Pass("hvp", h.split, h.dtype, h.batch_size, h.examples, "hessian.batch_size")  # the hessian step's loss
+    checked = Pass("hvp", h.split, c.dtype, c.batch_size, h.examples, "checks.models.batch_size")  # on the same examples
+    sliced = Pass("loss", h.split, c.slices_dtype or c.dtype, c.batch_size, h.examples, "checks.models.batch_size")
     exact = n_parameters if n_parameters <= c.exact_max_parameters else 0
     bias_steps = len(set(STEPS) | {c.relative_step or 0.0})
     points = len(sf.pairs) * len(sf.ranges) * (sf.points**2 + 2 * sf.points_1d)
     return {
-        "train": [("epochs", t.epochs, Pass("epoch", "train", "float32", t.batch_size)),
-                  ("train metrics per epoch", t.epochs + 1, Pass("loss", "train", "float32", t.eval_batch_size)),
-                  ("test metrics per epoch", t.epochs + 1, Pass("loss", "test", "float32", t.eval_batch_size))],
+        "train": [("epochs", t.epochs, Pass("epoch", "train", "float32", t.batch_size, 0, "train.batch_size")),
+                  ("train metrics per epoch", t.epochs + 1, Pass("loss", "train", "float32", t.eval_batch_size, 0, "train.eval_batch_size")),
+                  ("test metrics per epoch", t.epochs + 1, Pass("loss", "test", "float32", t.eval_batch_size, 0, "train.eval_batch_size"))],
         "hessian": [("Lanczos budget and residuals", h.max_hvps + h.k_top + h.k_bottom, products),
                     ("Hutchinson probes", h.hutchinson_samples, products),
                     ("SLQ", h.slq_probes * h.slq_steps, products),
@@ -134,9 +136,11 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
                         ("bias slices: exact products", c.bias_slices, dataclasses.replace(checked, dtype="float64")),
                         ("bias slices: loss values", c.bias_slices * bias_steps * 2 * 2,
                          dataclasses.replace(sliced, dtype="float64"))],
-        "surfaces": [(f"grid points on {split}", points, Pass("loss", split, sf.dtype, sf.batch_size)) for split in sf.splits],
+        "surfaces": [(f"grid points on {split}", points, Pass("loss", split, sf.dtype, sf.batch_size, 0, "surfaces.batch_size"))
+                     for split in sf.splits],
         "check_curvature": [("exact projected Hessians", 6 * 2 * len(sf.pairs),
-                             Pass("hvp", "train", "float64", sf.batch_size))],
+                             Pass("hvp", "train", "float64", sf.curvature_batch_size or sf.batch_size, 0,
+                                  "surfaces.curvature_batch_size"))],
     }
 
 
@@ -184,10 +188,18 @@ def measure_pass(model: torch.nn.Module, dataset: Dataset, p: Pass, batches: int
     else:
         raise ValueError(f"unknown kind of pass {p.kind!r}")
     batches_timed = math.ceil(timed / p.batch_size)
-    per_batch = _seconds(run, device, repeats) / batches_timed
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        per_batch = _seconds(run, device, repeats) / batches_timed
+    except torch.OutOfMemoryError:
+        raise ConfigError(f"{p.key}: a batch of {p.batch_size} does not fit in the memory of {device}; "
+                          f"lower {p.batch_key or 'its batch size'}") from None
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     batches_per_pass = math.ceil(n / p.batch_size)
     return {"pass": p.key, **dataclasses.asdict(p), "examples_in_pass": n, "batches_timed": batches_timed,
-            "seconds_per_batch": per_batch, "batches_per_pass": batches_per_pass, "seconds_per_pass": per_batch * batches_per_pass}
+            "seconds_per_batch": per_batch, "batches_per_pass": batches_per_pass, "seconds_per_pass": per_batch * batches_per_pass,
+            "peak_gpu_memory_mib": peak}
 
 
 def estimate_jobs(work: Mapping[str, list[tuple[str, int, Pass]]], seconds: Mapping[str, float],

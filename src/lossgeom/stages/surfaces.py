@@ -51,6 +51,7 @@ class SurfaceSettings:
     seed: int = 0
     tile_rows: int = 4
     batch_size: int = 4096
+    curvature_batch_size: int | None = None  # examples per batch of the curvature check's float64 products; None: batch_size
     dtype: str = "float32"
     device: str = "auto"
 
@@ -62,6 +63,8 @@ class SurfaceSettings:
         for key in ("tile_rows", "batch_size"):
             require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "surfaces", key, getattr(self, key),
                     "an integer >= 1")
+        require(self.curvature_batch_size is None or (isinstance(self.curvature_batch_size, int) and self.curvature_batch_size >= 1),
+                "surfaces", "curvature_batch_size", self.curvature_batch_size, "an integer >= 1 or null (batch_size)")
         require(all(r > 0 for r in self.ranges) and len(self.ranges) > 0, "surfaces", "ranges", self.ranges,
                 "a non-empty list of positive half-widths")
 

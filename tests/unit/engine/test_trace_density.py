@@ -9,11 +9,57 @@ import pytest
 import torch
 
 from lossgeom.engine.hessian import HessianOperator
-from lossgeom.engine.lanczos import MatrixOperator, lanczos_tridiagonal
-from lossgeom.engine.trace import hutchinson_trace
+from lossgeom.engine.lanczos import MatrixOperator, extreme_eigenpairs, lanczos_tridiagonal
+from lossgeom.engine.trace import hutchinson_trace, rademacher
 from lossgeom.engine.density import slq_density
 
 from tests.unit.curvature_cases import CASES, case
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_deflated_samples_are_the_probes_projected_off_the_eigenvectors(name):
+    """Each deflated sample equals (P z)^T H (P z) with the dense H (same probes, no further product), and the
+    estimate sum(lambda) + mean lies within three of its standard errors of the exact trace."""
+    c = case(name)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
+    eig = extreme_eigenpairs(op, k_top=3, k_bottom=1, tol=1e-12, seed=0)
+    V = torch.cat([eig.top.vectors, eig.bottom.vectors])
+    lam = torch.cat([eig.top.values, eig.bottom.values])
+    res = torch.cat([eig.top.residuals, eig.bottom.residuals])
+    before = op.hvps
+    est = hutchinson_trace(op, samples=50, seed=3, deflate=(V, lam, res))
+    assert op.hvps - before == 50  # the deflated estimate costs no product of its own
+    g = torch.Generator().manual_seed(3)
+    P = torch.eye(V.shape[1], dtype=V.dtype) - V.T @ V
+    direct = []
+    for _ in range(50):
+        z = rademacher(V.shape[1], g, "cpu", V.dtype)
+        direct.append(float((P @ z) @ c.H @ (P @ z)))
+    scale = float(c.H.abs().max()) * V.shape[1]
+    np.testing.assert_allclose(est.deflated.samples, direct, atol=1e-9 * scale)
+    exact = float(torch.trace(c.H))
+    assert est.deflated.explicit == pytest.approx(float(lam.sum()))
+    assert abs(est.deflated.estimate - exact) <= 3 * est.deflated.standard_error + est.deflated.bias_bound
+
+
+def test_deflation_removes_the_variance_of_outliers():
+    """A spectrum of 4 outliers (100) over a bulk of 196 eigenvalues in [-1, 1], randomly rotated: the outliers
+    carry most of ||H||_F^2, so deflating them cuts the probe variance by far more than 3x."""
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    spectrum = torch.cat([torch.full((4,), 100.0, dtype=torch.float64), torch.rand(n - 4, generator=g, dtype=torch.float64) * 2 - 1])
+    H = Q @ torch.diag(spectrum) @ Q.T
+    op = MatrixOperator(H)
+    eig = extreme_eigenpairs(op, k_top=4, k_bottom=1, tol=1e-10, seed=0)
+    V = torch.cat([eig.top.vectors, eig.bottom.vectors])
+    lam = torch.cat([eig.top.values, eig.bottom.values])
+    res = torch.cat([eig.top.residuals, eig.bottom.residuals])
+    est = hutchinson_trace(op, samples=100, seed=1, deflate=(V, lam, res))
+    exact = float(spectrum.sum())
+    assert est.deflated.standard_error * 10 < est.standard_error
+    assert abs(est.deflated.estimate - exact) <= 3 * est.deflated.standard_error + est.deflated.bias_bound
+    assert abs(est.estimate - exact) <= 3 * est.standard_error
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -69,3 +115,16 @@ def test_slq_with_a_full_krylov_space_recovers_the_spectrum():
         np.testing.assert_allclose(np.sort(row[np.isfinite(row)]), values.numpy(), atol=1e-10)
     # each Rademacher probe sees every eigenvector of a diagonal matrix with weight 1/N
     np.testing.assert_allclose(density.weights[np.isfinite(density.weights)], 0.2, atol=1e-10)
+
+
+def test_prior_samples_are_the_first_probes_and_only_the_rest_are_computed():
+    A = torch.randn(20, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    H = A + A.T  # off-diagonal entries: every probe gives a different z^T H z
+    op = MatrixOperator(H)
+    prior = np.array([7.0, 9.0, 11.0])
+    est = hutchinson_trace(op, samples=10, seed=5, prior=prior)
+    fresh = hutchinson_trace(MatrixOperator(H), samples=7, seed=5)
+    assert est.hvps == 7 and list(est.samples[:3]) == [7.0, 9.0, 11.0]
+    assert len(set(fresh.samples)) > 1
+    np.testing.assert_array_equal(est.samples[3:], fresh.samples)  # the same stream, started after the prior
+    assert est.estimate == pytest.approx(np.concatenate([prior, fresh.samples]).mean())

@@ -37,7 +37,8 @@ def chain(tmp_path_factory):
         projections=6, slices=8, hutchinson_samples=8, bias_slices=2, device="cpu"), "chain", log=quiet)
     meta = json.loads(json.dumps(meta))
     curvature = check_curvature.compute(model, ds, eigenvectors, grids, meta, "chain", log=quiet)
-    return dict(H=H, exact=exact, hessian=h, grids=grids, meta=meta, checks=checks, curvature=curvature, ds=ds)
+    return dict(H=H, exact=exact, hessian=h, grids=grids, meta=meta, checks=checks, curvature=curvature, ds=ds,
+                model=model)
 
 
 def test_hessian_compute_matches_the_dense_hessian(chain):
@@ -71,3 +72,22 @@ def test_check_curvature_compute_compares_each_pair_with_exact_curvatures(chain)
     assert len(rows) == 16 and set(rows["verdict"]) <= {"pass", "FAIL"}
     centre = rows[rows["quantity"].str.startswith("kappa+ of the grid")]
     assert len(centre) == 2 and np.isfinite(centre["theory"]).all()
+
+
+def test_check_model_reuses_the_hessian_steps_probes_and_draws_only_the_rest(chain):
+    """The hessian step's 8 Hutchinson samples are the first 8 of the checks' 12 (same loss, same dtype)."""
+    h = chain["hessian"]
+    summary = json.loads(json.dumps(h.summary))
+    settings = check_model.ModelCheckSettings(projections=6, slices=8, hutchinson_samples=12, bias_slices=2, device="cpu")
+    quiet = lambda *_: None  # noqa: E731
+    reused = check_model.compute(chain["model"], chain["ds"], summary, settings, "chain", log=quiet,
+                                 hessian_trace_samples=h.trace.samples)
+    running = reused.trace_table.set_index("S")["hutchinson"]
+    prior = h.trace.samples
+    assert [running[s] for s in (1, 4, 8)] == pytest.approx([prior[:s].mean() for s in (1, 4, 8)], rel=1e-12)
+    fresh = check_model.compute(chain["model"], chain["ds"], summary, settings, "chain", log=quiet)
+    assert fresh.trace_table.set_index("S")["hutchinson"][8] != pytest.approx(prior.mean(), rel=1e-9)
+    other = dict(summary, dtype="float32")  # products in another precision: nothing reused
+    unshared = check_model.compute(chain["model"], chain["ds"], other, settings, "chain", log=quiet,
+                                   hessian_trace_samples=h.trace.samples)
+    assert unshared.trace_table.set_index("S")["hutchinson"][8] == fresh.trace_table.set_index("S")["hutchinson"][8]
