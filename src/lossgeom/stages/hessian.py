@@ -57,6 +57,7 @@ class HessianSettings:
     device: str = "auto"
     method: str = "auto"  # auto (forward-over-reverse, double backward if unsupported) | forward-over-reverse | double-backward
     compile: bool = False
+    explicit_residuals: bool = True  # recompute each returned pair's residual with one product (else the free estimate)
     save_every_s: float = 60.0  # seconds between saves of the work in progress (partial.pt), for resuming
 
     def __post_init__(self) -> None:
@@ -124,7 +125,8 @@ def _moments(density, n: int) -> dict[str, float]:
 
 
 def _pairs(p) -> dict[str, list]:
-    return {"values": p.values.tolist(), "residuals": p.residuals.tolist(), "converged": p.converged.tolist()}
+    return {"values": p.values.tolist(), "residuals": p.residuals.tolist(), "converged": p.converged.tolist(),
+            "residual_estimates": p.residual_estimates.tolist() if p.residual_estimates is not None else None}
 
 
 @dataclasses.dataclass
@@ -170,6 +172,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         max_hvps=settings.max_hvps,
         seed=settings.seed,
         resume=slot("lanczos"),
+        explicit_residuals=settings.explicit_residuals,
     )
     timings["eigenpairs_s"] = time.perf_counter() - tick
     log(
