@@ -39,6 +39,7 @@ class SpectralDensity:
     nodes: np.ndarray  # (probes, steps); rows may be shorter (padded with nan) if Lanczos broke down early
     weights: np.ndarray
     hvps: int
+    reused_first_probe: bool = False  # the first row came from another Lanczos run (no products here)
 
     def moment(self, power: int) -> np.ndarray:
         """Per-probe Gauss estimate of q^T H^power q; its mean estimates tr(H^power)/N."""
@@ -58,9 +59,13 @@ class SpectralDensity:
 
 
 def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int = 0, *,
-                resume: ResumeSlot | None = None) -> SpectralDensity:
+                resume: ResumeSlot | None = None, first: torch.Tensor | None = None) -> SpectralDensity:
     """Stochastic Lanczos quadrature with ``probes`` Rademacher probes of ``steps`` Lanczos steps each.
 
+    ``first``: a ``steps`` x ``steps`` tridiagonal another Lanczos run already built from a random unit start
+    vector independent of these probes (the eigenpair search's first steps): it is the first probe, and only
+    ``probes - 1`` are computed. A unit vector uniform on the sphere gives E[v^T f(H) v] = tr f(H) / N, as a
+    normalized Rademacher probe does, so every probe's Gauss rule stays an unbiased estimate.
     With ``resume`` the probes done so far are saved (with the generator's state) and a killed run goes on."""
     g = torch.Generator().manual_seed(seed)
     steps = min(steps, op.n_params)
@@ -72,11 +77,15 @@ def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int 
         start, hvps = saved["done"], saved["hvps"]
         nodes[:start], weights[:start] = saved["nodes"].numpy(), saved["weights"].numpy()
         g.set_state(saved["generator"])
+    reuse = first is not None and first.shape == (steps, steps)
     progress = Progress("slq", probes, "probes")
     for p in range(start, probes):
-        z = rademacher(op.n_params, g, op.device, op.dtype)
-        T, used = lanczos_tridiagonal(op, z / z.norm(), steps)
-        hvps += used
+        if reuse and p == 0:
+            T = first.to(torch.float64).cpu()
+        else:
+            z = rademacher(op.n_params, g, op.device, op.dtype)
+            T, used = lanczos_tridiagonal(op, z / z.norm(), steps)
+            hvps += used
         theta, S = torch.linalg.eigh(0.5 * (T + T.T))
         nodes[p, : len(theta)] = theta.numpy()
         weights[p, : len(theta)] = (S[0] ** 2).numpy()
@@ -85,4 +94,4 @@ def slq_density(op: LinearOperator, probes: int = 8, steps: int = 64, seed: int 
             resume.save({"done": p + 1, "hvps": hvps, "nodes": torch.from_numpy(nodes[: p + 1].copy()),
                          "weights": torch.from_numpy(weights[: p + 1].copy()), "generator": g.get_state()},
                         final=p == probes - 1)
-    return SpectralDensity(nodes=nodes, weights=weights, hvps=hvps)
+    return SpectralDensity(nodes=nodes, weights=weights, hvps=hvps, reused_first_probe=reuse)

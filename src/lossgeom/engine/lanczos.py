@@ -66,6 +66,7 @@ class LanczosResult:
     restarts: int
     tol: float
     scale: float  # the |eigenvalue| that residuals are measured against
+    start_tridiagonal: torch.Tensor | None = None  # T of the first ``keep_tridiagonal`` steps from the random start
 
     @property
     def converged(self) -> bool:
@@ -130,6 +131,7 @@ def extreme_eigenpairs(
     seed: int = 0,
     resume: ResumeSlot | None = None,
     explicit_residuals: bool = True,
+    keep_tridiagonal: int = 0,
 ) -> LanczosResult:
     """The ``k_top`` largest and ``k_bottom`` most negative eigenpairs of the symmetric operator ``op``.
 
@@ -143,6 +145,10 @@ def extreme_eigenpairs(
     every returned pair anyway (one product each; the value becomes y^T H y), a certificate independent of the
     basis's orthogonality. Both are returned (``residual_estimates``); benchmarks/residual_estimates.py
     measures their gap.
+
+    ``keep_tridiagonal`` = m > 0 keeps T of the first m steps (before any restart) as ``start_tridiagonal``: the
+    run starts from a random unit vector, so that T is one probe of stochastic Lanczos quadrature, free
+    (:func:`lossgeom.engine.density.slq_density` takes it as its first probe).
     """
     saved = resume.load() if resume is not None else None
     if saved is not None and "result" in saved:
@@ -155,7 +161,9 @@ def extreme_eigenpairs(
     extra = keep_extra if keep_extra is not None else max(5, max(k_top, k_bottom))
     basis = KrylovBasis(op, capacity)
     restarts = iterations = 0
+    first_T = None
     if saved is not None:  # the basis as compressed at the last saved thick restart
+        first_T = saved.get("first_T")
         size = saved["size"]
         basis.Q[:size] = saved["Q"].to(op.device, op.dtype)
         basis.T[:size, :size] = saved["T"]
@@ -176,6 +184,8 @@ def extreme_eigenpairs(
     while True:
         beta = basis.expand()
         iterations += 1
+        if keep_tridiagonal and first_T is None and restarts == 0 and basis.size == keep_tridiagonal:
+            first_T = basis.T[: basis.size, : basis.size].clone()
         theta, S = basis.ritz()
         scale = float(theta.abs().max())
         estimates = beta * S[-1].abs()
@@ -202,7 +212,7 @@ def extreme_eigenpairs(
             if resume is not None:
                 resume.save({"Q": basis.Q[: basis.size].cpu().clone(), "T": basis.T[: basis.size, : basis.size].clone(),
                              "residual": basis.residual.cpu().clone(), "size": basis.size, "hvps": basis.hvps,
-                             "restarts": restarts, "iterations": iterations})
+                             "restarts": restarts, "iterations": iterations, "first_T": first_T})
         basis.append(basis.residual)
 
     theta, S = basis.ritz()
@@ -245,6 +255,7 @@ def extreme_eigenpairs(
         restarts=restarts,
         tol=tol,
         scale=scale,
+        start_tridiagonal=first_T,
     )
     if resume is not None:
         resume.save({"result": _result_state(result)}, final=True)
@@ -255,13 +266,14 @@ def _result_state(result: LanczosResult) -> dict[str, Any]:
     ends = {name: {k: getattr(getattr(result, name), k).cpu()
                    for k in ("values", "vectors", "residuals", "converged", "residual_estimates")}
             for name in ("top", "bottom")}
-    return {**ends, **{k: getattr(result, k) for k in ("hvps", "iterations", "restarts", "tol", "scale")}}
+    return {**ends, **{k: getattr(result, k) for k in ("hvps", "iterations", "restarts", "tol", "scale", "start_tridiagonal")}}
 
 
 def _result_from_state(state: dict[str, Any], op: LinearOperator) -> LanczosResult:
     ends = {name: EigenPairs(**{k: v.to(op.device, op.dtype) if k == "vectors" else v for k, v in state[name].items()})
             for name in ("top", "bottom")}
-    return LanczosResult(**ends, **{k: state[k] for k in ("hvps", "iterations", "restarts", "tol", "scale")})
+    return LanczosResult(**ends, **{k: state[k] for k in ("hvps", "iterations", "restarts", "tol", "scale")},
+                         start_tridiagonal=state.get("start_tridiagonal"))
 
 
 def lanczos_tridiagonal(op: LinearOperator, start: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:

@@ -173,6 +173,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         seed=settings.seed,
         resume=slot("lanczos"),
         explicit_residuals=settings.explicit_residuals,
+        keep_tridiagonal=min(settings.slq_steps, op.n_params),  # SLQ's first probe, free
     )
     timings["eigenpairs_s"] = time.perf_counter() - tick
     log(
@@ -193,7 +194,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
 
     tick = time.perf_counter()
     density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2,
-                          resume=slot("slq"))
+                          resume=slot("slq"), first=eig.start_tridiagonal)
     timings["slq_s"] = time.perf_counter() - tick
     _, sigma = density.default_grid()
     log(f"SLQ: {settings.slq_probes} probes x {settings.slq_steps} steps ({density.hvps} products)")
@@ -227,7 +228,8 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
             "mean_curvature": trace.estimate / op.n_params,
             "deflated": _deflated_record(trace),  # the same probes with the eigenpairs' part taken exactly
         },
-        "density": {"probes": settings.slq_probes, "steps": settings.slq_steps, "sigma": sigma, "hvps": density.hvps},
+        "density": {"probes": settings.slq_probes, "steps": settings.slq_steps, "sigma": sigma, "hvps": density.hvps,
+                    "first_probe_from_eigenpair_run": density.reused_first_probe},
         "density_moments": _moments(density, op.n_params),
         "hvps_total": eig.hvps + trace.hvps + density.hvps,  # what the results cost, resumed or not
         "hvps_this_run": op.hvps,  # the products this process computed (fewer after a resume)

@@ -110,7 +110,8 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
     """{job: [(what, passes, pass)]}: upper bounds on the passes each job makes, from its settings.
 
     The counts follow the stages' code: Lanczos stops at ``max_hvps`` products and then recomputes one
-    residual per returned pair; the checks take two products per random projection, one per Hutchinson
+    residual per returned pair; SLQ takes ``slq_probes`` x ``slq_steps`` (its first probe is free when the
+    eigenpair run provides it, which the bound does not count on); the checks take two products per random projection, one per Hutchinson
     probe, N for the exact trace of a small model, two loss values per slice plus the centre, and per bias
     slice one float64 product and two loss values per step and precision; a surface evaluates every grid
     point and both 1D slices on each split; the curvature check takes an exact projected Hessian (two

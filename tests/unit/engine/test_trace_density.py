@@ -128,3 +128,26 @@ def test_prior_samples_are_the_first_probes_and_only_the_rest_are_computed():
     assert len(set(fresh.samples)) > 1
     np.testing.assert_array_equal(est.samples[3:], fresh.samples)  # the same stream, started after the prior
     assert est.estimate == pytest.approx(np.concatenate([prior, fresh.samples]).mean())
+
+
+def test_the_eigenpair_runs_first_steps_are_a_free_slq_probe():
+    """keep_tridiagonal = m keeps T of the eigenpair search's first m steps: the T a plain Lanczos run of m steps
+    from the same random unit vector builds; as SLQ's first probe it costs no product, and the Gauss rule is
+    exact for q^T H^k q, k <= 2m - 1, with q that start vector."""
+    from lossgeom.engine.lanczos import _random_unit
+
+    g = torch.Generator().manual_seed(2)
+    n, m = 120, 12
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    H = Q @ torch.diag(torch.linspace(-1.0, 4.0, n, dtype=torch.float64)) @ Q.T
+    eig = extreme_eigenpairs(MatrixOperator(H), k_top=2, k_bottom=1, tol=1e-10, seed=7, keep_tridiagonal=m)
+    q = _random_unit(n, 7, "cpu", torch.float64)
+    reference, _ = lanczos_tridiagonal(MatrixOperator(H), q, m)
+    assert torch.allclose(eig.start_tridiagonal, reference, atol=1e-12)
+    op = MatrixOperator(H)
+    density = slq_density(op, probes=3, steps=m, seed=1, first=eig.start_tridiagonal)
+    assert density.hvps == 2 * m and density.reused_first_probe
+    for k in (1, 2, 5):
+        assert density.moment(k)[0] == pytest.approx(float(q @ torch.linalg.matrix_power(H, k) @ q), rel=1e-9)
+    fresh = slq_density(MatrixOperator(H), probes=2, steps=m, seed=1)
+    np.testing.assert_array_equal(density.nodes[1:], fresh.nodes)  # the computed probes: the same stream as before
