@@ -160,7 +160,10 @@ def _seconds(run: Callable[[], None], device: torch.device, repeats: int) -> flo
 
 
 def measure_pass(model: torch.nn.Module, dataset: Dataset, p: Pass, batches: int, repeats: int, seed: int = 0) -> dict[str, Any]:
-    """Seconds per batch of ``p`` on ``batches`` full batches (fewer if the data has fewer), and per whole pass."""
+    """Seconds per batch of ``p`` on ``batches`` full batches (fewer if the data has fewer), and per whole pass.
+
+    An epoch pass trains ``model`` in place with a zero learning rate: the weights stay, but BatchNorm running
+    statistics move, so pass a model built for the measurement (as :func:`compute` does)."""
     device = next(model.parameters()).device
     dtype = DTYPES[p.dtype]
     x, y = loss_examples(dataset, p.split, p.examples, seed)
