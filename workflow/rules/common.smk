@@ -133,27 +133,40 @@ def download_key(dataset):
 
 def _downloads():
     specs = list(config["experiments"].values()) + [spec for runs in SWEEP_SPECS.values() for spec in runs.values()]
-    return {download_key(spec["dataset"]): {k: spec["dataset"][k] for k in ("name", "root") if k in spec["dataset"]}
-            for spec in specs if spec["dataset"].get("download")}
+    found = {}
+    for spec in specs:
+        if spec["dataset"].get("download"):
+            dataset = {k: spec["dataset"][k] for k in ("name", "root") if k in spec["dataset"]}
+            key = download_key(dataset)
+            if found.setdefault(key, dataset).get("root", "data") != dataset.get("root", "data"):
+                raise WorkflowError(f"dataset roots {found[key].get('root', 'data')!r} and {dataset.get('root', 'data')!r} "
+                                    f"of {dataset['name']} would share the download record results/data/{key}.json; "
+                                    "rename one of the folders")
+    return found
 
 
 DOWNLOADS = _downloads()
 
 
 def data_input(spec):
-    """{"data": the download record} for an experiment spec whose dataset downloads, else nothing."""
-    return {"data": f"results/data/{download_key(spec['dataset'])}.json"} if spec["dataset"].get("download") else {}
+    """{"data": the download record} for an experiment spec whose dataset downloads, else nothing. ancient: a newer
+    record (a repeated download) does not make every job that reads the data run again."""
+    if not spec["dataset"].get("download"):
+        return {}
+    return {"data": ancient(f"results/data/{download_key(spec['dataset'])}.json")}
 
 
 # Cluster runtimes from measured costs (the `runtimes` block): with `estimate: true`, rule job_costs times each
 # experiment's passes on the device first, and its torch jobs' `runtime` resource (minutes) is read from
 # results/<experiment>/job_costs.json when they become ready (Snakemake re-evaluates a resource whose input
-# file did not exist yet). Without it, or for generated runs, a rule's runtime is its fallback.
+# file did not exist yet). Without it, or for generated runs, a rule's runtime is its fallback. The costs are an
+# ancient input: remeasuring them (e.g. after raising `safety`) changes runtimes, not results, so it reruns no job
+# that is complete; turning `estimate` on or off changes the rules' inputs, which Snakemake reruns.
 ESTIMATE_RUNTIMES = bool(config["runtimes"].get("estimate", False))  # default: RuntimeSettings.estimate
 
 
 def job_costs_input(wildcards):
-    return {"costs": f"results/{wildcards.experiment}/job_costs.json"} if ESTIMATE_RUNTIMES else {}
+    return {"costs": ancient(f"results/{wildcards.experiment}/job_costs.json")} if ESTIMATE_RUNTIMES else {}
 
 
 def runtime_of(job, fallback):
@@ -162,7 +175,11 @@ def runtime_of(job, fallback):
     def runtime(wildcards, input):
         if not ESTIMATE_RUNTIMES or "costs" not in input.keys():
             return fallback
-        return json.loads(Path(input.costs).read_text())["jobs"][job]["runtime_min"]
+        try:
+            return json.loads(Path(input.costs).read_text())["jobs"][job]["runtime_min"]
+        except (KeyError, json.JSONDecodeError) as err:
+            raise WorkflowError(f"{input.costs}: no runtime for {job} ({err!r}); delete the file so that rule "
+                                "job_costs measures again") from None
 
     return runtime
 

@@ -58,6 +58,10 @@ use rule hessian as sweep_hessian with:
         "results/sweeps/{sweep}/{run}/hessian/benchmark.tsv"
     group:
         "sweeps"
+    resources:
+        runtime=120,
+        mem_mb=8000,
+        gpu=stage_gpus("hessian"),
 
 
 use rule hessian as sweep_snapshot_hessian with:
@@ -75,6 +79,10 @@ use rule hessian as sweep_snapshot_hessian with:
         "logs/sweeps/{sweep}/{run}/trajectory/step={step}/hessian.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/benchmark.tsv"
+    resources:
+        runtime=120,
+        mem_mb=8000,
+        gpu=stage_gpus("hessian"),
     # Not in the group "sweeps": there, on the real-SLURM test with GPU requests, the group's job step asked for
     # more GPUs than its allocation ("srun: Step requested gres=gpu:2 is more than the job's gres=gpu:1"), and
     # every job of the group failed. Each snapshot's Hessian is its own submission until that is understood.

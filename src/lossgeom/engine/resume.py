@@ -27,8 +27,8 @@ def restore_samples(slot: ResumeSlot | None, name: str, into: np.ndarray, genera
     """Copy the samples a killed run saved under ``name`` to the start of ``into``, put ``generator`` where they
     left it, and return how many there were (0 without a saved state)."""
     saved = slot.load() if slot is not None else None
-    if saved is None or name not in saved:  # nothing saved, or saved by a loop that kept other samples
-        return 0
+    if saved is None or name not in saved or tuple(saved[name].shape[1:]) != into.shape[1:]:
+        return 0  # nothing saved, or saved by a loop that kept other samples (another version's layout): start afresh
     done = len(saved[name])
     into[:done] = saved[name].numpy()
     generator.set_state(saved["generator"])

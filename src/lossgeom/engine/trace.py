@@ -11,8 +11,9 @@ the plain estimate computes anyway,
     (P z)^T H (P z) = z^T H z - 2 a.b + a^T M a,   M = V H V^T = diag(lambda) + E,
 
 where |E_ij| = |v_i^T r_j| <= ||r_j|| (r_j = H v_j - lambda_j v_j, the eigenpair's residual). Taking M =
-diag(lambda) leaves a bias of at most k sum_j ||r_j|| in expectation (E a_i^2 = 1), reported with the
-estimate. The variance drops by what the deflated eigenvalues contributed (in the spirit of Hutch++, with
+diag(lambda) leaves the estimate unbiased: E[a a^T] = V V^T = I, so the dropped term has expectation
+tr(E) = sum_i (v_i^T H v_i - lambda_i) = 0 when the lambda_i are the vectors' Rayleigh quotients (as the
+eigensolver returns them, up to rounding); the off-diagonal E_ij only add variance. The variance drops by what the deflated eigenvalues contributed (in the spirit of Hutch++, with
 the eigenvectors the Hessian step computes anyway in place of a random sketch): large where a few outliers
 carry much of ||H||_F^2, as on trained networks.
 
@@ -53,7 +54,6 @@ class DeflatedTrace:
     samples: np.ndarray  # (P z)^T H (P z) per probe
     explicit: float
     k: int
-    bias_bound: float  # k sum_j ||r_j||: what taking V H V^T = diag(lambda) may add to the expectation
 
 
 @dataclass
@@ -82,7 +82,8 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
 
     The probes come from a generator seeded with ``seed``, or from ``generator`` when a caller draws
     several kinds of random vectors from one stream. ``deflate`` = (vectors (k, N) orthonormal rows, their
-    Rayleigh quotients (k,), residual norms (k,)) adds the deflated estimate from the same products.
+    Rayleigh quotients (k,), residual norms (k,), kept for the record) adds the deflated estimate from the
+    same products.
     ``prior``: z^T H z of probes another run already took (independent Rademacher probes from another
     stream), used as the first samples, so that only ``samples - len(prior)`` products are computed here; the
     mean stays unbiased because every probe is independent of the others. Not combined with ``deflate``.
@@ -115,8 +116,7 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
         explicit = float(deflate[1].double().sum())
         deflated = DeflatedTrace(estimate=explicit + float(values[:, 1].mean()),
                                  standard_error=float(values[:, 1].std(ddof=1) / math.sqrt(samples)),
-                                 samples=values[:, 1].copy(), explicit=explicit, k=len(deflate[1]),
-                                 bias_bound=len(deflate[1]) * float(deflate[2].double().sum()))
+                                 samples=values[:, 1].copy(), explicit=explicit, k=len(deflate[1]))
     return TraceEstimate(
         estimate=float(plain.mean()),
         standard_error=float(plain.std(ddof=1) / math.sqrt(samples)),

@@ -111,7 +111,7 @@ def _deflated_record(trace: TraceEstimate) -> dict[str, Any] | None:
     if d is None:
         return None
     return {"estimate": d.estimate, "standard_error": d.standard_error, "explicit": d.explicit, "k": d.k,
-            "bias_bound": d.bias_bound, "variance_ratio": _variance_ratio(trace)}
+            "variance_ratio": _variance_ratio(trace)}
 
 
 def _moments(density, n: int) -> dict[str, float]:
@@ -190,7 +190,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
     if trace.deflated is not None:
         d = trace.deflated
         log(f"deflated by {d.k} eigenpairs, same probes: tr(H) = {d.estimate:.6g} +- {d.standard_error:.2g} "
-            f"(variance / {_variance_ratio(trace):.3g}; bias bound {d.bias_bound:.2g})")
+            f"(variance / {_variance_ratio(trace):.3g})")
 
     tick = time.perf_counter()
     density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2,

@@ -10,7 +10,7 @@ time of one batch, measured on ``batches`` full batches after a warm-up pass. A 
 over its work of (passes it plans) x (seconds per pass); the passes are upper bounds read from its settings
 (:func:`planned_work`: the Lanczos budget ``max_hvps``, not the products a converged run happens to need).
 The runtime asked for is ``safety`` x the estimate + ``startup_min`` (imports, data, moving the model),
-rounded up to whole minutes. A job killed at its limit resumes from its saved work on the next attempt
+rounded up to whole minutes, and at most ``max_min`` (a partition's limit) when set. A job killed at its limit resumes from its saved work on the next attempt
 (training, hessian, check_model, surface tiles), so an underestimate costs a retry, not the work done.
 """
 
@@ -54,12 +54,15 @@ class RuntimeSettings:
     estimate: bool = False  # measure each experiment's costs first and give its jobs the runtimes estimated here
     safety: float = 2.0  # runtime = safety x estimate + startup
     startup_min: float = 5.0  # minutes every job spends outside its measured work (imports, data, queue start)
+    max_min: int | None = None  # cap (a partition's time limit): a longer job is killed there and resumes on its retry
     batches: int = 2  # full batches timed per kind of pass
     repeats: int = 3  # timed repetitions (after one warm-up); the median counts
 
     def __post_init__(self) -> None:
         require(self.safety >= 1, "runtimes", "safety", self.safety, ">= 1 (a factor on the estimate)")
         require(self.startup_min >= 0, "runtimes", "startup_min", self.startup_min, ">= 0")
+        require(self.max_min is None or (isinstance(self.max_min, int) and self.max_min >= 1), "runtimes", "max_min",
+                self.max_min, "an integer >= 1 (minutes) or null")
         for key in ("batches", "repeats"):
             require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "runtimes", key,
                     getattr(self, key), "an integer >= 1")
@@ -139,7 +142,7 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
                          dataclasses.replace(sliced, dtype="float64"))],
         "surfaces": [(f"grid points on {split}", points, Pass("loss", split, sf.dtype, sf.batch_size, 0, "surfaces.batch_size"))
                      for split in sf.splits],
-        "check_curvature": [("exact projected Hessians", 6 * 2 * len(sf.pairs),
+        "check_curvature": [("exact projected Hessians", 6 * len(sf.pairs),
                              Pass("hvp", "train", "float64", sf.curvature_batch_size or sf.batch_size, 0,
                                   "surfaces.curvature_batch_size"))],
     }
@@ -213,8 +216,9 @@ def estimate_jobs(work: Mapping[str, list[tuple[str, int, Pass]]], seconds: Mapp
     for job, items in work.items():
         rows = [{"what": what, "passes": passes, "pass": p.key, "seconds": passes * seconds[p.key]} for what, passes, p in items]
         estimate = sum(r["seconds"] for r in rows)
-        jobs[job] = {"work": rows, "estimate_s": estimate,
-                     "runtime_min": math.ceil(runtimes.safety * estimate / 60 + runtimes.startup_min)}
+        wanted = math.ceil(runtimes.safety * estimate / 60 + runtimes.startup_min)
+        jobs[job] = {"work": rows, "estimate_s": estimate, "wanted_min": wanted,
+                     "runtime_min": min(wanted, runtimes.max_min) if runtimes.max_min else wanted}
     return jobs
 
 

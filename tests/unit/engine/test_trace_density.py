@@ -39,7 +39,7 @@ def test_deflated_samples_are_the_probes_projected_off_the_eigenvectors(name):
     np.testing.assert_allclose(est.deflated.samples, direct, atol=1e-9 * scale)
     exact = float(torch.trace(c.H))
     assert est.deflated.explicit == pytest.approx(float(lam.sum()))
-    assert abs(est.deflated.estimate - exact) <= 3 * est.deflated.standard_error + est.deflated.bias_bound
+    assert abs(est.deflated.estimate - exact) <= 3 * est.deflated.standard_error
 
 
 def test_deflation_removes_the_variance_of_outliers():
@@ -58,7 +58,7 @@ def test_deflation_removes_the_variance_of_outliers():
     est = hutchinson_trace(op, samples=100, seed=1, deflate=(V, lam, res))
     exact = float(spectrum.sum())
     assert est.deflated.standard_error * 10 < est.standard_error
-    assert abs(est.deflated.estimate - exact) <= 3 * est.deflated.standard_error + est.deflated.bias_bound
+    assert abs(est.deflated.estimate - exact) <= 3 * est.deflated.standard_error
     assert abs(est.estimate - exact) <= 3 * est.standard_error
 
 
@@ -151,3 +151,15 @@ def test_the_eigenpair_runs_first_steps_are_a_free_slq_probe():
         assert density.moment(k)[0] == pytest.approx(float(q @ torch.linalg.matrix_power(H, k) @ q), rel=1e-9)
     fresh = slq_density(MatrixOperator(H), probes=2, steps=m, seed=1)
     np.testing.assert_array_equal(density.nodes[1:], fresh.nodes)  # the computed probes: the same stream as before
+
+
+def test_samples_saved_in_another_layout_are_not_restored():
+    """A partial file from a loop that kept one column per probe is not these two-column samples: start afresh."""
+    from lossgeom.engine.resume import restore_samples
+
+    class Saved:
+        def load(self):
+            return {"values": torch.arange(3.0, dtype=torch.float64), "generator": torch.Generator().get_state()}
+
+    into = np.zeros((5, 2))
+    assert restore_samples(Saved(), "values", into, torch.Generator()) == 0 and not into.any()
