@@ -215,9 +215,7 @@ def extreme_eigenpairs(
                              "restarts": restarts, "iterations": iterations, "first_T": first_T})
         basis.append(basis.residual)
 
-    theta, S = basis.ritz()
-    scale = float(theta.abs().max())
-    free = (beta * S[-1].abs()).to(torch.float64).cpu()  # the residual estimates of every Ritz pair
+    free = estimates.to(torch.float64).cpu()  # the last iteration's Ritz pairs and their free residual estimates
     order = torch.argsort(theta)
     top_idx = order.flip(0)[:k_top]
     bottom_idx = order[:k_bottom]

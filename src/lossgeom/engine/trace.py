@@ -13,9 +13,10 @@ the plain estimate computes anyway,
 where |E_ij| = |v_i^T r_j| <= ||r_j|| (r_j = H v_j - lambda_j v_j, the eigenpair's residual). Taking M =
 diag(lambda) leaves the estimate unbiased: E[a a^T] = V V^T = I, so the dropped term has expectation
 tr(E) = sum_i (v_i^T H v_i - lambda_i) = 0 when the lambda_i are the vectors' Rayleigh quotients (as the
-eigensolver returns them, up to rounding); the off-diagonal E_ij only add variance. The variance drops by what the deflated eigenvalues contributed (in the spirit of Hutch++, with
-the eigenvectors the Hessian step computes anyway in place of a random sketch): large where a few outliers
-carry much of ||H||_F^2, as on trained networks.
+eigensolver returns them, up to rounding); the off-diagonal E_ij only add variance. The variance drops by
+what the deflated eigenvalues contributed (in the spirit of Hutch++, with the eigenvectors the Hessian step
+computes anyway in place of a random sketch): large where a few outliers carry much of ||H||_F^2, as on
+trained networks.
 
 Example (trace 5; each probe gives 5 + 2 z_1 z_2, so the estimate scatters with standard error 2 / sqrt(S))::
 
@@ -54,6 +55,7 @@ class DeflatedTrace:
     samples: np.ndarray  # (P z)^T H (P z) per probe
     explicit: float
     k: int
+    variance_ratio: float  # var(plain samples) / var(deflated samples): how many times fewer probes give the same SE
 
 
 @dataclass
@@ -76,14 +78,13 @@ def _running(values: np.ndarray) -> str:
 
 def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
                      generator: torch.Generator | None = None, resume: ResumeSlot | None = None,
-                     deflate: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                     deflate: tuple[torch.Tensor, torch.Tensor] | None = None,
                      prior: np.ndarray | None = None) -> TraceEstimate:
     """Estimate tr(H) from ``samples`` Rademacher probes (one product each).
 
     The probes come from a generator seeded with ``seed``, or from ``generator`` when a caller draws
     several kinds of random vectors from one stream. ``deflate`` = (vectors (k, N) orthonormal rows, their
-    Rayleigh quotients (k,), residual norms (k,), kept for the record) adds the deflated estimate from the
-    same products.
+    Rayleigh quotients (k,)) adds the deflated estimate from the same products.
     ``prior``: z^T H z of probes another run already took (independent Rademacher probes from another
     stream), used as the first samples, so that only ``samples - len(prior)`` products are computed here; the
     mean stays unbiased because every probe is independent of the others. Not combined with ``deflate``.
@@ -116,7 +117,8 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
         explicit = float(deflate[1].double().sum())
         deflated = DeflatedTrace(estimate=explicit + float(values[:, 1].mean()),
                                  standard_error=float(values[:, 1].std(ddof=1) / math.sqrt(samples)),
-                                 samples=values[:, 1].copy(), explicit=explicit, k=len(deflate[1]))
+                                 samples=values[:, 1].copy(), explicit=explicit, k=len(deflate[1]),
+                                 variance_ratio=float(np.var(plain, ddof=1) / max(np.var(values[:, 1], ddof=1), 1e-300)))
     return TraceEstimate(
         estimate=float(plain.mean()),
         standard_error=float(plain.std(ddof=1) / math.sqrt(samples)),

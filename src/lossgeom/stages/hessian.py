@@ -89,21 +89,16 @@ def loss_examples(dataset: Dataset, split: str, examples: int, seed: int) -> tup
     return example_subset(x, y, examples, seed)
 
 
-def deflation(eig: LanczosResult) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(vectors, values, residual norms) of both ends for the deflated trace, or None when the two ends share a
-    vector (a model with fewer parameters than pairs asked for), which would break orthonormality."""
+def deflation(eig: LanczosResult) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(vectors, values) of both ends for the deflated trace, or None when the two ends share a vector (a model
+    with fewer parameters than pairs asked for), which would break orthonormality."""
     vectors = torch.cat([eig.top.vectors, eig.bottom.vectors])
     if len(vectors) == 0:
         return None
     gram = vectors @ vectors.T
     if float((gram - torch.eye(len(vectors), dtype=gram.dtype, device=gram.device)).abs().max()) > 1e-3:
         return None
-    return vectors, torch.cat([eig.top.values, eig.bottom.values]), torch.cat([eig.top.residuals, eig.bottom.residuals])
-
-
-def _variance_ratio(trace: TraceEstimate) -> float:
-    """var(plain samples) / var(deflated samples): how many times fewer probes reach the same standard error."""
-    return float(np.var(trace.samples, ddof=1) / max(np.var(trace.deflated.samples, ddof=1), 1e-300))
+    return vectors, torch.cat([eig.top.values, eig.bottom.values])
 
 
 def _deflated_record(trace: TraceEstimate) -> dict[str, Any] | None:
@@ -111,7 +106,7 @@ def _deflated_record(trace: TraceEstimate) -> dict[str, Any] | None:
     if d is None:
         return None
     return {"estimate": d.estimate, "standard_error": d.standard_error, "explicit": d.explicit, "k": d.k,
-            "variance_ratio": _variance_ratio(trace)}
+            "variance_ratio": d.variance_ratio}
 
 
 def _moments(density, n: int) -> dict[str, float]:
@@ -190,7 +185,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
     if trace.deflated is not None:
         d = trace.deflated
         log(f"deflated by {d.k} eigenpairs, same probes: tr(H) = {d.estimate:.6g} +- {d.standard_error:.2g} "
-            f"(variance / {_variance_ratio(trace):.3g})")
+            f"(variance / {d.variance_ratio:.3g})")
 
     tick = time.perf_counter()
     density = slq_density(op, probes=settings.slq_probes, steps=settings.slq_steps, seed=settings.seed + 2,
