@@ -156,6 +156,10 @@ def data_input(spec):
     return {"data": ancient(f"results/data/{download_key(spec['dataset'])}.json")}
 
 
+def experiment_data_input(wildcards):
+    return data_input(config["experiments"][wildcards.experiment])
+
+
 # Cluster runtimes from measured costs (the `runtimes` block): with `estimate: true`, rule job_costs times each
 # experiment's passes on the device first, and its torch jobs' `runtime` resource (minutes) is read from
 # results/<experiment>/job_costs.json when they become ready (Snakemake re-evaluates a resource whose input

@@ -4,7 +4,7 @@
 
 rule job_costs:
     input:
-        unpack(lambda wildcards: data_input(config["experiments"][wildcards.experiment])),
+        unpack(experiment_data_input),
     output:
         "results/{experiment}/job_costs.json",
     params:

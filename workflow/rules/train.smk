@@ -4,7 +4,7 @@
 
 rule train:
     input:
-        unpack(lambda wildcards: data_input(config["experiments"][wildcards.experiment])),
+        unpack(experiment_data_input),
         unpack(job_costs_input),
     output:
         model="results/{experiment}/model.pt",
