@@ -2,7 +2,9 @@
 
 For each model, in a fresh process per measurement (so peak memory is not polluted by earlier ones):
 the gradient of the mean loss over one batch (an ordinary ``loss.backward()``, model in eval mode), and
-H v by forward-over-reverse, by double backward, and forward-over-reverse under torch.compile. Memory is the peak increase over the state after setup (model,
+H v by forward-over-reverse, by double backward, forward-over-reverse under torch.compile, and by what
+``method="auto"`` keeps (its timed choice of method and block; per vector, from blocks of 8 vectors, as
+Hutchinson hands them over). Memory is the peak increase over the state after setup (model,
 data, vector) after two warm-up products: CUDA's max_memory_allocated on a GPU; on a CPU the peak RSS
 (VmHWM, reset after warm-up) with glibc's mmap threshold fixed at 64 KiB so that RSS follows live memory.
 
@@ -26,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, write_result  # noqa: E402
 
-from lossgeom.engine.hessian import HessianOperator  # noqa: E402
+from lossgeom.engine.hessian import BLOCK, HessianOperator  # noqa: E402
 from lossgeom.problems.losses import loss_function  # noqa: E402
 from lossgeom.problems.models import build_model, count_parameters  # noqa: E402
 
@@ -37,7 +39,7 @@ MODELS = {
     "resnet20": ({"name": "resnet", "depth": 20}, (3, 32, 32), 128),
     "densenet121": ({"name": "densenet121"}, (3, 32, 32), 64),
 }
-KINDS = ("gradient", "hvp_forward_over_reverse", "hvp_double_backward", "hvp_compiled")
+KINDS = ("gradient", "hvp_forward_over_reverse", "hvp_double_backward", "hvp_compiled", "hvp_auto")
 
 
 def _status_mib(field: str) -> float:
@@ -64,15 +66,19 @@ def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
     model = build_model(spec, shape, 10).to(device)
     x = torch.randn(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
-    method = "double-backward" if kind == "hvp_double_backward" else "forward-over-reverse"
+    method = {"hvp_double_backward": "double-backward", "hvp_auto": "auto"}.get(kind, "forward-over-reverse")
     op = HessianOperator(model, loss_function("classification"), x, y, method=method, compile=kind == "hvp_compiled")
     v = torch.randn(op.n_params, device=device)
+    block = torch.randn(BLOCK, op.n_params, device=device)
 
     def gradient():  # the baseline a user knows: one ordinary backward pass over the same batch
         model.zero_grad(set_to_none=True)
         loss_function("classification")(model(x), y).backward()
 
     fn = gradient if kind == "gradient" else (lambda: op.matvec(v))
+    per_call = 1
+    if kind == "hvp_auto":  # per vector of a block, as the loops hand independent vectors over
+        fn, per_call = (lambda: op.matmat(block)), BLOCK
     for _ in range(2):  # warm up first: one-time work (loading forward-AD decompositions, compiling) is not the product's
         fn()
     if device.type == "cuda":
@@ -83,7 +89,7 @@ def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
         gc.collect()
         exact = reset_cpu_peak()
         base = _status_mib("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    seconds = median_time(fn, device, repeats, warmup=0)
+    seconds = median_time(fn, device, repeats, warmup=0) / per_call
     if device.type == "cuda":
         peak, how = torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
     elif exact:
@@ -91,7 +97,8 @@ def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
     else:
         peak, how = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "lifetime peak RSS (includes warm-up)"
     return {"seconds": seconds, "peak_increase_mib": peak - base, "memory_measure": how,
-            "n_parameters": count_parameters(model), "batch": batch}
+            "n_parameters": count_parameters(model), "batch": batch,
+            **({"choice": op.choice} if kind == "hvp_auto" else {})}
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ import torch
 
 from ..device import DTYPES
 from ..engine.hessian import HessianOperator
+from ..engine.operator import apply_rows
 from ..geometry.parameters import ParameterShifter
 from ..problems.losses import loss_function
 from ..progress import Progress
@@ -51,7 +52,8 @@ def bias_versus_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, t
     op = HessianOperator(reference, loss_function(task), x64, y64, batch_size=batch_size)
     g = torch.Generator().manual_seed(seed)
     directions = [torch.randn(op.n_params, generator=g, dtype=torch.float64) for _ in range(slices)]
-    exact = [float(eta.to(device) @ op.matvec(eta.to(device))) for eta in directions]
+    stacked = torch.stack(directions).to(device)
+    exact = (stacked * apply_rows(op, stacked)).sum(1).tolist() if slices else []
     rows = []
     for dtype_name in dtypes:
         dtype = DTYPES[dtype_name]

@@ -4,6 +4,9 @@ Everything in :mod:`lossgeom.engine` (Lanczos, Hutchinson, SLQ) and the projecte
 :mod:`lossgeom.geometry` work on any object with ``matvec``, ``n_params``, ``device`` and ``dtype``:
 the Hessian of a network (:class:`lossgeom.engine.hessian.HessianOperator`), a dense matrix
 (:class:`MatrixOperator`), or your own (a Gauss-Newton product, a deflated operator, ...).
+Loops whose vectors are independent of each other's products (Hutchinson probes, random projections) hand
+them over in blocks through :func:`apply_rows`, so that an operator with a faster batched ``matmat`` (and a
+``block`` size) uses it; any other operator gets one ``matvec`` per vector.
 
 Example::
 
@@ -45,3 +48,16 @@ class MatrixOperator:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         self.hvps += 1
         return self.matrix @ v.to(self.device, self.dtype)
+
+
+def block_size(op) -> int:
+    """How many independent vectors to hand :func:`apply_rows` at once: the operator's ``block``, else 1."""
+    return max(int(getattr(op, "block", 1)), 1)
+
+
+def apply_rows(op, vectors: torch.Tensor) -> torch.Tensor:
+    """Rows A v_i for the rows of ``vectors`` (k, N): the operator's ``matmat`` when it has one, else k products."""
+    matmat = getattr(op, "matmat", None)
+    if matmat is not None:
+        return matmat(vectors)
+    return torch.stack([op.matvec(v) for v in vectors])

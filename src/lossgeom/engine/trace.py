@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..progress import Progress
-from .operator import LinearOperator
+from .operator import LinearOperator, apply_rows, block_size
 from .resume import ResumeSlot, restore_samples, save_samples
 
 
@@ -84,7 +84,9 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
 
     The probes come from a generator seeded with ``seed``, or from ``generator`` when a caller draws
     several kinds of random vectors from one stream. ``deflate`` = (vectors (k, N) orthonormal rows, their
-    Rayleigh quotients (k,)) adds the deflated estimate from the same products.
+    Rayleigh quotients (k,)) adds the deflated estimate from the same products. Probes are drawn in order and
+    their products computed in blocks of the operator's ``block`` (one at a time unless batching is faster):
+    the same probes, and the same samples up to rounding, whatever the block.
     ``prior``: z^T H z of probes another run already took (independent Rademacher probes from another
     stream), used as the first samples, so that only ``samples - len(prior)`` products are computed here; the
     mean stays unbiased because every probe is independent of the others. Not combined with ``deflate``.
@@ -102,15 +104,18 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
         values[:reused, 0] = np.asarray(prior, dtype=float)[:reused]
     start = max(restore_samples(resume, "values", values, g), reused)  # the probes a killed run finished
     progress = Progress("hutchinson", samples, "probes")
-    for i in range(start, samples):
-        z = rademacher(op.n_params, g, op.device, op.dtype)
-        hz = op.matvec(z)
-        values[i, 0] = float(torch.dot(z, hz))
+    block = block_size(op)  # probes drawn in order, their products computed together where that is faster
+    for first in range(start, samples, block):
+        last = min(first + block, samples)
+        Z = torch.stack([rademacher(op.n_params, g, op.device, op.dtype) for _ in range(first, last)])
+        HZ = apply_rows(op, Z)
+        values[first:last, 0] = (Z * HZ).sum(dim=1).double().cpu().numpy()
         if deflate is not None:
-            a, b = V @ z, V @ hz
-            values[i, 1] = values[i, 0] - 2 * float(torch.dot(a, b)) + float(torch.dot(lam * a, a))
-        (progress.finish if i == samples - 1 else progress.update)(i + 1, tr_H=lambda i=i: _running(values[: i + 1, 0]))
-        save_samples(resume, "values", values[: i + 1], g, final=i == samples - 1)
+            A, B = Z @ V.T, HZ @ V.T  # a = V z and b = V (H z), one row per probe
+            values[first:last, 1] = values[first:last, 0] + (-2 * (A * B).sum(1) + (lam * A * A).sum(1)).double().cpu().numpy()
+        i = last - 1
+        (progress.finish if last == samples else progress.update)(last, tr_H=lambda i=i: _running(values[: i + 1, 0]))
+        save_samples(resume, "values", values[:last], g, final=last == samples)
     plain = values[:, 0]
     deflated = None
     if deflate is not None:

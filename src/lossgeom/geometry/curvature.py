@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..engine.operator import apply_rows, block_size
 from ..engine.resume import ResumeSlot, restore_samples, save_samples
 from ..progress import Progress
 
@@ -39,7 +40,7 @@ from ..progress import Progress
 def projected_hessian(op, eta: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
     """M from two products, H eta and H delta (symmetrized: the off-diagonal is the mean of both)."""
     eta, delta = eta.to(op.device, op.dtype), delta.to(op.device, op.dtype)  # no copy when they already match
-    h_eta, h_delta = op.matvec(eta), op.matvec(delta)
+    h_eta, h_delta = apply_rows(op, torch.stack([eta, delta]))
     off = 0.5 * (float(delta @ h_eta) + float(eta @ h_delta))
     return np.array([[float(eta @ h_eta), off], [off, float(delta @ h_delta)]])
 
@@ -48,20 +49,26 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
                        resume: ResumeSlot | None = None) -> np.ndarray:
     """M of ``count`` random pairs of Gaussian directions (i.i.d. N(0, 1) entries): array (count, 3) of M11, M12, M22.
 
-    Each pair costs two products. For Gaussian directions E[M11] = E[M22] = tr(H) and E[M12] = 0. The
-    directions come from a generator seeded with ``seed``, or from ``generator`` (eta, then delta, per pair).
+    Each pair costs two products (computed for several pairs at once where the operator's ``block`` says that is
+    faster). For Gaussian directions E[M11] = E[M22] = tr(H) and E[M12] = 0. The directions come from a
+    generator seeded with ``seed``, or from ``generator`` (eta, then delta, per pair).
     """
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     out = np.empty((count, 3))
     start = restore_samples(resume, "M", out, g)  # the pairs a killed run finished
     progress = Progress("random projections", count, "pairs")
-    for k in range(start, count):
-        eta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
-        delta = torch.randn(op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
-        M = projected_hessian(op, eta, delta)
-        out[k] = M[0, 0], M[0, 1], M[1, 1]
-        (progress.finish if k == count - 1 else progress.update)(k + 1)
-        save_samples(resume, "M", out[: k + 1], g, final=k == count - 1)
+    pairs = max(block_size(op) // 2, 1)  # pairs whose products are computed together (where that is faster)
+    for first in range(start, count, pairs):
+        last = min(first + pairs, count)
+        D = torch.stack([torch.randn(op.n_params, generator=g, dtype=torch.float64)  # eta, delta, eta, delta, ...
+                         for _ in range(2 * (last - first))]).to(op.device, op.dtype)
+        HD = apply_rows(op, D)
+        eta, delta, h_eta, h_delta = D[0::2], D[1::2], HD[0::2], HD[1::2]
+        out[first:last, 0] = (eta * h_eta).sum(1).double().cpu().numpy()
+        out[first:last, 1] = (0.5 * ((delta * h_eta).sum(1) + (eta * h_delta).sum(1))).double().cpu().numpy()
+        out[first:last, 2] = (delta * h_delta).sum(1).double().cpu().numpy()
+        (progress.finish if last == count else progress.update)(last)
+        save_samples(resume, "M", out[:last], g, final=last == count)
     return out
 
 

@@ -55,7 +55,7 @@ class HessianSettings:
     examples: int = 0  # products on this many examples of the split (a seeded subset, the same in the checks); 0: all
     seed: int = 0
     device: str = "auto"
-    method: str = "auto"  # auto (forward-over-reverse, double backward if unsupported) | forward-over-reverse | double-backward
+    method: str = "auto"  # auto (the fastest by timing, with blocks) | forward-over-reverse | double-backward
     compile: bool = False
     explicit_residuals: bool = True  # recompute each returned pair's residual with one product (else the free estimate)
     save_every_s: float = 60.0  # seconds between saves of the work in progress (partial.pt), for resuming
@@ -153,6 +153,8 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         dtype=DTYPES[settings.dtype],
         method=settings.method,
         compile=settings.compile,
+        # at most, so that auto compiles only when the products could repay it
+        expected_products=settings.max_hvps + settings.hutchinson_samples + settings.slq_probes * settings.slq_steps,
     )
     log(f"N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}")
     timings = {}
@@ -203,6 +205,8 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         "dtype": settings.dtype,
         "device": str(device),
         "hvp_method": op.method,
+        "hvp_block": op.block,  # vectors per batched product in Hutchinson (1: one at a time)
+        "hvp_choice": op.choice,  # under method auto: the candidates' timings and what was kept
         "loss": op.loss(),
         "gradient_norm": float(op.gradient().norm()),
         "eigen": {

@@ -1,0 +1,113 @@
+"""Batched Hessian-vector products (vmap over tangents) and the timed choice of ``method="auto"``: the same
+H v as dense float64 Hessians, and the same samples in the loops that hand vectors over in blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lossgeom.checks.models import exact_trace
+from lossgeom.engine.hessian import BLOCK, HessianOperator, choose_product
+from lossgeom.engine.operator import MatrixOperator, apply_rows, block_size
+from lossgeom.engine.trace import hutchinson_trace
+from lossgeom.geometry.curvature import random_projections
+
+from tests.unit.curvature_cases import CASES, case
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_matmat_equals_dense_hessian(name):
+    c = case(name)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, batch_size=37, method="forward-over-reverse", block=3)
+    V = torch.randn(7, op.n_params, generator=torch.Generator().manual_seed(2), dtype=torch.float64)  # blocks 3, 3, 1
+    torch.testing.assert_close(op.matmat(V), V @ c.H, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))
+    assert op.hvps == 7
+
+
+def test_auto_times_the_candidates_and_records_its_choice():
+    c = case("mlp_relu_digits")
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
+    assert op.method == "auto"
+    v = torch.randn(op.n_params, dtype=torch.float64)
+    torch.testing.assert_close(op.matvec(v), c.H @ v, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))
+    choice = op.choice
+    assert op.method in ("forward-over-reverse", "double-backward") and choice["method"] == op.method
+    assert op.block in (1, BLOCK) and choice["block"] == op.block
+    timed = choice["seconds_per_vector"]
+    assert set(timed) == {"forward-over-reverse", "double-backward", f"forward-over-reverse x{BLOCK}"}
+    assert all(t > 0 for t in timed.values())
+    assert timed[op.method] == min(timed[m] for m in ("forward-over-reverse", "double-backward"))
+    assert op.hvps == 1, "the timing products are not counted"
+
+
+def test_auto_skips_a_method_that_fails_and_a_fixed_block_is_kept():
+    c = case("mlp_tanh_sines")
+    op = HessianOperator(c.model, torch.nn.functional.mse_loss, c.x, c.y, block=4)  # no forward-mode AD in torch 2.13
+    V = torch.randn(5, op.n_params, dtype=torch.float64)
+    torch.testing.assert_close(op.matmat(V), V @ c.H, rtol=1e-9, atol=1e-12)
+    assert op.method == "double-backward" and op.block == 4
+    assert op.choice["seconds_per_vector"]["forward-over-reverse"] is None
+    assert "forward-over-reverse" in op.choice["errors"]
+
+
+def test_a_fixed_method_is_not_timed():
+    c = case("mlp_relu_digits")
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="double-backward")
+    assert op.block == 1 and op.choice is None and choose_product(op) == {}
+
+
+def test_operators_without_matmat_get_one_product_per_row():
+    M = torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    op = MatrixOperator(M)
+    V = torch.eye(2, dtype=torch.float64)
+    torch.testing.assert_close(apply_rows(op, V), M)
+    assert op.hvps == 2 and block_size(op) == 1
+
+
+@pytest.mark.parametrize("block", [1, 3, 8])
+def test_blocks_give_the_same_hutchinson_samples_and_projections(block):
+    """The probes and directions are drawn in the same order whatever the block: equal samples up to rounding."""
+    c = case("mlp_tanh_digits")
+    reference = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="forward-over-reverse", block=1)
+    blocked = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="forward-over-reverse", block=block)
+    V = torch.linalg.eigh(c.H)[1][:, -2:].T.contiguous()
+    lam = torch.einsum("ij,jk,ik->i", V, c.H, V)
+    plain = hutchinson_trace(reference, 11, seed=3, deflate=(V, lam))
+    batched = hutchinson_trace(blocked, 11, seed=3, deflate=(V, lam))
+    np.testing.assert_allclose(batched.samples, plain.samples, rtol=1e-10)
+    np.testing.assert_allclose(batched.deflated.samples, plain.deflated.samples, rtol=1e-9, atol=1e-12 * abs(plain.estimate))
+    np.testing.assert_allclose(random_projections(blocked, 5, seed=4), random_projections(reference, 5, seed=4), rtol=1e-10, atol=1e-13)
+    assert blocked.hvps == reference.hvps == 11 + 10
+
+
+def test_exact_trace_in_blocks_equals_the_dense_trace():
+    c = case("mlp_tanh_sines")
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="forward-over-reverse", block=BLOCK)
+    assert exact_trace(op) == pytest.approx(float(torch.trace(c.H)), rel=1e-10)
+    assert op.hvps == op.n_params
+
+
+def test_block_must_be_positive():
+    c = case("mlp_relu_digits")
+    with pytest.raises(ValueError, match="block must be >= 1"):
+        HessianOperator(c.model, c.loss_fn, c.x, c.y, block=0)
+
+
+def test_compiling_is_tried_only_when_the_planned_products_would_repay_it(monkeypatch):
+    import lossgeom.engine.hessian as hessian
+
+    c = case("mlp_relu_digits")
+    few = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=10)
+    few.block  # noqa: B018 (the property makes the choice)
+    assert few.choice["compile"] is None and not few.compiled
+    monkeypatch.setattr(hessian, "COMPILE_WORTH_S", 0.0)  # every plan is long enough: the compiled candidate is timed
+    many = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=10**9)
+    v = torch.randn(many.n_params, dtype=torch.float64)
+    hv = many.matvec(v)
+    record = many.choice["compile"]
+    assert record is not None and record["projected_s"] > 0
+    if "error" not in record:  # a machine without a working compiler backend records why instead
+        assert record["compile_s"] > 0 and record["seconds_per_vector"] > 0
+        assert many.compiled == record["kept"]
+    torch.testing.assert_close(hv, c.H @ v, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))
