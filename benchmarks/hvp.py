@@ -67,7 +67,10 @@ def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
     x = torch.randn(batch, *shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     method = {"hvp_double_backward": "double-backward", "hvp_auto": "auto"}.get(kind, "forward-over-reverse")
-    op = HessianOperator(model, loss_function("classification"), x, y, method=method, compile=kind == "hvp_compiled")
+    # auto times its candidates for a plan of products as long as the hessian step's defaults
+    planned = 2000 + 100 + 8 * 64  # max_hvps + hutchinson_samples + slq_probes x slq_steps
+    op = HessianOperator(model, loss_function("classification"), x, y, method=method, compile=kind == "hvp_compiled",
+                         expected_products=planned)
     v = torch.randn(op.n_params, device=device)
     block = torch.randn(BLOCK, op.n_params, device=device)
 

@@ -2,7 +2,9 @@
 
 Checks that jobs went through sbatch, that GPU stages asked for a GPU (the node's fake gres), that a job
 failing once is retried and succeeds, that every torch job's time limit is the runtime estimated from the
-costs measured before it (``runtimes: {estimate: true}``), and that the results equal those of a local run.
+costs measured before it (``runtimes: {estimate: true}``), and that the results equal those of a local run:
+there every model's surfaces are one job, here their tiles are spread over ``surfaces.parts`` jobs and merged,
+and the grids are bitwise the same.
 Runs wherever the SLURM packages are installed and we are root; .ci/run installs them and sets
 LOSSGEOM_REQUIRE_SLURM=1, which turns a skip into a failure.
 """
@@ -27,6 +29,7 @@ from tests.conftest import REPO
 
 REQUIRED = os.environ.get("LOSSGEOM_REQUIRE_SLURM") == "1"
 FAIL_ONCE = ("hessian", "blobs_mlp")  # this job's first attempt fails
+SURFACE_PARTS = 3  # each model's surface tiles dealt out to three jobs, merged by a fourth
 
 
 def _unavailable() -> str | None:
@@ -44,6 +47,7 @@ def config_file(tmp_path_factory):
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["gpus"] = 1
     config["runtimes"] = {"estimate": True, "startup_min": 2, "batches": 1, "repeats": 1}
+    config["surfaces"]["parts"] = SURFACE_PARTS  # the local run computes each model's surfaces in one job
     path = tmp_path_factory.mktemp("config") / "tiny_gpus.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -108,12 +112,15 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
     jobs = [j for j in scheduler_jobs() if j.get("Comment", "").startswith("rule_")]
     assert len(submitted) >= len(jobs) > 20
     rules = {j["Comment"].split("_wildcards")[0].removeprefix("rule_") for j in jobs}
-    assert {"train", "hessian", "surfaces", "check_model", "check_curvature", "check_synthetic", "F5", "T1"} <= rules
+    assert {"train", "hessian", "surface_part", "surfaces", "check_model", "check_curvature", "check_synthetic", "F5",
+            "T1"} <= rules
     assert all(j["JobState"] == "COMPLETED" or j["JobState"] == "FAILED" for j in jobs)
+    parts = [j["Comment"] for j in jobs if j["Comment"].startswith("rule_surface_part_wildcards_digits_mlp")]
+    assert len(parts) == SURFACE_PARTS, parts  # one scheduler job per part
 
 
-GPU_RULES = {"train", "hessian", "surfaces", "check_model", "check_curvature", "sweep_snapshot_hessian", "job_costs"}
-ESTIMATED = ("train", "hessian", "surfaces", "check_model", "check_curvature")  # rules whose runtime is estimated
+GPU_RULES = {"train", "hessian", "surface_part", "check_model", "check_curvature", "sweep_snapshot_hessian", "job_costs"}
+ESTIMATED = ("train", "hessian", "surface_part", "check_model", "check_curvature")  # rules whose runtime is estimated
 GROUPS = {"sweeps"}  # group jobs: the sweeps' train and hessian jobs, torch stages too
 
 

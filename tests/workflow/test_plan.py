@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -171,3 +172,17 @@ def test_without_estimates_runtimes_are_the_rules_fallbacks(dry_run):
     result = dry_run(TINY)
     assert "job_costs" not in planned_jobs(result.stdout)
     assert all("runtime=240" in line.split(", ") for line in resources_of(result.stdout, "hessian"))
+
+
+def test_surface_parts_plan_part_jobs_and_a_light_merge(tmp_path, dry_run):
+    """surfaces.parts = 3: three surface_part jobs per model, and the surfaces rule becomes their merge (no GPU)."""
+    config = yaml.safe_load(Path(TINY).read_text())
+    config["surfaces"]["parts"] = 3
+    config["gpus"] = 1
+    path = tmp_path / "parts.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = dry_run(path)
+    jobs = planned_jobs(result.stdout)
+    assert jobs["surface_part"] == 3 * len(config["experiments"]) and jobs["surfaces"] == len(config["experiments"])
+    assert all("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surface_part"))
+    assert not any("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surfaces"))

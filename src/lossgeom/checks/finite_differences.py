@@ -37,7 +37,7 @@ STEPS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)  # the relative steps r measured
 
 def bias_versus_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, *, slices: int, seed: int,
                      batch_size: int, steps: Iterable[float] = STEPS,
-                     dtypes: Iterable[str] = ("float64", "float32")) -> pd.DataFrame:
+                     dtypes: Iterable[str] = ("float64", "float32"), method: str = "auto") -> pd.DataFrame:
     """Rows (dtype, relative_step, slice, fd, exact, error): the second difference of ``slices`` random
     directions at every step and precision, against eta^T H eta computed exactly in float64.
 
@@ -49,7 +49,7 @@ def bias_versus_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, t
     device = next(reference.parameters()).device
     x64 = x.to(device, torch.float64)
     y64 = y.to(device, torch.float64) if task == "regression" else y.to(device)
-    op = HessianOperator(reference, loss_function(task), x64, y64, batch_size=batch_size)
+    op = HessianOperator(reference, loss_function(task), x64, y64, batch_size=batch_size, method=method)
     g = torch.Generator().manual_seed(seed)
     directions = [torch.randn(op.n_params, generator=g, dtype=torch.float64) for _ in range(slices)]
     stacked = torch.stack(directions).to(device)

@@ -80,6 +80,7 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
                  experiment: str, *, projections: int, slices: int, hutchinson_samples: int, relative_step: float,
                  bias_slices: int, exact_max_parameters: int, batch_size: int, seed: int,
                  slices_dtype: torch.dtype | None = None, prior_trace_samples: np.ndarray | None = None,
+                 hvp_method: str = "auto", hvp_block: int | None = None,
                  log: Callable[[str], None] = print,
                  resume: Callable[[str], ResumeSlot | None] = lambda key: None,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], pd.DataFrame]:
@@ -91,11 +92,14 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
     One generator seeded with ``seed`` draws, in this order, the projections' directions, the Hutchinson
     probes and the slices' directions. ``prior_trace_samples``: the Hutchinson samples the hessian step took
     on the same loss in the same precision; they are the first probes here, and only the rest are drawn.
+    ``hvp_method``, ``hvp_block``: how products are computed (the stage passes what the hessian step's ``auto``
+    chose and recorded, so that one model is timed once and both steps compute products the same way).
     ``resume(key)`` gives each loop a place to save its work in progress (with the generator's state), so
     that a killed run continues where it was.
     """
     planned = 2 * projections + hutchinson_samples + bias_slices
-    op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size, expected_products=planned)
+    op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size, method=hvp_method, block=hvp_block,
+                         expected_products=planned)
     n = op.n_params
     g = torch.Generator().manual_seed(seed)
     case = f"{experiment} (N={n})"
@@ -156,7 +160,8 @@ def model_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task:
         rows.append(CheckRow.compare("hvp_free_trace", case, "HVP-free trace vs exact tr(H)", exact, f_mean, f_se))
     # the error of the second differences against eta^T H eta, over a grid of steps in both precisions
     steps = sorted(set(STEPS) | {relative_step}, reverse=True)
-    bias = bias_versus_step(model, x, y, task, slices=bias_slices, seed=seed + 1, batch_size=batch_size, steps=steps)
+    bias = bias_versus_step(model, x, y, task, slices=bias_slices, seed=seed + 1, batch_size=batch_size, steps=steps,
+                            method=op.method)
     dtype_name = {torch.float32: "float32", torch.float64: "float64"}[slices_dtype]
     scale = max(abs(h_mean), 1e-300)
     near = [r for r in steps if relative_step / 10 * (1 - 1e-9) <= r <= relative_step * 10 * (1 + 1e-9)]

@@ -21,13 +21,15 @@ How a product is computed (``method``):
   8 costs about half as much per vector (digits MLP, one CPU thread); on convolutional networks the batched
   convolutions are slower on a CPU than one at a time (measured: 0.6-0.9x), which is why the block is chosen,
   not fixed;
-- ``auto``: at the first product, :func:`choose_product` times each candidate on a few examples of the first
-  batch and keeps the fastest (a candidate that raises, e.g. forward mode on ``F.mse_loss`` in torch 2.13, is
-  skipped); when the caller's ``expected_products`` are projected to take long enough, it also compiles the
-  product with ``torch.compile`` and keeps it if the projected saving exceeds the compile time.
-  ``choice`` records the candidates' timings and what was kept.
+- ``auto``: for a caller that plans many products (``expected_products``), :func:`choose_product` times each
+  candidate on a few examples of the first batch at the first product and keeps the fastest that beats
+  forward-over-reverse by a margin (a candidate that raises, e.g. forward mode on ``F.mse_loss`` in torch 2.13,
+  is skipped); when the planned products are projected to take long enough, it also compiles the product with
+  ``torch.compile`` and keeps it if the projected saving exceeds the compile time. For a few products: no
+  timing, forward-over-reverse (double backward where forward mode raises). ``choice`` records what was timed
+  and kept.
 All methods compute the same H v; they differ only in rounding (relative ~1e-7 in float32, ~1e-15 in float64),
-so with ``auto`` a result is reproducible to rounding, and bitwise with a fixed ``method`` and ``block``.
+so with a timed ``auto`` a result is reproducible to rounding, and bitwise with a fixed ``method`` and ``block``.
 
 Example (linear least squares, where H = 2 X^T X / n exactly)::
 
@@ -58,7 +60,8 @@ log = logging.getLogger(__name__)
 METHODS = ("auto", "forward-over-reverse", "double-backward")
 BLOCK = 8  # vectors per batched product when ``auto`` finds blocks faster
 TIMING_EXAMPLES = 256  # examples of the first batch the candidates are timed on (a product's cost ~ its examples)
-BLOCK_MARGIN = 0.8  # blocks are kept only when they cost at most this fraction of single products per vector
+MARGIN = 0.8  # another way replaces forward-over-reverse only when it costs at most this fraction per vector
+TIMING_WORTH = 100  # auto times the candidates only for a caller that plans at least this many products
 COMPILE_WORTH_S = 300.0  # torch.compile is tried only when the run's products are projected to take longer
 
 
@@ -213,15 +216,19 @@ def _seconds(fn: Callable[[], object], device: torch.device, repeats: int = 2) -
 
 
 def choose_product(op: HessianOperator) -> dict:
-    """Time the ways to compute a product on ``op`` and set ``op.method`` (and ``op.block``, when not fixed) to
-    the fastest; returns and stores the record in ``op.choice``.
+    """Set ``op.method`` (and ``op.block``, when not fixed) for ``method="auto"``; returns and stores the record in
+    ``op.choice``.
 
-    The candidates run on the first :data:`TIMING_EXAMPLES` examples of the first batch (a product's cost grows
-    with its examples, so the ratio between candidates is what is measured) with fixed random vectors, one
-    warm-up and the best of two timed calls each: forward-over-reverse and double backward per vector, and a
-    block of :data:`BLOCK` vectors by vmap, per vector. A candidate that raises is skipped. Blocks are kept only
-    when they cost at most :data:`BLOCK_MARGIN` of the best single product per vector, so that near ties keep
-    the simpler path. Costs a few single-batch products, not counted in ``op.hvps``.
+    Timed when the caller plans at least :data:`TIMING_WORTH` products (``expected_products``): the candidates
+    run on the first :data:`TIMING_EXAMPLES` examples of the first batch (a product's cost grows with its
+    examples, so the ratio between candidates is what is measured) with fixed random vectors, one warm-up and
+    the best of two timed calls each: forward-over-reverse and double backward per vector, and a block of
+    :data:`BLOCK` vectors by vmap, per vector. Forward-over-reverse one at a time is the reference; another
+    candidate replaces it only when it costs at most :data:`MARGIN` of the reference per vector, so that near
+    ties (where timing noise could flip the choice between runs) keep the reference. A candidate that raises is
+    skipped. Costs a few single-batch products, not counted in ``op.hvps``.
+    Not timed for fewer planned products (timing would cost more than it saves): forward-over-reverse, or double
+    backward when forward mode raises on this model (e.g. ``F.mse_loss`` in torch 2.13), one vector at a time.
     """
     if op.method != "auto" and op._block is not None:
         return op.choice or {}
@@ -230,37 +237,53 @@ def choose_product(op: HessianOperator) -> dict:
     g = torch.Generator().manual_seed(0)
     vectors = torch.randn(BLOCK, op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
     single = op.unflatten(vectors[0])
-    block = {n: c.view(BLOCK, *s) for n, c, s in zip(op.names, torch.split(vectors, op.sizes, dim=1), op.shapes)}
+    timed = op.expected_products >= TIMING_WORTH
     methods = METHODS[1:] if op.method == "auto" else (op.method,)
     timings: dict[str, float | None] = {}
     errors: dict[str, str] = {}
     for method in methods:
         try:
-            timings[method] = _seconds(lambda: op._batch_hvp(single, xb, yb, method), op.device)
+            if timed:
+                timings[method] = _seconds(lambda: op._batch_hvp(single, xb, yb, method), op.device)
+            else:
+                op._batch_hvp(single, xb, yb, method)  # does it run at all?
+                timings[method] = float("nan")
         except (RuntimeError, NotImplementedError) as err:
             timings[method], errors[method] = None, str(err).splitlines()[0]
-    if op._block is None and timings.get("forward-over-reverse") is not None:
-        try:
-            timings[f"forward-over-reverse x{BLOCK}"] = _seconds(lambda: op._block_hvp(block, xb, yb), op.device) / BLOCK
-        except (RuntimeError, NotImplementedError) as err:
-            errors[f"forward-over-reverse x{BLOCK}"] = str(err).splitlines()[0]
-    usable = {m: t for m, t in timings.items() if t is not None and m in METHODS}
+        if not timed and timings[method] is not None:
+            break  # the first that runs
+    usable = {m: t for m, t in timings.items() if t is not None}
     if not usable:
         raise RuntimeError(f"no Hessian-vector product method works on this model: {errors}")
+    reference = next(iter(usable))  # forward-over-reverse unless it failed
+    best, best_block = reference, 1
+    if timed:
+        if op._block is None and reference == "forward-over-reverse":
+            stacked = {n: c.view(BLOCK, *sh) for n, c, sh in zip(op.names, torch.split(vectors, op.sizes, dim=1), op.shapes)}
+            try:
+                timings[f"forward-over-reverse x{BLOCK}"] = _seconds(lambda: op._block_hvp(stacked, xb, yb), op.device) / BLOCK
+            except (RuntimeError, NotImplementedError) as err:
+                errors[f"forward-over-reverse x{BLOCK}"] = str(err).splitlines()[0]
+        candidates = [(m, 1, t) for m, t in usable.items()]
+        if f"forward-over-reverse x{BLOCK}" in timings:
+            candidates.append(("forward-over-reverse", BLOCK, timings[f"forward-over-reverse x{BLOCK}"]))
+        best_time = usable[reference]
+        for method, block, seconds in candidates:
+            if seconds <= MARGIN * usable[reference] and seconds < best_time:
+                best, best_block, best_time = method, block, seconds
     if op.method == "auto":
-        op.method = min(usable, key=usable.get)
+        op.method = best
+    if op._block is None:
+        op._block = best_block if op.method == best else 1
     scale = sum(len(b[0]) for b in op.batches) / len(xb)  # full-data products cost ~ scale x the timed ones
-    compile_record = _try_compile(op, single, xb, yb, timings, scale) if not op.compiled else None
-    batched = timings.get(f"forward-over-reverse x{BLOCK}")
-    if op._block is None:  # (a kept compile set it to 1)
-        fast = batched is not None and op.method == "forward-over-reverse" and batched <= BLOCK_MARGIN * usable[op.method]
-        op._block = BLOCK if fast else 1
-    op.choice = {"method": op.method, "block": op._block, "seconds_per_vector": timings, "errors": errors,
-                 "timed_on_examples": len(xb), "compile": compile_record}
+    compile_record = _try_compile(op, single, xb, yb, timings, scale) if timed and not op.compiled else None
+    op.choice = {"method": op.method, "block": op._block, "timed": timed,
+                 "seconds_per_vector": {m: t for m, t in timings.items() if t is None or t == t},  # nan: not timed
+                 "errors": errors, "timed_on_examples": len(xb), "compile": compile_record}
     for method, err in errors.items():
         log.info("HVP candidate %s skipped: %s", method, err)
-    log.info("HVP method %s, block %d (seconds per vector on %d examples: %s)", op.method, op._block, len(xb),
-             ", ".join(f"{m} {t:.3g}" for m, t in timings.items() if t is not None))
+    log.info("HVP method %s, block %d%s", op.method, op._block, (" (seconds per vector on %d examples: %s)" % (
+        len(xb), ", ".join(f"{m} {t:.3g}" for m, t in timings.items() if t is not None))) if timed else "")
     return op.choice
 
 

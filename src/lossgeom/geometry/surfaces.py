@@ -5,6 +5,11 @@ copy per point) and the data stay on the model's device. Tiled and resumable: th
 blocks of rows; each finished block is written atomically to ``tiles_dir``, and a rerun (after a kill, say)
 loads the blocks that exist for the same ``key`` instead of recomputing them. The model is restored to
 theta afterwards, also when an error interrupts the run.
+
+Spread over processes: a tile depends only on theta, the directions, its rows of the grid and the data, so
+several jobs can each compute a subset of the tiles (``tiles=``) into one folder, and
+:func:`assemble_surface` then reads them all back into the grid, bitwise what one job would have computed
+(each point is evaluated by the same code on the same inputs, whichever process does it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import logging
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 import numpy as np
 import torch
@@ -42,13 +47,15 @@ def compute_surface(
     batch_size: int = 4096,
     progress: bool = True,
     on_tile: Callable[[int], None] | None = None,
+    tiles: Collection[int] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Metrics on the grid a x b for each split (e.g. {"train": (x, y), "test": (x, y)}).
 
     Returns ({"<split>_<metric>": array of shape (len(a), len(b))}, number of points evaluated now).
     ``delta`` may be None for a 1D slice (then ``b`` must be [0.0]). Tiles are reused only when they were
     written for the same ``key`` (a label from the caller) and the same inputs: the fingerprint of theta,
-    the directions, the grid, the split names and the task is folded into the key here.
+    the directions, the grid, the split names and the task is folded into the key here. ``tiles``: compute
+    (or reuse) only these tiles (row blocks 0, 1, ... of ``tile_rows`` rows); the other rows stay NaN.
     """
     tiles_dir = Path(tiles_dir)
     device = next(model.parameters()).device
@@ -56,14 +63,14 @@ def compute_surface(
     model.eval()
     shifter = ParameterShifter(model, eta, delta)
     key = f"{key}|{_fingerprint(shifter, a, b, sorted(splits), task)}"
-    n_tiles = (len(a) + tile_rows - 1) // tile_rows
+    wanted = range(tile_count(len(a), tile_rows)) if tiles is None else sorted(tiles)
     results: dict[str, np.ndarray] = {}
     evaluated = 0
     bar = tqdm(total=len(a) * len(b), desc="surface", unit="pt", disable=not progress, mininterval=5.0)
     with shifter.shifted():
-        for t in range(n_tiles):
+        for t in wanted:
             rows = range(t * tile_rows, min((t + 1) * tile_rows, len(a)))
-            path = tiles_dir / f"tile_{t:05d}.npz"
+            path = tile_path(tiles_dir, t)
             tile = _load_tile(path, key)
             if tile is None:
                 tile = {}
@@ -86,6 +93,41 @@ def compute_surface(
                 on_tile(t)
     bar.close()
     return results, evaluated
+
+
+def tile_count(rows: int, tile_rows: int) -> int:
+    """How many tiles (blocks of ``tile_rows`` rows) a grid of ``rows`` rows has."""
+    return (rows + tile_rows - 1) // tile_rows
+
+
+def tile_path(tiles_dir: str | Path, tile: int) -> Path:
+    return Path(tiles_dir) / f"tile_{tile:05d}.npz"
+
+
+def tile_key(tiles_dir: str | Path, tile: int) -> str | None:
+    """The key a tile was written for, or None when it is missing or damaged."""
+    path = tile_path(tiles_dir, tile)
+    try:
+        with np.load(path) as data:
+            return str(data["__key__"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def assemble_surface(tiles_dir: str | Path, rows: int, columns: int, tile_rows: int, key: str) -> dict[str, np.ndarray]:
+    """The whole grid from its tiles, each of which must exist and carry ``key`` (the key the jobs that wrote
+    them recorded: same theta, directions, grid, splits and task). Raises FileNotFoundError naming the first
+    tile that is missing or was written for other inputs."""
+    results: dict[str, np.ndarray] = {}
+    for t in range(tile_count(rows, tile_rows)):
+        tile = _load_tile(tile_path(tiles_dir, t), key)
+        if tile is None:
+            raise FileNotFoundError(f"{tile_path(tiles_dir, t)}: missing, damaged or written for other inputs "
+                                    f"(expected key {key}); rerun the surface part job that computes it")
+        first = t * tile_rows
+        for name, block in tile.items():
+            results.setdefault(name, np.full((rows, columns), np.nan))[first : first + len(block)] = block
+    return results
 
 
 def _fingerprint(shifter: ParameterShifter, a: np.ndarray, b: np.ndarray, split_names, task: str) -> str:

@@ -95,6 +95,9 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
     slot = partial.slot if partial is not None else (lambda key: None)
     same_products = hessian_summary.get("dtype") == settings.dtype  # and the same examples, read above
     knobs["prior_trace_samples"] = hessian_trace_samples if same_products else None
+    # products computed the way the hessian step's auto chose for this model (timed there once)
+    knobs["hvp_method"] = hessian_summary.get("hvp_method", "auto")
+    knobs["hvp_block"] = hessian_summary.get("hvp_block")
     rows, trace_table, sign, bias = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log,
                                                  resume=slot, **knobs)
     sign.update({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)})

@@ -144,6 +144,8 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
     slot = partial.slot if partial is not None else (lambda key: None)
     device = next(model.parameters()).device
     x, y = loss_examples(dataset, settings.split, settings.examples, settings.seed)
+    product_slot = slot("products")
+    chosen = product_slot.load() if product_slot is not None else None  # a resumed job computes as it began
     op = HessianOperator(
         model,
         loss_function(dataset.task),
@@ -151,12 +153,17 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         y,
         batch_size=settings.batch_size,
         dtype=DTYPES[settings.dtype],
-        method=settings.method,
-        compile=settings.compile,
+        method=chosen["method"] if chosen else settings.method,
+        compile=bool(chosen["compiled"]) if chosen else settings.compile,
+        block=int(chosen["block"]) if chosen else None,
         # at most, so that auto compiles only when the products could repay it
         expected_products=settings.max_hvps + settings.hutchinson_samples + settings.slq_probes * settings.slq_steps,
     )
-    log(f"N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}")
+    if chosen is None and product_slot is not None:  # choose now (auto times here) and keep the choice for a resume
+        op.block  # noqa: B018 (the property makes the choice)
+        product_slot.save({"method": op.method, "block": op.block, "compiled": int(op.compiled)}, final=True)
+    log(f"N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}; "
+        f"products: {op.method}, {op.block} per pass{', compiled' if op.compiled else ''}")
     timings = {}
 
     tick = time.perf_counter()
@@ -206,7 +213,7 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         "device": str(device),
         "hvp_method": op.method,
         "hvp_block": op.block,  # vectors per batched product in Hutchinson (1: one at a time)
-        "hvp_choice": op.choice,  # under method auto: the candidates' timings and what was kept
+        "hvp_choice": op.choice or chosen,  # under method auto: the candidates' timings and what was kept
         "loss": op.loss(),
         "gradient_norm": float(op.gradient().norm()),
         "eigen": {

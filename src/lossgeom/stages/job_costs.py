@@ -42,9 +42,9 @@ from ..training.evaluation import evaluate
 from ..training.loop import TrainSettings
 from .check_model import ModelCheckSettings
 from .hessian import HessianSettings, loss_examples
-from .surfaces import SurfaceSettings
+from .surfaces import SurfaceSettings, part_points
 
-JOBS = ("train", "hessian", "surfaces", "check_model", "check_curvature")
+JOBS = ("train", "hessian", "surfaces", "surface_part", "check_model", "check_curvature")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +117,7 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
     eigenpair run provides it, which the bound does not count on); the checks take two products per random projection, one per Hutchinson
     probe, N for the exact trace of a small model, two loss values per slice plus the centre, and per bias
     slice one float64 product and two loss values per step and precision; a surface evaluates every grid
-    point and both 1D slices on each split; the curvature check takes an exact projected Hessian (two
+    point and both 1D slices on each split (a surface part job, its share of the tiles); the curvature check takes an exact projected Hessian (two
     products and a gradient) at two points per direction pair, in float64 on the whole training split.
     """
     t, h, sf, c = s.train, s.hessian, s.surfaces, s.checks
@@ -142,6 +142,9 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
                          dataclasses.replace(sliced, dtype="float64"))],
         "surfaces": [(f"grid points on {split}", points, Pass("loss", split, sf.dtype, sf.batch_size, 0, "surfaces.batch_size"))
                      for split in sf.splits],
+        # with surfaces.parts > 1: the most loaded part job (the merge computes nothing)
+        "surface_part": [(f"grid points on {split} (the largest of {sf.parts} parts)", max(part_points(sf)),
+                          Pass("loss", split, sf.dtype, sf.batch_size, 0, "surfaces.batch_size")) for split in sf.splits],
         "check_curvature": [("exact projected Hessians", 6 * len(sf.pairs),
                              Pass("hvp", "train", "float64", sf.curvature_batch_size or sf.batch_size, 0,
                                   "surfaces.curvature_batch_size"))],

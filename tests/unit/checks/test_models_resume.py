@@ -69,7 +69,7 @@ def test_a_check_run_stopped_anywhere_resumes_to_the_same_rows(trained, stop_at)
     pd.testing.assert_frame_equal(rows, again)
     pd.testing.assert_frame_equal(table, again_table)
     pd.testing.assert_frame_equal(bias, again_bias)
-    # the product method auto kept is recorded with its timings, which are this run's measurements
+    # the product method auto kept is recorded (with timings, when it timed: this run's measurements)
     choice, again_choice = sign.pop("hvp_choice"), again_sign.pop("hvp_choice")
-    assert choice["method"] in ("forward-over-reverse", "double-backward") and again_choice["seconds_per_vector"]
+    assert choice["method"] == again_choice["method"] == "forward-over-reverse"  # a few products: not timed
     assert sign == again_sign

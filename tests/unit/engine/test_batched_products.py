@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lossgeom.checks.models import exact_trace
-from lossgeom.engine.hessian import BLOCK, HessianOperator, choose_product
+from lossgeom.engine.hessian import BLOCK, MARGIN, TIMING_WORTH, HessianOperator, choose_product
 from lossgeom.engine.operator import MatrixOperator, apply_rows, block_size
 from lossgeom.engine.trace import hutchinson_trace
 from lossgeom.geometry.curvature import random_projections
@@ -27,18 +27,29 @@ def test_matmat_equals_dense_hessian(name):
 
 def test_auto_times_the_candidates_and_records_its_choice():
     c = case("mlp_relu_digits")
-    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=TIMING_WORTH)
     assert op.method == "auto"
     v = torch.randn(op.n_params, dtype=torch.float64)
     torch.testing.assert_close(op.matvec(v), c.H @ v, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))
     choice = op.choice
-    assert op.method in ("forward-over-reverse", "double-backward") and choice["method"] == op.method
-    assert op.block in (1, BLOCK) and choice["block"] == op.block
+    assert choice["timed"] and choice["method"] == op.method and choice["block"] == op.block
     timed = choice["seconds_per_vector"]
     assert set(timed) == {"forward-over-reverse", "double-backward", f"forward-over-reverse x{BLOCK}"}
     assert all(t > 0 for t in timed.values())
-    assert timed[op.method] == min(timed[m] for m in ("forward-over-reverse", "double-backward"))
+    kept = timed[f"forward-over-reverse x{BLOCK}"] if op.block == BLOCK else timed[op.method]
+    others = [t for m, t in timed.items() if t != kept]
+    if (op.method, op.block) == ("forward-over-reverse", 1):  # the reference: nothing beat it by the margin
+        assert all(t > MARGIN * kept for t in others)
+    else:
+        assert kept <= MARGIN * timed["forward-over-reverse"] and kept == min(timed.values())
     assert op.hvps == 1, "the timing products are not counted"
+
+
+def test_auto_does_not_time_a_few_products():
+    c = case("mlp_relu_digits")
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=TIMING_WORTH - 1)
+    op.matvec(torch.randn(op.n_params, dtype=torch.float64))
+    assert (op.method, op.block, op.choice["timed"]) == ("forward-over-reverse", 1, False)
 
 
 def test_auto_skips_a_method_that_fails_and_a_fixed_block_is_kept():
@@ -47,7 +58,7 @@ def test_auto_skips_a_method_that_fails_and_a_fixed_block_is_kept():
     V = torch.randn(5, op.n_params, dtype=torch.float64)
     torch.testing.assert_close(op.matmat(V), V @ c.H, rtol=1e-9, atol=1e-12)
     assert op.method == "double-backward" and op.block == 4
-    assert op.choice["seconds_per_vector"]["forward-over-reverse"] is None
+    assert op.choice["seconds_per_vector"]["forward-over-reverse"] is None and not op.choice["timed"]
     assert "forward-over-reverse" in op.choice["errors"]
 
 

@@ -55,3 +55,24 @@ def test_examples_take_the_hessian_and_the_checks_on_one_seeded_subset(tmp_path)
     exact_rows = checks.rows[checks.rows["quantity"].str.contains("vs exact tr")]
     assert len(exact_rows) == 2
     assert exact_rows["theory"].tolist() == pytest.approx([float(torch.trace(H))] * 2, rel=1e-9)
+
+
+def test_auto_chooses_once_and_a_resumed_job_keeps_the_choice(tmp_path):
+    """The product method auto picks is saved with the work in progress: a resumed job computes as it began, and the
+    model checks compute as the hessian step recorded."""
+    from lossgeom.io.partial import PartialFile
+    from lossgeom.stages import hessian, train
+
+    spec = {"dataset": {"name": "gaussian_mixture", "clusters": 3, "dim": 3, "n_train": 60, "n_test": 30},
+            "model": {"name": "mlp", "hidden": [4]}, "train": {"epochs": 2, "device": "cpu"}}
+    trained = train.compute("auto", spec, train.TrainPaths.in_directory(tmp_path), progress=False)
+    settings = HessianSettings(k_top=1, k_bottom=1, hutchinson_samples=4, slq_probes=2, slq_steps=5, device="cpu")
+    fresh = PartialFile(tmp_path / "fresh.pt", "f", 0.0)
+    summary = hessian.compute(trained.model, trained.dataset, settings, log=lambda *_: None, partial=fresh).summary
+    assert summary["hvp_choice"]["timed"], "max_hvps alone plans enough products to time the candidates"
+    assert fresh.states["products"] == {"method": summary["hvp_method"], "block": summary["hvp_block"], "compiled": 0}
+    resumed = PartialFile(tmp_path / "resumed.pt", "r", 0.0)
+    resumed.states["products"] = {"method": "double-backward", "block": 1, "compiled": 0}  # what a killed run chose
+    again = hessian.compute(trained.model, trained.dataset, settings, log=lambda *_: None, partial=resumed).summary
+    assert (again["hvp_method"], again["hvp_block"]) == ("double-backward", 1)
+    assert again["eigen"]["top"]["values"] == pytest.approx(summary["eigen"]["top"]["values"], rel=1e-10)
