@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from lossgeom.io.provenance import provenance
+from lossgeom.timing import call_times
 
 
 def machine(device: torch.device) -> dict:
@@ -21,23 +21,9 @@ def machine(device: torch.device) -> dict:
     }
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def median_time(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        tick = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - tick)
-    return statistics.median(times)
+    return statistics.median(call_times(fn, device, repeats, warmup))
 
 
 def write_result(path: str | Path, payload: dict) -> None:

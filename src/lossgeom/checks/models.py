@@ -61,10 +61,11 @@ def exact_trace(op) -> float:
     """tr(H) = sum_i e_i^T H e_i from N products with the unit vectors (in blocks of the operator's ``block``)."""
     n, block, total = op.n_params, block_size(op), 0.0
     for first in range(0, n, block):
-        rows = torch.arange(first, min(first + block, n), device=op.device)
-        units = torch.zeros(len(rows), n, device=op.device, dtype=op.dtype)
-        units[torch.arange(len(rows)), rows] = 1.0
-        total += float(apply_rows(op, units)[torch.arange(len(rows)), rows].double().sum())
+        columns = torch.arange(first, min(first + block, n), device=op.device)
+        rows = torch.arange(len(columns), device=op.device)  # unit vector e_(first + r) in row r
+        units = torch.zeros(len(columns), n, device=op.device, dtype=op.dtype)
+        units[rows, columns] = 1.0
+        total += float(apply_rows(op, units)[rows, columns].double().sum())
     return total
 
 

@@ -54,6 +54,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from ..problems.models import trainable_parameters
+from ..timing import call_times
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class HessianOperator:
 
     def _batch_hvp_impl(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, method: str | None = None):
         if (method or self.method) != "double-backward":
-            _, hv = jvp(lambda p: grad(self._batch_loss)(p, x, y), (self.params,), (v,))
+            hv = self._forward_over_reverse(v, x, y)
             return [hv[n] for n in self.names]
         leaves = {n: p.detach().requires_grad_(True) for n, p in self.params.items()}
         with torch.enable_grad():
@@ -146,9 +147,13 @@ class HessianOperator:
             dot = sum((gi * v[n]).sum() for gi, n in zip(g, self.names))
             return list(torch.autograd.grad(dot, list(leaves.values())))
 
+    def _forward_over_reverse(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """H_b v as the derivative of the batch gradient along v (``jvp`` of ``grad``)."""
+        return jvp(lambda p: grad(self._batch_loss)(p, x, y), (self.params,), (v,))[1]
+
     def _block_hvp(self, vs: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Rows H_b v_i for a block of tangents (leading dimension k), by vmap over forward-over-reverse."""
-        hv = vmap(lambda t: jvp(lambda p: grad(self._batch_loss)(p, x, y), (self.params,), (t,))[1])(vs)
+        hv = vmap(lambda t: self._forward_over_reverse(t, x, y))(vs)
         return torch.cat([hv[n].reshape(len(hv[n]), -1) for n in self.names], dim=1)
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
@@ -202,19 +207,9 @@ class HessianOperator:
         return out
 
 
-def _seconds(fn: Callable[[], object], device: torch.device, repeats: int = 2) -> float:
-    """The fastest of ``repeats`` timed calls after one warm-up call (which pays one-time setup)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        tick = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - tick)
-    return best
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    """The fastest of two timed calls after one warm-up call (which pays one-time setup)."""
+    return min(call_times(fn, device, repeats=2))
 
 
 def choose_product(op: HessianOperator) -> dict:
@@ -237,10 +232,9 @@ def choose_product(op: HessianOperator) -> dict:
     vectors = torch.randn(BLOCK, op.n_params, generator=g, dtype=torch.float64).to(op.device, op.dtype)
     single = op.unflatten(vectors[0])
     timed = op.expected_products >= TIMING_WORTH
-    methods = METHODS[1:] if op.method == "auto" else (op.method,)
     timings: dict[str, float | None] = {}
     errors: dict[str, str] = {}
-    for method in methods:
+    for method in METHODS[1:]:  # only auto gets here: a fixed method has its block (1) from the start
         try:
             if timed:
                 timings[method] = _seconds(lambda: op._batch_hvp(single, xb, yb, method), op.device)
@@ -270,10 +264,9 @@ def choose_product(op: HessianOperator) -> dict:
         for method, block, seconds in candidates:
             if seconds <= MARGIN * usable[reference] and seconds < best_time:
                 best, best_block, best_time = method, block, seconds
-    if op.method == "auto":
-        op.method = best
-    if op._block is None:
-        op._block = best_block if op.method == best else 1
+    op.method = best
+    if op._block is None:  # else fixed by the caller
+        op._block = best_block
     scale = sum(len(b[0]) for b in op.batches) / len(xb)  # full-data products cost ~ scale x the timed ones
     compile_record = _try_compile(op, single, xb, yb, timings, scale) if timed and not op.compiled else None
     op.choice = {"method": op.method, "block": op._block, "timed": timed,

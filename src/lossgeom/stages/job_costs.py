@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -38,6 +37,7 @@ from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset, load_dataset
 from ..problems.losses import loss_function
 from ..problems.models import build_model
+from ..timing import call_times
 from ..training.evaluation import evaluate
 from ..training.loop import TrainSettings
 from .check_model import ModelCheckSettings
@@ -153,16 +153,7 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
 
 def _seconds(run: Callable[[], None], device: torch.device, repeats: int) -> float:
     """Median wall time of ``run`` over ``repeats`` calls after one warm-up call (CUDA synchronized)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    run()
-    sync()
-    times = []
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        run()
-        sync()
-        times.append(time.perf_counter() - tick)
-    return statistics.median(times)
+    return statistics.median(call_times(run, device, repeats))
 
 
 def measure_pass(model: torch.nn.Module, dataset: Dataset, p: Pass, batches: int, repeats: int, seed: int = 0) -> dict[str, Any]:

@@ -125,18 +125,22 @@ def surface_grids(settings: SurfaceSettings) -> list[tuple[str, str, str, np.nda
     return out
 
 
+def _tile_points(settings: SurfaceSettings) -> dict[tuple[str, int], int]:
+    """{(surface name, tile): grid points}, for every tile of every surface, in the order they are computed."""
+    points = {}
+    for name, _, _, a, b in surface_grids(settings):
+        for t in range(tile_count(len(a), settings.tile_rows)):
+            points[name, t] = min(settings.tile_rows, len(a) - t * settings.tile_rows) * len(b)
+    return points
+
+
 def tile_assignment(settings: SurfaceSettings) -> list[dict[str, list[int]]]:
     """For each of the ``parts`` jobs, {surface name: its tiles}. Every tile of every surface goes to exactly one
     part: tiles are dealt out largest first (by grid points) to the part with the fewest points so far (ties: the
     lowest part), so that the parts' work differs by at most one tile; the same settings give the same deal."""
-    tiles = []
-    for name, _, _, a, b in surface_grids(settings):
-        for t in range(tile_count(len(a), settings.tile_rows)):
-            rows = min(settings.tile_rows, len(a) - t * settings.tile_rows)
-            tiles.append((rows * len(b), name, t))
     parts: list[dict[str, list[int]]] = [{} for _ in range(settings.parts)]
     load = [0] * settings.parts
-    for points, name, t in sorted(tiles, key=lambda tile: -tile[0]):  # stable: equal tiles keep their order
+    for (name, t), points in sorted(_tile_points(settings).items(), key=lambda tile: -tile[1]):  # stable sort
         p = load.index(min(load))
         parts[p].setdefault(name, []).append(t)
         load[p] += points
@@ -145,9 +149,8 @@ def tile_assignment(settings: SurfaceSettings) -> list[dict[str, list[int]]]:
 
 def part_points(settings: SurfaceSettings) -> list[int]:
     """Grid points each part job evaluates (on each split), from :func:`tile_assignment`."""
-    sizes = {name: (len(a), len(b)) for name, _, _, a, b in surface_grids(settings)}
-    return [sum(min(settings.tile_rows, sizes[name][0] - t * settings.tile_rows) * sizes[name][1]
-                for name, tiles in part.items() for t in tiles) for part in tile_assignment(settings)]
+    points = _tile_points(settings)
+    return [sum(points[name, t] for name, tiles in part.items() for t in tiles) for part in tile_assignment(settings)]
 
 
 def compute(model, dataset: Dataset, settings: SurfaceSettings, eigenvectors: Mapping[str, Any] | None,
