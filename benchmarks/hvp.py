@@ -2,9 +2,10 @@
 
 For each model, in a fresh process per measurement (so peak memory is not polluted by earlier ones):
 the gradient of the mean loss over one batch (an ordinary ``loss.backward()``, model in eval mode), and
-H v by forward-over-reverse, by double backward, forward-over-reverse under torch.compile, and by what
+H v by forward-over-reverse, by double backward, forward-over-reverse under torch.compile, by what
 ``method="auto"`` keeps (its timed choice of method and block; per vector, from blocks of 8 vectors, as
-Hutchinson hands them over). Memory is the peak increase over the state after setup (model,
+Hutchinson hands them over), and the Gauss-Newton product G v (``GaussNewtonOperator``: J v forward, the output
+Hessian, J^T back). Memory is the peak increase over the state after setup (model,
 data, vector) after two warm-up products: CUDA's max_memory_allocated on a GPU; on a CPU the peak RSS
 (VmHWM, reset after warm-up) with glibc's mmap threshold fixed at 64 KiB so that RSS follows live memory.
 
@@ -28,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_time, write_result  # noqa: E402
 
+from lossgeom.engine.gauss_newton import GaussNewtonOperator  # noqa: E402
 from lossgeom.engine.hessian import BLOCK, HessianOperator  # noqa: E402
 from lossgeom.problems.losses import loss_function  # noqa: E402
 from lossgeom.problems.models import build_model, count_parameters  # noqa: E402
@@ -39,7 +41,7 @@ MODELS = {
     "resnet20": ({"name": "resnet", "depth": 20}, (3, 32, 32), 128),
     "densenet121": ({"name": "densenet121"}, (3, 32, 32), 64),
 }
-KINDS = ("gradient", "hvp_forward_over_reverse", "hvp_double_backward", "hvp_compiled", "hvp_auto")
+KINDS = ("gradient", "hvp_forward_over_reverse", "hvp_double_backward", "hvp_compiled", "hvp_auto", "ggn")
 
 
 def _status_mib(field: str) -> float:
@@ -69,8 +71,11 @@ def child(model_name: str, kind: str, device_name: str, repeats: int) -> dict:
     method = {"hvp_double_backward": "double-backward", "hvp_auto": "auto"}.get(kind, "forward-over-reverse")
     # auto times its candidates for a plan of products as long as the hessian step's defaults
     planned = 2000 + 100 + 8 * 64  # max_hvps + hutchinson_samples + slq_probes x slq_steps
-    op = HessianOperator(model, loss_function("classification"), x, y, method=method, compile=kind == "hvp_compiled",
-                         expected_products=planned)
+    if kind == "ggn":
+        op = GaussNewtonOperator(model, loss_function("classification"), x, y)
+    else:
+        op = HessianOperator(model, loss_function("classification"), x, y, method=method,
+                             compile=kind == "hvp_compiled", expected_products=planned)
     v = torch.randn(op.n_params, device=device)
     block = torch.randn(BLOCK, op.n_params, device=device)
 

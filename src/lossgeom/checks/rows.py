@@ -8,6 +8,10 @@ Every row has one of three verdicts:
 - ``unresolved``: the measurement cannot decide: the tolerance is at least |theory| (for a claim of a
   non-zero value or a sign), an input's uncertainty is unknown (NaN), or an input did not converge.
 
+A one-sided claim (measured above a bound, or below it; :meth:`CheckRow.exceeds`) has the bound as its theory
+and the measurement's stated uncertainty as its tolerance: ``pass`` when the claim holds by more than the
+tolerance, ``FAIL`` when the opposite holds by more than the tolerance, ``unresolved`` in between.
+
 A claim that something is zero (theory 0, or zero up to rounding: |theory| <= 1e-9 tolerance) is judged
 against the size that matters for it when the row states one (``scale``: e.g. a finite-difference bias
 against tr(H) itself): unresolved when the tolerance reaches that size, else decided by the tolerance. Tolerances are stated multiples (:data:`SIGMAS`) of the standard errors of the Monte
@@ -19,9 +23,10 @@ Example::
     >>> rows = [CheckRow.compare("demo", "case", "mean vs 1", 1.0, 1.3, standard_error=0.1),
     ...         CheckRow.within("demo", "case", "exact vs 2", 2.0, 2.0 + 1e-12, tolerance=1e-9),
     ...         CheckRow.compare("demo", "case", "mean vs 0.1", 0.1, 0.3, standard_error=0.1),
-    ...         CheckRow.compare("demo", "case", "mean vs 1", 1.0, 1.5, standard_error=0.1)]
+    ...         CheckRow.compare("demo", "case", "mean vs 1", 1.0, 1.5, standard_error=0.1),
+    ...         CheckRow.exceeds("demo", "case", "peak / ends > 1", 1.0, 1.8, margin=0.2)]
     >>> rows_to_frame(rows)["verdict"].tolist()
-    ['pass', 'pass', 'unresolved', 'FAIL']
+    ['pass', 'pass', 'unresolved', 'FAIL', 'pass']
 """
 
 from __future__ import annotations
@@ -67,6 +72,19 @@ class CheckRow:
         theory, measured, tolerance = float(theory), float(measured), float(tolerance)
         return cls(check, case, quantity, theory, measured, tolerance,
                    verdict(theory, measured, tolerance, decidable, scale), detail)
+
+
+    @classmethod
+    def exceeds(cls, check, case, quantity, bound, measured, margin, detail="", *, above=True, decidable=True):
+        """A one-sided row: the claim measured > ``bound`` (``above``; else measured < ``bound``), decided beyond
+        ``margin``, the measurement's stated uncertainty (NaN: unknown, so unresolved)."""
+        bound, measured, margin = float(bound), float(measured), float(margin)
+        excess = (measured - bound) if above else (bound - measured)
+        if not decidable or not all(math.isfinite(v) for v in (bound, measured, margin)):
+            found = "unresolved"
+        else:
+            found = "pass" if excess > margin else "FAIL" if excess < -margin else "unresolved"
+        return cls(check, case, quantity, bound, measured, margin, found, detail)
 
 
 def verdict(theory: float, measured: float, tolerance: float, decidable: bool = True, scale: float | None = None) -> str:

@@ -139,7 +139,7 @@ class HessianOperator:
 
     def _batch_hvp_impl(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, method: str | None = None):
         if (method or self.method) != "double-backward":
-            hv = self._forward_over_reverse(v, x, y)
+            hv = self._tangent_product(v, x, y)
             return [hv[n] for n in self.names]
         leaves = {n: p.detach().requires_grad_(True) for n, p in self.params.items()}
         with torch.enable_grad():
@@ -147,13 +147,19 @@ class HessianOperator:
             dot = sum((gi * v[n]).sum() for gi, n in zip(g, self.names))
             return list(torch.autograd.grad(dot, list(leaves.values())))
 
+    def _tangent_product(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The batch's operator along one tangent, vmap-able: H_b v by forward-over-reverse here; a subclass with
+        another operator of the same loss (:class:`~lossgeom.engine.gauss_newton.GaussNewtonOperator`) replaces it
+        and keeps batching, blocks and counting."""
+        return self._forward_over_reverse(v, x, y)
+
     def _forward_over_reverse(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """H_b v as the derivative of the batch gradient along v (``jvp`` of ``grad``)."""
         return jvp(lambda p: grad(self._batch_loss)(p, x, y), (self.params,), (v,))[1]
 
     def _block_hvp(self, vs: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Rows H_b v_i for a block of tangents (leading dimension k), by vmap over forward-over-reverse."""
-        hv = vmap(lambda t: self._forward_over_reverse(t, x, y))(vs)
+        hv = vmap(lambda t: self._tangent_product(t, x, y))(vs)
         return torch.cat([hv[n].reshape(len(hv[n]), -1) for n in self.names], dim=1)
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:

@@ -48,3 +48,18 @@ def test_the_table_counts_all_three_verdicts():
     frame = rows_to_frame(rows)
     assert list(frame.columns)[-1] == "verdict"
     assert count_verdicts(frame) == {"pass": 1, "FAIL": 1, "unresolved": 1}
+
+
+@pytest.mark.parametrize("above, measured, expected", [
+    (True, 1.5, "pass"), (True, 1.05, "unresolved"), (True, 0.95, "unresolved"), (True, 0.5, "FAIL"),
+    (False, 0.5, "pass"), (False, 0.95, "unresolved"), (False, 1.5, "FAIL"),
+])
+def test_one_sided_rows_decide_beyond_their_margin(above, measured, expected):
+    row = CheckRow.exceeds("c", "case", "q", 1.0, measured, margin=0.1, above=above)
+    assert row.verdict == expected
+    assert (row.theory, row.tolerance) == (1.0, 0.1)
+
+
+def test_one_sided_rows_without_a_margin_or_undecidable_are_unresolved():
+    assert CheckRow.exceeds("c", "case", "q", 1.0, 5.0, margin=float("nan")).verdict == "unresolved"
+    assert CheckRow.exceeds("c", "case", "q", 1.0, 5.0, margin=0.1, decidable=False).verdict == "unresolved"
