@@ -87,11 +87,34 @@ rule check_curvature:
         "--out {output.rows:q} --meta-out {output.meta:q} > {log:q} 2>&1"
 
 
+# The local Hessian phenomena along training (Sagun et al.; Fort & Ganguli): one table of rows per sweep with
+# snapshots and local geometry, from its trajectory table.
+rule check_local:
+    input:
+        "results/sweeps/{sweep}/trajectory.csv",
+    output:
+        "results/checks/local_{sweep}.csv",
+    log:
+        "logs/checks/local_{sweep}.log",
+    benchmark:
+        "results/checks/local_{sweep}.benchmark.tsv"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(LOCAL_TRAJECTORIES),
+    shell:
+        "python -m lossgeom check-local --sweep {wildcards.sweep:q} --trajectory {input:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule checks_table:
     input:
         tables=[rules.check_synthetic.output.rows]
         + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS)
-        + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS),
+        + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS)
+        + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
         table="results/checks/summary.csv",

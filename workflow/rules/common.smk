@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.io.configcheck and .sweeps need only jsonschema and yaml
 from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
-from lossgeom.io.sweeps import expand_sweep, grid_values, snapshot_steps  # noqa: E402
+from lossgeom.io.sweeps import expand_sweep, grid_values, has_hessian, hessian_overrides, snapshot_steps  # noqa: E402
 from lossgeom.errors import ConfigError  # noqa: E402
 
 SCHEMA = load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -22,6 +22,9 @@ def expand_sweeps():
     for name, runs in specs.items():
         for run_id, spec in runs.items():
             validate_experiment(spec, SCHEMA, where=f"sweeps.{name} run {run_id}", sources=CONFIG_SOURCES)
+            if config["sweeps"][name].get("local") and experiment_task(spec) != "classification":
+                raise ConfigError(f"sweeps.{name}.local: the local geometry needs classifiers (C logits); run {run_id} "
+                                  f"is a {experiment_task(spec)} task. Set local: false for this sweep")
     return specs
 
 
@@ -35,6 +38,9 @@ EXPERIMENTS = sorted(config["experiments"])
 SWEEPS = config["sweeps"]
 SWEEP_GRIDS = {name: grid_values(sweep) for name, sweep in SWEEPS.items()}
 SNAPSHOT_STEPS = {name: snapshot_steps(sweep) for name, sweep in SWEEPS.items() if snapshot_steps(sweep)}
+HESSIAN_SWEEPS = [name for name, sweep in SWEEPS.items() if has_hessian(sweep)]
+LOCAL_SWEEPS = [name for name in HESSIAN_SWEEPS if SWEEPS[name]["local"]]
+LOCAL_TRAJECTORIES = [name for name in LOCAL_SWEEPS if name in SNAPSHOT_STEPS]  # checked and plotted along training
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
 # (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)
@@ -69,6 +75,12 @@ def block_json(*keys):
 def with_device(*keys):
     """A torch stage's block as JSON for the CLI; the top-level device applies unless the block sets its own."""
     return json.dumps({"device": config["device"], **block(*keys)}, sort_keys=True)
+
+
+def sweep_hessian_settings(wildcards):
+    """A sweep's Hessian settings as JSON: the `hessian` block with the sweep's own `hessian` mapping over it."""
+    overrides = hessian_overrides(SWEEPS[wildcards.sweep])
+    return json.dumps({"device": config["device"], **block("hessian"), **overrides}, sort_keys=True)
 
 
 def device_of(block):
@@ -208,10 +220,11 @@ def per_experiment(pattern, experiments):
     return expand(pattern, experiment=experiments)
 
 
-def notebook_parameters(figure, experiments):
-    """Papermill parameters (as YAML/JSON): where the results are, what to show, where the figure goes."""
+def notebook_parameters(figure, shown, key="experiments"):
+    """Papermill parameters (as YAML/JSON): where the results are, what to show (the experiments, or under another
+    ``key`` e.g. the sweeps), where the figure goes."""
     parameters = {"results": "results", "output_pdf": f"results/figures/{figure}.pdf",
                   "output_png": f"results/figures/{figure}.png"}
-    if experiments is not None:
-        parameters["experiments"] = experiments
+    if shown is not None:
+        parameters[key] = shown
     return json.dumps(parameters)

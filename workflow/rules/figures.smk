@@ -17,8 +17,10 @@ FIGURES = {
            + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
     "F8": (per_experiment("results/{experiment}/checks/bias_vs_step.csv", EXPERIMENTS)
            + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
+    "F9": ([f"results/sweeps/{sweep}/trajectory.csv" for sweep in LOCAL_TRAJECTORIES], LOCAL_TRAJECTORIES),
 }
 FIGURES = {name: spec for name, spec in FIGURES.items() if spec[1] is None or spec[1]}
+SHOWN_AS = {"F9": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
 
 
 for figure, (data, experiments) in FIGURES.items():
@@ -34,7 +36,7 @@ for figure, (data, experiments) in FIGURES.items():
             png=report(f"results/figures/{figure}.png", caption=f"../report/{figure}.rst", category="Figures"),
             notebook=f"results/figures/{figure}.ipynb",
         params:
-            parameters=notebook_parameters(figure, experiments),
+            parameters=notebook_parameters(figure, experiments, SHOWN_AS.get(figure, "experiments")),
         log:
             f"logs/figures/{figure}.log",
         benchmark:

@@ -46,6 +46,10 @@ use rule sweep_train as sweep_train_with_snapshots with:
 use rule hessian as sweep_hessian with:
     input:
         model="results/sweeps/{sweep}/{run}/model.pt",
+    params:
+        model=lambda wildcards, input: input.model,
+        settings=sweep_hessian_settings,
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     output:
         summary="results/sweeps/{sweep}/{run}/hessian/summary.json",
         eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
@@ -75,6 +79,8 @@ use rule hessian as sweep_snapshot_hessian with:
         nodes="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/slq_nodes.csv",
     params:
         model=lambda wildcards, input: f"{input.snapshots}/step={wildcards.step}.pt",
+        settings=sweep_hessian_settings,
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/sweeps/{sweep}/{run}/trajectory/step={step}/hessian.log",
     benchmark:
@@ -90,12 +96,64 @@ use rule hessian as sweep_snapshot_hessian with:
         step="[0-9]+",
 
 
+# Not in the group "sweeps", like the snapshot Hessians it reads (a group cannot wait on a job outside it that
+# waits on the group); the run's own local geometry below is.
+rule sweep_snapshot_local:
+    input:
+        snapshots="results/sweeps/{sweep}/{run}/snapshots",
+        hessian="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/summary.json",
+        eigenvectors="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/eigenvectors.pt",
+    output:
+        "results/sweeps/{sweep}/{run}/trajectory/step={step}/local.json",
+    params:
+        model=lambda wildcards, input: f"{input.snapshots}/step={wildcards.step}.pt",
+        settings=with_device("local"),
+    log:
+        "logs/sweeps/{sweep}/{run}/trajectory/step={step}/local.log",
+    benchmark:
+        "results/sweeps/{sweep}/{run}/trajectory/step={step}/local.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=stage_gpus("local"),
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(LOCAL_SWEEPS),
+        step="[0-9]+",
+    shell:
+        "python -m lossgeom --threads {threads} local-geometry --model {params.model:q} --hessian {input.hessian:q} "
+        "--eigenvectors {input.eigenvectors:q} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
+
+
+use rule sweep_snapshot_local as sweep_local with:
+    input:
+        model="results/sweeps/{sweep}/{run}/model.pt",
+        hessian="results/sweeps/{sweep}/{run}/hessian/summary.json",
+        eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
+    output:
+        "results/sweeps/{sweep}/{run}/local.json",
+    params:
+        model=lambda wildcards, input: input.model,
+        settings=with_device("local"),
+    log:
+        "logs/sweeps/{sweep}/{run}/local.log",
+    benchmark:
+        "results/sweeps/{sweep}/{run}/local.benchmark.tsv"
+    group:
+        "sweeps"
+    wildcard_constraints:
+        sweep=one_of(LOCAL_SWEEPS),
+
+
 rule sweep_trajectory:
     input:
         snapshots=lambda wildcards: sweep_outputs(wildcards.sweep, "snapshots"),
         hessians=lambda wildcards: (
-            trajectory_outputs(wildcards.sweep, "hessian/summary.json") if SWEEPS[wildcards.sweep]["hessian"] else []
+            trajectory_outputs(wildcards.sweep, "hessian/summary.json") if wildcards.sweep in HESSIAN_SWEEPS else []
         ),
+        local=lambda wildcards: trajectory_outputs(wildcards.sweep, "local.json") if wildcards.sweep in LOCAL_SWEEPS else [],
     output:
         "results/sweeps/{sweep}/trajectory.csv",
     params:
@@ -119,8 +177,9 @@ rule sweep_table:
     input:
         runs=lambda wildcards: sweep_outputs(wildcards.sweep, "train.json"),
         hessians=lambda wildcards: (
-            sweep_outputs(wildcards.sweep, "hessian/summary.json") if SWEEPS[wildcards.sweep]["hessian"] else []
+            sweep_outputs(wildcards.sweep, "hessian/summary.json") if wildcards.sweep in HESSIAN_SWEEPS else []
         ),
+        local=lambda wildcards: sweep_outputs(wildcards.sweep, "local.json") if wildcards.sweep in LOCAL_SWEEPS else [],
     output:
         "results/sweeps/{sweep}/runs.csv",
     params:

@@ -85,9 +85,22 @@ def apply(base: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def has_hessian(sweep: Mapping[str, Any]) -> bool:
+    """Whether a sweep computes Hessians: ``hessian: true`` or a mapping of settings (even an empty one)."""
+    return isinstance(sweep.get("hessian"), Mapping) or bool(sweep.get("hessian"))
+
+
+def hessian_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a sweep's ``hessian`` mapping sets over the config's ``hessian`` block ({} for true/false)."""
+    return dict(sweep["hessian"]) if isinstance(sweep.get("hessian"), Mapping) else {}
+
+
 def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """{run id: experiment spec} of one sweep; the base may name an entry of ``experiments``."""
     where = f"sweeps.{name}"
+    if sweep.get("local") and not has_hessian(sweep):
+        raise ConfigError(f"{where}.local: true needs {where}.hessian (true, or a mapping of hessian settings): the "
+                          "local geometry reads each Hessian's eigenpairs")
     base = sweep["base"]
     if isinstance(base, str):
         if base not in experiments:

@@ -82,12 +82,13 @@ class SurfaceSettings:
             "pairs": ("random", "hessian"), "splits": ("train", "test")})
 
 
-def load_eigenvectors(path: str | Path, model_path: str | Path, model) -> dict[str, Any]:
-    """The hessian step's eigenvectors.pt, checked to hold both ends (Hessian surfaces need v_max and v_min) and to
-    belong to ``model``: computed from the file ``model_path`` (by its SHA-256), with the model's parameter names
-    and shapes in the same order (directions are flat vectors applied by position)."""
+def load_eigenvectors(path: str | Path, model_path: str | Path, model, need_bottom: bool = True) -> dict[str, Any]:
+    """The hessian step's eigenvectors.pt, checked to hold both ends (Hessian surfaces need v_max and v_min; the top
+    end alone with ``need_bottom=False``) and to belong to ``model``: computed from the file ``model_path`` (by its
+    SHA-256), with the model's parameter names and shapes in the same order (directions are flat vectors applied by
+    position)."""
     vectors = load_file(path, EIGENVECTORS_FORMAT)
-    if len(vectors["top_vectors"]) == 0 or len(vectors["bottom_vectors"]) == 0:
+    if len(vectors["top_vectors"]) == 0 or (need_bottom and len(vectors["bottom_vectors"]) == 0):
         raise ConfigError(f"{path}: needs hessian.k_top >= 1 and hessian.k_bottom >= 1 for Hessian surfaces")
     require_same_input(vectors.get("inputs"), "model", model_path, path)
     layout = [(name, list(p.shape)) for name, p in trainable_parameters(model)]

@@ -2,7 +2,7 @@
 
 Columns: ``run``, one per grid key path (the run's value; lists as JSON), the training summary's columns
 (N, final train/test metrics, wall time) and, when the sweep computes Hessians, lambda_max, lambda_min,
-tr(H) +- standard error and tr(H)/N.
+tr(H) +- standard error and tr(H)/N; with ``local: true`` also the local geometry (:func:`local_columns`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,30 @@ def hessian_columns(summary: Path) -> dict[str, Any]:
     return {k: h[k] for k in HESSIAN_COLUMNS}
 
 
+def local_columns(path: Path) -> dict[str, Any]:
+    """The local-geometry step's numbers (``local.json``, :mod:`lossgeom.stages.local_geometry`) as table cells:
+    gradient norm, overlap with the top-k eigenspace (k = C - 1, C) and its random baseline, the outlier gap,
+    ||H - G||_F / ||H||_F +- standard error (and exact, when computed), logit-gradient cosines; nothing when the
+    sweep computes no local geometry."""
+    if not path.exists():
+        return {}
+    local = json.loads(path.read_text())
+    row: dict[str, Any] = {"classes": local["classes"], "gradient_norm": local["gradient_norm"]}
+    for o in local["overlap"]:
+        row[f"overlap_k{o['k']}"] = o["overlap"]
+        row[f"overlap_baseline_k{o['k']}"] = o["random_baseline"]
+    gap = local.get("outlier_gap") or {}
+    row.update({"gap_k": gap.get("k"), "gap_ratio": gap.get("ratio"), "gap_second_k": gap.get("second_k"),
+                "gap_second_ratio": gap.get("second_ratio"), "gap_k_max": gap.get("k_max")})
+    distance = local["gauss_newton_distance"]
+    row.update({"ggn_distance": distance["estimate"], "ggn_distance_se": distance["standard_error"],
+                "ggn_distance_exact": distance.get("exact")})
+    for group, stats in local["logit_cosines"].items():
+        if isinstance(stats, dict):
+            row[f"cos_{group}"] = stats["mean"]
+    return row
+
+
 def compute(grid: Mapping[str, Mapping[str, Any]], run_dirs: Mapping[str, str | os.PathLike]) -> pd.DataFrame:
     """``grid``: {run id: {key path: value}}; ``run_dirs``: {run id: its results folder}."""
     rows = []
@@ -42,6 +66,7 @@ def compute(grid: Mapping[str, Mapping[str, Any]], run_dirs: Mapping[str, str | 
         row: dict[str, Any] = {"run": run, **grid_columns(grid[run])}
         row.update(train.table([folder / "train.json"]).iloc[0].drop("experiment").to_dict())
         row.update(hessian_columns(folder / "hessian" / "summary.json"))
+        row.update(local_columns(folder / "local.json"))
         rows.append(row)
     return pd.DataFrame(rows)
 

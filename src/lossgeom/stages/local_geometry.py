@@ -1,0 +1,156 @@
+"""The ``local_geometry`` step: the companion papers' local measures of one model (a trained one, or a snapshot
+along training), beside the Hessian step's eigenpairs of the same model.
+
+Writes ``local.json`` with, on the examples the hessian step used (its recorded split and subset):
+- the loss and the gradient g (its norm);
+- the gradient's share in the top-k Hessian eigenspace, ||V_k^T g||^2 / ||g||^2 for k = C - 1 and C (C classes;
+  softmax leaves one logit direction free), beside the random baseline k/N (Gur-Ari et al. 2018; Fort & Ganguli 2019);
+- the outlier gap, the largest lambda_k / lambda_{k+1} over k <= 2C of the hessian step's top eigenvalues
+  (Sagun et al. 2017; :mod:`lossgeom.engine.outliers`); its k_top must be >= 2C + 1 for the whole range;
+- ||H - G||_F / ||H||_F, G the Gauss-Newton matrix, from shared Rademacher probes with a standard error
+  (:mod:`lossgeom.engine.frobenius`), and exactly from dense float64 matrices for models of at most
+  ``exact_max_parameters`` parameters;
+- per-example logit-gradient cosines by group (same logit same class, same logit different class, different logits;
+  :mod:`lossgeom.engine.logit_gradients`) on a seeded subset of ``logit_examples`` examples.
+Classification models only (C logits); the products run in ``dtype`` (float64 by default: these models are small).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..device import DTYPES, pick_device
+from ..engine.frobenius import relative_distance
+from ..engine.gauss_newton import GaussNewtonOperator, dense_gauss_newton
+from ..engine.hessian import HessianOperator, dense_hessian
+from ..engine.logit_gradients import cosine_statistics, logit_gradients
+from ..engine.outliers import outlier_gap
+from ..errors import ConfigError
+from ..geometry.subspaces import gradient_overlap
+from ..io.atomic import write_json
+from ..io.provenance import input_record, provenance, require_same_input
+from ..io.settings import require, settings_from_mapping, settings_help
+from ..problems.data import Dataset, example_subset
+from ..problems.losses import loss_function
+from ..training.checkpoints import load_model
+from .hessian import loss_examples
+from .surfaces import load_eigenvectors
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalSettings:
+    """The ``local`` block of the config."""
+
+    ggn_probes: int = 20  # shared probes for ||H - G||_F / ||H||_F (each costs one H and one G product)
+    exact_max_parameters: int = 1500  # dense float64 H and G (exact distance) up to this many parameters
+    logit_examples: int = 200  # examples whose per-example logit gradients are compared (a seeded subset)
+    dtype: str = "float64"
+    batch_size: int = 4096
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.ggn_probes, int) and self.ggn_probes >= 2, "local", "ggn_probes", self.ggn_probes,
+                "an integer >= 2 (a standard error needs two probes)")
+        for key in ("exact_max_parameters", "logit_examples", "batch_size"):
+            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 0, "local", key, getattr(self, key),
+                    "an integer >= 0")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "LocalSettings":
+        return settings_from_mapping(cls, values, "local", {"dtype": DTYPES})
+
+
+def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], eigen: Mapping[str, Any],
+            settings: LocalSettings, log=print) -> dict[str, Any]:
+    """Every measure of the module docstring for ``model`` (copied to ``dtype``); ``eigen``: the hessian step's
+    eigenvectors.pt of the same model."""
+    if dataset.task != "classification":
+        raise ConfigError(f"local geometry needs a classifier (C logits); {dataset.name} is a {dataset.task} task")
+    timings: dict[str, float] = {}
+    dtype = DTYPES[settings.dtype]
+    model = copy.deepcopy(model).to(dtype)
+    device = next(model.parameters()).device
+    recorded = hessian_summary.get("settings", {})
+    x, y = loss_examples(dataset, recorded.get("split", "train"), recorded.get("examples", 0), recorded.get("seed", 0))
+    x, y = x.to(device, dtype), y.to(device)
+    loss_fn = loss_function(dataset.task)
+    classes = dataset.output_dim
+    H = HessianOperator(model, loss_fn, x, y, batch_size=settings.batch_size, method="forward-over-reverse")
+    G = GaussNewtonOperator(model, loss_fn, x, y, batch_size=settings.batch_size)
+    n = H.n_params
+
+    tick = time.perf_counter()
+    g = H.gradient()
+    top_values = [float(v) for v in eigen["top_values"]]
+    top_vectors = eigen["top_vectors"]
+    overlap = [{"k": k, "overlap": gradient_overlap(g, top_vectors[:k]), "random_baseline": k / n}
+               for k in (classes - 1, classes) if 1 <= k <= len(top_vectors)]
+    k_max = min(2 * classes, len(top_values) - 1)
+    gap = {**outlier_gap(top_values, k_max), "k_max": k_max} if k_max >= 1 else None
+    timings["gradient_s"] = time.perf_counter() - tick
+    log(f"N = {n}, C = {classes}: loss {H.loss():.6g}, |g| = {float(g.norm()):.4g}, overlap "
+        + ", ".join(f"k={o['k']}: {o['overlap']:.3f} (random {o['random_baseline']:.2g})" for o in overlap)
+        + (f"; outlier gap at k = {gap['k']} (ratio {gap['ratio']:.3g})" if gap else ""))
+
+    tick = time.perf_counter()
+    distance = relative_distance(H, G, probes=settings.ggn_probes, seed=settings.seed).as_dict()
+    if n <= settings.exact_max_parameters:
+        dense_h = dense_hessian(model, loss_fn, x, y, dtype=dtype)
+        dense_g = dense_gauss_newton(model, loss_fn, x, y, dtype=dtype)
+        distance["exact"] = float(torch.linalg.matrix_norm(dense_h - dense_g) / torch.linalg.matrix_norm(dense_h))
+    timings["gauss_newton_s"] = time.perf_counter() - tick
+    log(f"||H - G||_F / ||H||_F = {distance['estimate']:.4g} +- {distance['standard_error']:.2g} "
+        f"({settings.ggn_probes} probes)" + (f", exact {distance['exact']:.4g}" if "exact" in distance else ""))
+
+    tick = time.perf_counter()
+    xs, ys = example_subset(x, y, settings.logit_examples, settings.seed)
+    cosines = cosine_statistics(logit_gradients(model, xs), ys) if settings.logit_examples else {}
+    timings["logit_gradients_s"] = time.perf_counter() - tick
+    log("logit-gradient cosines: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in cosines.items()))
+
+    return {
+        "n_parameters": n, "classes": classes, "n_examples": len(x), "dtype": settings.dtype, "device": str(device),
+        "loss": H.loss(), "gradient_norm": float(g.norm()), "top_eigenvalues": top_values,
+        "lambda_max": top_values[0] if top_values else None, "overlap": overlap, "outlier_gap": gap,
+        "gauss_newton_distance": distance, "logit_cosines": {**cosines, "examples": len(xs)},
+        "timings": timings, "settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed),
+    }
+
+
+def run(model_path, hessian_summary_path, eigenvectors_path, settings: LocalSettings, out, log=print) -> dict[str, Any]:
+    """Load the model and its hessian step's outputs (checked to be of the same model file), compute, write ``out``."""
+    model, dataset, stored = load_model(model_path, pick_device(settings.device))
+    hessian_summary = json.loads(Path(hessian_summary_path).read_text())
+    require_same_input(hessian_summary.get("inputs"), "model", model_path, hessian_summary_path)
+    eigen = load_eigenvectors(eigenvectors_path, model_path, model, need_bottom=False)
+    result = compute(model, dataset, hessian_summary, eigen, settings, log=log)
+    result.update({"experiment": stored["info"].get("experiment"), "step": stored["info"].get("step"),
+                   "inputs": input_record(model=model_path, hessian=hessian_summary_path, eigenvectors=eigenvectors_path)})
+    write_json(result, out)
+    return result
+
+
+CONFIG_BLOCKS = {"local": LocalSettings}
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom local-geometry``."""
+    command = steps.add_parser("local-geometry", help="gradient overlap, outlier gap, ||H - G||, logit-gradient "
+                               "cosines of one classifier", **settings_help(LocalSettings, "local"))
+    command.add_argument("--model", required=True, type=Path)
+    command.add_argument("--hessian", required=True, type=Path, help="hessian/summary.json of the model")
+    command.add_argument("--eigenvectors", required=True, type=Path, help="hessian/eigenvectors.pt of the model")
+    command.add_argument("--settings", default="{}", help="the local config block as JSON")
+    command.add_argument("--out", required=True, type=Path, help="local.json to write")
+    command.set_defaults(func=lambda args: run(args.model, args.hessian, args.eigenvectors,
+                                               LocalSettings.from_mapping(json.loads(args.settings)), args.out,
+                                               log=logging.getLogger(__name__).info))
