@@ -46,6 +46,11 @@ _EXPORTS = {
     "extreme_eigenpairs": "lossgeom.engine.lanczos",
     "hutchinson_trace": "lossgeom.engine.trace",
     "slq_density": "lossgeom.engine.density",
+    "GaussNewtonOperator": "lossgeom.engine.gauss_newton",
+    "relative_distance": "lossgeom.engine.frobenius",
+    "logit_gradients": "lossgeom.engine.logit_gradients",
+    "cosine_statistics": "lossgeom.engine.logit_gradients",
+    "outlier_gap": "lossgeom.engine.outliers",
     # geometry
     "ParameterShifter": "lossgeom.geometry.parameters",
     "random_direction": "lossgeom.geometry.directions",
@@ -55,6 +60,9 @@ _EXPORTS = {
     "random_projections": "lossgeom.geometry.curvature",
     "principal_curvatures": "lossgeom.geometry.curvature",
     "compute_surface": "lossgeom.geometry.surfaces",
+    "random_subspace": "lossgeom.geometry.subspaces",
+    "restricted_hessian": "lossgeom.geometry.subspaces",
+    "gradient_overlap": "lossgeom.geometry.subspaces",
     # theory (the checks' predictors)
     "eigenbasis_projections": "lossgeom.theory.projections",
     "saddle_fraction_eigenbasis": "lossgeom.theory.projections",

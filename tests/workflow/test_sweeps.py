@@ -59,6 +59,7 @@ def test_snapshots_plan_one_hessian_per_snapshot_of_every_run(tmp_path, dry_run)
     ({"model.hidden": [[4], ["wide"]]}, "sweeps.w run hidden=wide: model.hidden.0: 'wide' is a str, expected integer"),
     ({"model.init_scale": [1.0, 0]}, "sweeps.w run init_scale=0: model.init_scale: 0 is out of range; must be > 0"),
     ({"dataset.label_noise": [1.0]}, "sweeps.w run label_noise=1: dataset.label_noise: 1.0 is out of range; must be < 1"),
+    ({"model.init_scale": [1.0, 101]}, "sweeps.w run init_scale=101: model.init_scale: 101 is out of range; must be <= 100"),
 ])
 def test_a_bad_generated_run_stops_before_any_job(tmp_path, grid, message):
     bad = config_with(tmp_path, {"w": {"base": "blobs_mlp", "grid": grid}})
@@ -66,6 +67,55 @@ def test_a_bad_generated_run_stops_before_any_job(tmp_path, grid, message):
     assert result.returncode != 0
     assert f"invalid configuration ({bad}): {message}" in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "work" / "results").exists()
+
+
+def test_local_geometry_plans_one_job_per_hessian_with_the_sweeps_own_settings(tmp_path, dry_run):
+    steps = [0, 2, 8]
+    sweeps = {"early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "hessian": {"k_top": 5}, "local": True,
+                        "snapshots": steps}}
+    result = dry_run(config_with(tmp_path, sweeps), "results/checks/summary.csv", "F9")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert {rule: jobs.get(rule) for rule in ("sweep_hessian", "sweep_snapshot_hessian", "sweep_snapshot_local",
+                                              "check_local", "F9")} == {
+        "sweep_hessian": None, "sweep_snapshot_hessian": 2 * len(steps), "sweep_snapshot_local": 2 * len(steps),
+        "check_local": 1, "F9": 1}  # the run-level Hessians feed runs.csv, which neither target needs
+    assert "results/checks/local_early.csv" in result.stdout
+    assert "results/sweeps/early/seed=1/trajectory/step=8/local.json" in result.stdout
+    assert '"k_top": 5' in result.stdout  # the sweep's own Hessian setting, in the hessian jobs' shell commands
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"base": "blobs_mlp", "grid": {"train.seed": [0]}, "local": True},
+     "sweeps.w.local: true needs sweeps.w.hessian (true, or a mapping of hessian settings)"),
+    ({"base": "sines_mlp", "grid": {"train.seed": [0]}, "hessian": True, "local": True},
+     "sweeps.w.local: the local geometry needs classifiers (C logits); run seed=0 is a regression task"),
+    ({"base": "blobs_mlp", "grid": {"train.seed": [0]}, "hessian": {"k_top": 0}},
+     "k_top: 0 is out of range"),
+])
+def test_a_bad_local_sweep_stops_before_any_job(tmp_path, sweep, message):
+    bad = config_with(tmp_path, {"w": sweep})
+    result = run_snakemake("--cores", "1", "--configfile", str(bad), "-d", str(tmp_path / "work"))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "work" / "results").exists()
+
+
+def test_the_tiny_sweeps_local_checks_and_figure(tiny_run):
+    """Every snapshot's local geometry is in the trajectory table, its rows in the summary, F9 drawn."""
+    work, _ = tiny_run
+    trajectory = pd.read_csv(work / "results/sweeps/blobs_width/trajectory.csv")
+    assert trajectory[["gradient_norm", "overlap_k1", "overlap_k2", "gap_k", "ggn_distance"]].notna().all().all()
+    assert ((trajectory["ggn_distance"] >= 0) & (trajectory["overlap_k2"] <= 1 + 1e-9)).all()
+    assert (trajectory["overlap_baseline_k2"] == 2 / trajectory["n_parameters"]).all()
+    runs = pd.read_csv(work / "results/sweeps/blobs_width/runs.csv")
+    assert runs["ggn_distance"].notna().all()
+    summary = pd.read_csv(work / "results/checks/summary.csv")
+    local = summary[summary["check"].str.startswith("local_")]
+    assert set(local["check"]) >= {"local_a_outliers", "local_b_gauss_newton", "local_c_gradient_overlap",
+                                   "local_f_logit_clustering"}
+    assert local["case"].str.startswith("blobs_width: ").all() and local["detail"].str.contains("per seed").all()
+    assert (work / "results/figures/F9.png").exists() and (work / "results/figures/F9.ipynb").exists()
 
 
 def test_the_tiny_sweep_is_tabulated_with_its_hessians(tiny_run):

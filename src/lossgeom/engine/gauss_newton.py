@@ -35,8 +35,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, jvp, vjp
 
-from ..problems.models import trainable_parameters
-from .hessian import HessianOperator
+from .hessian import HessianOperator, flat_model
 
 
 class GaussNewtonOperator(HessianOperator):
@@ -69,19 +68,8 @@ def dense_gauss_newton(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tens
     A reference for tests on small models: it forms J (outputs x N) and H_ell (outputs x outputs) with
     ``torch.autograd.functional`` and shares no code path with :class:`GaussNewtonOperator`.
     """
-    model.eval()
-    named = trainable_parameters(model)
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    buffers = {n: (b.to(dtype) if b.is_floating_point() else b) for n, b in model.named_buffers()}
-    x = x.to(dtype) if x.is_floating_point() else x
+    theta, outputs_of_flat = flat_model(model, x, dtype)
     y = y.to(dtype) if y.is_floating_point() else y
-    theta = torch.cat([p.detach().reshape(-1) for _, p in named]).to(dtype)
-
-    def outputs_of_flat(t: torch.Tensor) -> torch.Tensor:
-        params = {n: c.view(s) for (n, _), c, s in zip(named, torch.split(t, sizes), shapes)}
-        return functional_call(model, (params, buffers), (x,))
-
     out = outputs_of_flat(theta).detach()
     jacobian = torch.autograd.functional.jacobian(outputs_of_flat, theta).reshape(out.numel(), -1)
     output_hessian = torch.autograd.functional.hessian(

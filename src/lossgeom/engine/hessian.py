@@ -308,23 +308,29 @@ def _try_compile(op: HessianOperator, single, xb, yb, timings: dict[str, float |
     return {"projected_s": projected, "compile_s": compile_s, "seconds_per_vector": seconds, "kept": kept}
 
 
-def dense_hessian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, dtype=torch.float64) -> torch.Tensor:
-    """Full-batch Hessian as a dense (N, N) matrix, by reverse-over-reverse autograd on all data at once.
-
-    A reference for tests and benchmarks on small models (N up to a few thousand); it shares no code
-    path with :class:`HessianOperator` beyond ``functional_call``.
-    """
+def flat_model(model: nn.Module, x: torch.Tensor, dtype=torch.float64):
+    """(theta, outputs_of_flat): the trainable parameters as one flat vector in ``dtype`` and the model's outputs on
+    all of ``x`` as a function of such a vector (eval mode, buffers cast too), for dense references."""
     model.eval()
     named = trainable_parameters(model)
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
     buffers = {n: (b.to(dtype) if b.is_floating_point() else b) for n, b in model.named_buffers()}
     x = x.to(dtype) if x.is_floating_point() else x
-    y = y.to(dtype) if y.is_floating_point() else y
 
-    def loss_of_flat(theta: torch.Tensor) -> torch.Tensor:
+    def outputs_of_flat(theta: torch.Tensor) -> torch.Tensor:
         params = {n: c.view(s) for (n, _), c, s in zip(named, torch.split(theta, sizes), shapes)}
-        return loss_fn(functional_call(model, (params, buffers), (x,)), y)
+        return functional_call(model, (params, buffers), (x,))
 
-    theta = torch.cat([p.detach().reshape(-1) for _, p in named]).to(dtype)
-    return torch.autograd.functional.hessian(loss_of_flat, theta)
+    return torch.cat([p.detach().reshape(-1) for _, p in named]).to(dtype), outputs_of_flat
+
+
+def dense_hessian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, dtype=torch.float64) -> torch.Tensor:
+    """Full-batch Hessian as a dense (N, N) matrix, by reverse-over-reverse autograd on all data at once.
+
+    A reference for tests and benchmarks on small models (N up to a few thousand); it shares no code
+    path with :class:`HessianOperator` beyond ``functional_call``.
+    """
+    theta, outputs_of_flat = flat_model(model, x, dtype)
+    y = y.to(dtype) if y.is_floating_point() else y
+    return torch.autograd.functional.hessian(lambda t: loss_fn(outputs_of_flat(t), y), theta)

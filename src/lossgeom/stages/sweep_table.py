@@ -42,7 +42,8 @@ def local_columns(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     local = json.loads(path.read_text())
-    row: dict[str, Any] = {"classes": local["classes"], "gradient_norm": local["gradient_norm"]}
+    row: dict[str, Any] = {"n_parameters": local["n_parameters"], "classes": local["classes"],
+                           "gradient_norm": local["gradient_norm"]}
     for o in local["overlap"]:
         row[f"overlap_k{o['k']}"] = o["overlap"]
         row[f"overlap_baseline_k{o['k']}"] = o["random_baseline"]
