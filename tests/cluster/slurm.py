@@ -52,7 +52,7 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 MpiDefault=none
 ReturnToService=2
-MinJobAge=600
+MinJobAge=7200
 SchedulerType=sched/backfill
 GresTypes=gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} Gres=gpu:1 State=UNKNOWN

@@ -62,7 +62,7 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, gpus, hessian, runtimes, surfaces, sweeps, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, gpus, hessian, local, runtimes, surfaces, sweeps, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
