@@ -89,6 +89,7 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], eigen: 
     n = H.n_params
 
     tick = time.perf_counter()
+    loss = H.loss()
     g = H.gradient()
     top_values = [float(v) for v in eigen["top_values"]]
     top_vectors = eigen["top_vectors"]
@@ -97,7 +98,7 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], eigen: 
     k_max = min(2 * classes, len(top_values) - 1)
     gap = {**outlier_gap(top_values, k_max), "k_max": k_max} if k_max >= 1 else None
     timings["gradient_s"] = time.perf_counter() - tick
-    log(f"N = {n}, C = {classes}: loss {H.loss():.6g}, |g| = {float(g.norm()):.4g}, overlap "
+    log(f"N = {n}, C = {classes}: loss {loss:.6g}, |g| = {float(g.norm()):.4g}, overlap "
         + ", ".join(f"k={o['k']}: {o['overlap']:.3f} (random {o['random_baseline']:.2g})" for o in overlap)
         + (f"; outlier gap at k = {gap['k']} (ratio {gap['ratio']:.3g})" if gap else ""))
 
@@ -112,16 +113,18 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], eigen: 
         f"({settings.ggn_probes} probes)" + (f", exact {distance['exact']:.4g}" if "exact" in distance else ""))
 
     tick = time.perf_counter()
-    xs, ys = example_subset(x, y, settings.logit_examples, settings.seed)
-    cosines = cosine_statistics(logit_gradients(model, xs), ys) if settings.logit_examples else {}
+    cosines, compared = {}, 0  # logit_examples 0: none compared (example_subset would read 0 as "all")
+    if settings.logit_examples:
+        xs, ys = example_subset(x, y, settings.logit_examples, settings.seed)
+        cosines, compared = cosine_statistics(logit_gradients(model, xs), ys), len(xs)
     timings["logit_gradients_s"] = time.perf_counter() - tick
     log("logit-gradient cosines: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in cosines.items()))
 
     return {
         "n_parameters": n, "classes": classes, "n_examples": len(x), "dtype": settings.dtype, "device": str(device),
-        "loss": H.loss(), "gradient_norm": float(g.norm()), "top_eigenvalues": top_values,
+        "loss": loss, "gradient_norm": float(g.norm()), "top_eigenvalues": top_values,
         "lambda_max": top_values[0] if top_values else None, "overlap": overlap, "outlier_gap": gap,
-        "gauss_newton_distance": distance, "logit_cosines": {**cosines, "examples": len(xs)},
+        "gauss_newton_distance": distance, "logit_cosines": {**cosines, "examples": compared},
         "timings": timings, "settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed),
     }
 
