@@ -119,7 +119,7 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
     assert len(parts) == SURFACE_PARTS, parts  # one scheduler job per part
 
 
-GPU_RULES = {"train", "hessian", "surface_part", "check_model", "check_curvature", "sweep_snapshot_hessian", "sweep_snapshot_local",
+GPU_RULES = {"train", "hessian", "surface_part", "check_model", "check_curvature", "sweep_run_trajectory",
              "job_costs"}
 ESTIMATED = ("train", "hessian", "surface_part", "check_model", "check_curvature")  # rules whose runtime is estimated
 GROUPS = {"sweeps"}  # group jobs: the sweeps' train and hessian jobs, torch stages too

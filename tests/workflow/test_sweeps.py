@@ -41,7 +41,7 @@ def test_data_quantity_quality_and_init_scale_are_grid_axes(tmp_path, dry_run):
     assert "results/sweeps/knobs/train_fraction=0.5_label_noise=0.2_init_scale=10/model.pt" in result.stdout
 
 
-def test_snapshots_plan_one_hessian_per_snapshot_of_every_run(tmp_path, dry_run):
+def test_snapshots_plan_one_trajectory_job_per_run(tmp_path, dry_run):
     steps = [0, 2, 8]
     sweeps = {"plain": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "hessian": True},
               "early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1, 2]}, "hessian": True, "snapshots": steps}}
@@ -49,9 +49,10 @@ def test_snapshots_plan_one_hessian_per_snapshot_of_every_run(tmp_path, dry_run)
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     assert {rule: n for rule, n in jobs.items() if rule.startswith("sweep_")} == {
-        "sweep_train": 2, "sweep_train_with_snapshots": 3, "sweep_hessian": 5, "sweep_snapshot_hessian": 3 * len(steps),
-        "sweep_trajectory": 1, "sweep_table": 2}
-    assert "results/sweeps/early/seed=2/trajectory/step=8/hessian/summary.json" in result.stdout
+        "sweep_train": 2, "sweep_train_with_snapshots": 3, "sweep_hessian": 2, "sweep_run_trajectory": 3,
+        "sweep_trajectory": 1, "sweep_table": 2}  # a trajectory's final point is the run's Hessian: no separate job
+    assert "results/sweeps/early/seed=2/trajectory/points.json" in result.stdout
+    assert "results/sweeps/early/seed=2/hessian/summary.json" not in result.stdout
     assert "results/sweeps/plain/seed=0/snapshots" not in result.stdout
 
 
@@ -69,25 +70,26 @@ def test_a_bad_generated_run_stops_before_any_job(tmp_path, grid, message):
     assert not (tmp_path / "work" / "results").exists()
 
 
-def test_local_geometry_plans_one_job_per_hessian_with_the_sweeps_own_settings(tmp_path, dry_run):
-    steps = [0, 2, 8]
-    sweeps = {"early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "hessian": {"k_top": 5}, "local": True,
-                        "snapshots": steps}}
-    result = dry_run(config_with(tmp_path, sweeps), "results/checks/summary.csv", "F9")
+def test_local_geometry_plans_with_the_sweeps_own_settings(tmp_path, dry_run):
+    sweeps = {"early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "hessian": {"k_top": 5},
+                        "local": {"logit_examples": 17}, "snapshots": [0, 2, 8]},
+              "end": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1, 2]}, "hessian": True, "local": True}}
+    result = dry_run(config_with(tmp_path, sweeps), "results/checks/summary.csv", "F9", "results/sweeps/end/runs.csv")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    assert {rule: jobs.get(rule) for rule in ("sweep_hessian", "sweep_snapshot_hessian", "sweep_snapshot_local",
-                                              "check_local", "F9")} == {
-        "sweep_hessian": None, "sweep_snapshot_hessian": 2 * len(steps), "sweep_snapshot_local": 2 * len(steps),
-        "check_local": 1, "F9": 1}  # the run-level Hessians feed runs.csv, which neither target needs
+    assert {rule: jobs.get(rule) for rule in ("sweep_hessian", "sweep_local", "sweep_run_trajectory", "check_local",
+                                              "F9")} == {
+        "sweep_hessian": 3, "sweep_local": 3, "sweep_run_trajectory": 2, "check_local": 1, "F9": 1}
     assert "results/checks/local_early.csv" in result.stdout
-    assert "results/sweeps/early/seed=1/trajectory/step=8/local.json" in result.stdout
-    assert '"k_top": 5' in result.stdout  # the sweep's own Hessian setting, in the hessian jobs' shell commands
+    assert "results/sweeps/early/seed=1/trajectory/points.json" in result.stdout
+    assert "results/sweeps/end/seed=2/local.json" in result.stdout
+    # the sweep's own settings, in the trajectory jobs' shell commands
+    assert '"k_top": 5' in result.stdout and '"logit_examples": 17' in result.stdout
 
 
 @pytest.mark.parametrize("sweep, message", [
     ({"base": "blobs_mlp", "grid": {"train.seed": [0]}, "local": True},
-     "sweeps.w.local: true needs sweeps.w.hessian (true, or a mapping of hessian settings)"),
+     "sweeps.w.local needs sweeps.w.hessian (true, or a mapping of hessian settings)"),
     ({"base": "sines_mlp", "grid": {"train.seed": [0]}, "hessian": True, "local": True},
      "sweeps.w.local: the local geometry needs classifiers (C logits); run seed=0 is a regression task"),
     ({"base": "blobs_mlp", "grid": {"train.seed": [0]}, "hessian": {"k_top": 0}},
@@ -127,8 +129,10 @@ def test_the_tiny_sweep_is_tabulated_with_its_hessians(tiny_run):
     assert table["converged"].all() and (table["lambda_max"] > 0).all()
     widths = table.groupby("model.hidden")["n_parameters"].first()
     assert widths["[4]"] < widths["[8]"]  # the width really changed the model
-    for run in table["run"]:
-        assert (work / f"results/sweeps/blobs_width/{run}/hessian/summary.json").exists()
+    for run in table["run"]:  # the final model's point is the last snapshot's (same weights)
+        manifest = yaml.safe_load((work / f"results/sweeps/blobs_width/{run}/trajectory/points.json").read_text())
+        assert manifest["final"] == f"step={max(sweep['snapshots'])}"
+        assert not (work / f"results/sweeps/blobs_width/{run}/hessian").exists()
         assert (work / f"logs/sweeps/blobs_width/{run}/train.log").exists()
 
 
@@ -140,11 +144,11 @@ def test_the_tiny_sweeps_trajectory_has_every_snapshot_and_its_hessian(tiny_run)
     assert len(trajectory) == len(runs) * len(sweep["snapshots"])
     assert trajectory.groupby("run")["step"].apply(list).map(lambda s: s == sweep["snapshots"]).all()
     assert trajectory["converged"].all()
-    # the last snapshot is the trained model: same weights, same (deterministic) Lanczos, same lambda_max
+    # the last snapshot is the trained model: its metrics (from the snapshot file) equal the training summary's
     last = trajectory[trajectory["step"] == max(sweep["snapshots"])].set_index("run")
     final = runs.set_index("run")
-    assert last["lambda_max"].to_dict() == pytest.approx(final["lambda_max"].to_dict(), rel=1e-9)
     assert last["train_loss"].to_dict() == pytest.approx(final["train_loss"].to_dict(), rel=1e-6)
+    assert last["lambda_max"].to_dict() == final["lambda_max"].to_dict()  # runs.csv reads the final point
     # at initialization the loss is higher than after training, in every run
     first = trajectory[trajectory["step"] == 0].set_index("run")
     assert (first["train_loss"] > last["train_loss"]).all()

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -9,7 +10,9 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.io.configcheck and .sweeps need only jsonschema and yaml
 from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
-from lossgeom.io.sweeps import expand_sweep, grid_values, has_hessian, hessian_overrides, snapshot_steps  # noqa: E402
+from lossgeom.io.sweeps import (  # noqa: E402
+    expand_sweep, grid_values, has_hessian, has_local, hessian_overrides, local_overrides, snapshot_steps,
+)
 from lossgeom.errors import ConfigError  # noqa: E402
 
 SCHEMA = load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
@@ -39,7 +42,7 @@ SWEEPS = config["sweeps"]
 SWEEP_GRIDS = {name: grid_values(sweep) for name, sweep in SWEEPS.items()}
 SNAPSHOT_STEPS = {name: snapshot_steps(sweep) for name, sweep in SWEEPS.items() if snapshot_steps(sweep)}
 HESSIAN_SWEEPS = [name for name, sweep in SWEEPS.items() if has_hessian(sweep)]
-LOCAL_SWEEPS = [name for name in HESSIAN_SWEEPS if SWEEPS[name]["local"]]
+LOCAL_SWEEPS = [name for name in HESSIAN_SWEEPS if has_local(SWEEPS[name])]
 LOCAL_TRAJECTORIES = [name for name in LOCAL_SWEEPS if name in SNAPSHOT_STEPS]  # checked and plotted along training
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
@@ -81,6 +84,12 @@ def sweep_hessian_settings(wildcards):
     """A sweep's Hessian settings as JSON: the `hessian` block with the sweep's own `hessian` mapping over it."""
     overrides = hessian_overrides(SWEEPS[wildcards.sweep])
     return json.dumps({"device": config["device"], **block("hessian"), **overrides}, sort_keys=True)
+
+
+def sweep_local_settings(wildcards):
+    """A sweep's local-geometry settings as JSON: the `local` block with the sweep's own `local` mapping over it."""
+    overrides = local_overrides(SWEEPS[wildcards.sweep])
+    return json.dumps({"device": config["device"], **block("local"), **overrides}, sort_keys=True)
 
 
 def device_of(block):
@@ -129,10 +138,15 @@ def sweep_outputs(sweep, name):
     return [f"results/sweeps/{sweep}/{run_id}/{name}" for run_id in SWEEP_SPECS[sweep]]
 
 
-def trajectory_outputs(sweep, name):
-    """One file per snapshot of every run of a sweep, e.g. trajectory_outputs("early", "hessian/summary.json")."""
-    return [f"results/sweeps/{sweep}/{run_id}/trajectory/step={step}/{name}"
-            for run_id in SWEEP_SPECS[sweep] for step in SNAPSHOT_STEPS[sweep]]
+def sweep_run_measurements(wildcards):
+    """What a sweep's table reads beyond training: each run's Hessian and local geometry, or, for a sweep with
+    snapshots, each run's trajectory manifest (its final model is a point of the trajectory)."""
+    sweep = wildcards.sweep
+    if sweep not in HESSIAN_SWEEPS:
+        return []
+    if sweep in SNAPSHOT_STEPS:
+        return sweep_outputs(sweep, "trajectory/points.json")
+    return sweep_outputs(sweep, "hessian/summary.json") + (sweep_outputs(sweep, "local.json") if sweep in LOCAL_SWEEPS else [])
 
 
 

@@ -66,52 +66,25 @@ use rule hessian as sweep_hessian with:
         runtime=120,
         mem_mb=8000,
         gpu=stage_gpus("hessian"),
-
-
-use rule hessian as sweep_snapshot_hessian with:
-    input:
-        snapshots="results/sweeps/{sweep}/{run}/snapshots",
-    output:
-        summary="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/summary.json",
-        eigenvectors="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/eigenvectors.pt",
-        trace_samples="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/trace_samples.csv",
-        density="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/density.csv",
-        nodes="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/slq_nodes.csv",
-    params:
-        model=lambda wildcards, input: f"{input.snapshots}/step={wildcards.step}.pt",
-        settings=sweep_hessian_settings,
-        out_dir=lambda wildcards, output: Path(output.summary).parent,
-    log:
-        "logs/sweeps/{sweep}/{run}/trajectory/step={step}/hessian.log",
-    benchmark:
-        "results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/benchmark.tsv"
-    resources:
-        runtime=120,
-        mem_mb=8000,
-        gpu=stage_gpus("hessian"),
-    # Not in the group "sweeps": there, on the real-SLURM test with GPU requests, the group's job step asked for
-    # more GPUs than its allocation ("srun: Step requested gres=gpu:2 is more than the job's gres=gpu:1"), and
-    # every job of the group failed. Each snapshot's Hessian is its own submission until that is understood.
     wildcard_constraints:
-        step="[0-9]+",
+        sweep=one_of(set(HESSIAN_SWEEPS) - set(SNAPSHOT_STEPS)),  # a trajectory's last point is its final model
 
 
-# Not in the group "sweeps", like the snapshot Hessians it reads (a group cannot wait on a job outside it that
-# waits on the group); the run's own local geometry below is.
-rule sweep_snapshot_local:
+rule sweep_local:
     input:
-        snapshots="results/sweeps/{sweep}/{run}/snapshots",
-        hessian="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/summary.json",
-        eigenvectors="results/sweeps/{sweep}/{run}/trajectory/step={step}/hessian/eigenvectors.pt",
+        model="results/sweeps/{sweep}/{run}/model.pt",
+        hessian="results/sweeps/{sweep}/{run}/hessian/summary.json",
+        eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
     output:
-        "results/sweeps/{sweep}/{run}/trajectory/step={step}/local.json",
+        "results/sweeps/{sweep}/{run}/local.json",
     params:
-        model=lambda wildcards, input: f"{input.snapshots}/step={wildcards.step}.pt",
-        settings=with_device("local"),
+        settings=sweep_local_settings,
     log:
-        "logs/sweeps/{sweep}/{run}/trajectory/step={step}/local.log",
+        "logs/sweeps/{sweep}/{run}/local.log",
     benchmark:
-        "results/sweeps/{sweep}/{run}/trajectory/step={step}/local.benchmark.tsv"
+        "results/sweeps/{sweep}/{run}/local.benchmark.tsv"
+    group:
+        "sweeps"
     threads: config["threads"]
     resources:
         runtime=60,
@@ -120,40 +93,53 @@ rule sweep_snapshot_local:
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(LOCAL_SWEEPS),
-        step="[0-9]+",
+        sweep=one_of(set(LOCAL_SWEEPS) - set(SNAPSHOT_STEPS)),
     shell:
-        "python -m lossgeom --threads {threads} local-geometry --model {params.model:q} --hessian {input.hessian:q} "
+        "python -m lossgeom --threads {threads} local-geometry --model {input.model:q} --hessian {input.hessian:q} "
         "--eigenvectors {input.eigenvectors:q} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
 
 
-use rule sweep_snapshot_local as sweep_local with:
+# The Hessian (and local geometry) of every snapshot of a run, and of its final model, in one job per run
+# (lossgeom.stages.run_trajectory): a job per snapshot cost a process start each, more than the small models'
+# compute. The points are written under <run>/trajectory/step=<k>/; points.json, written last, lists them.
+# Not in the group "sweeps": there, on the real-SLURM test with GPU requests, the group's job step asked for
+# more GPUs than its allocation ("srun: Step requested gres=gpu:2 is more than the job's gres=gpu:1"), and
+# every job of the group failed.
+rule sweep_run_trajectory:
     input:
+        snapshots="results/sweeps/{sweep}/{run}/snapshots",
         model="results/sweeps/{sweep}/{run}/model.pt",
-        hessian="results/sweeps/{sweep}/{run}/hessian/summary.json",
-        eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
     output:
-        "results/sweeps/{sweep}/{run}/local.json",
+        "results/sweeps/{sweep}/{run}/trajectory/points.json",
     params:
-        model=lambda wildcards, input: input.model,
-        settings=with_device("local"),
+        hessian=sweep_hessian_settings,
+        local=lambda wildcards: (
+            f"--local-settings {shlex.quote(sweep_local_settings(wildcards))}" if wildcards.sweep in LOCAL_SWEEPS else ""
+        ),
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     log:
-        "logs/sweeps/{sweep}/{run}/local.log",
+        "logs/sweeps/{sweep}/{run}/trajectory.log",
     benchmark:
-        "results/sweeps/{sweep}/{run}/local.benchmark.tsv"
-    group:
-        "sweeps"
+        "results/sweeps/{sweep}/{run}/trajectory.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=lambda wildcards: 60 * len(SNAPSHOT_STEPS[wildcards.sweep]),
+        mem_mb=8000,
+        gpu=stage_gpus("hessian"),
+    conda:
+        "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(LOCAL_SWEEPS),
+        sweep=one_of(set(SNAPSHOT_STEPS) & set(HESSIAN_SWEEPS)),
+    shell:
+        "python -m lossgeom --threads {threads} run-trajectory --snapshots {input.snapshots:q} "
+        "--final-model {input.model:q} --hessian-settings {params.hessian:q} {params.local} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule sweep_trajectory:
     input:
         snapshots=lambda wildcards: sweep_outputs(wildcards.sweep, "snapshots"),
-        hessians=lambda wildcards: (
-            trajectory_outputs(wildcards.sweep, "hessian/summary.json") if wildcards.sweep in HESSIAN_SWEEPS else []
-        ),
-        local=lambda wildcards: trajectory_outputs(wildcards.sweep, "local.json") if wildcards.sweep in LOCAL_SWEEPS else [],
+        points=lambda wildcards: sweep_outputs(wildcards.sweep, "trajectory/points.json") if wildcards.sweep in HESSIAN_SWEEPS else [],
     output:
         "results/sweeps/{sweep}/trajectory.csv",
     params:
@@ -176,10 +162,7 @@ rule sweep_trajectory:
 rule sweep_table:
     input:
         runs=lambda wildcards: sweep_outputs(wildcards.sweep, "train.json"),
-        hessians=lambda wildcards: (
-            sweep_outputs(wildcards.sweep, "hessian/summary.json") if wildcards.sweep in HESSIAN_SWEEPS else []
-        ),
-        local=lambda wildcards: sweep_outputs(wildcards.sweep, "local.json") if wildcards.sweep in LOCAL_SWEEPS else [],
+        measured=sweep_run_measurements,
     output:
         "results/sweeps/{sweep}/runs.csv",
     params:

@@ -95,11 +95,21 @@ def hessian_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
     return dict(sweep["hessian"]) if isinstance(sweep.get("hessian"), Mapping) else {}
 
 
+def has_local(sweep: Mapping[str, Any]) -> bool:
+    """Whether a sweep computes local geometry: ``local: true`` or a mapping of settings (even an empty one)."""
+    return isinstance(sweep.get("local"), Mapping) or bool(sweep.get("local"))
+
+
+def local_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a sweep's ``local`` mapping sets over the config's ``local`` block ({} for true/false)."""
+    return dict(sweep["local"]) if isinstance(sweep.get("local"), Mapping) else {}
+
+
 def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """{run id: experiment spec} of one sweep; the base may name an entry of ``experiments``."""
     where = f"sweeps.{name}"
-    if sweep.get("local") and not has_hessian(sweep):
-        raise ConfigError(f"{where}.local: true needs {where}.hessian (true, or a mapping of hessian settings): the "
+    if has_local(sweep) and not has_hessian(sweep):
+        raise ConfigError(f"{where}.local needs {where}.hessian (true, or a mapping of hessian settings): the "
                           "local geometry reads each Hessian's eigenpairs")
     base = sweep["base"]
     if isinstance(base, str):

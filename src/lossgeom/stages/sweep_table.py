@@ -2,7 +2,8 @@
 
 Columns: ``run``, one per grid key path (the run's value; lists as JSON), the training summary's columns
 (N, final train/test metrics, wall time) and, when the sweep computes Hessians, lambda_max, lambda_min,
-tr(H) +- standard error and tr(H)/N; with ``local: true`` also the local geometry (:func:`local_columns`).
+tr(H) +- standard error and tr(H)/N; with ``local: true`` also the local geometry (:func:`local_columns`). For a
+sweep with snapshots these are of the final point of the run's trajectory (:mod:`lossgeom.stages.run_trajectory`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from ..io.atomic import write_csv
 from . import hessian, train
+from .run_trajectory import final_folder
 
 
 HESSIAN_COLUMNS = ("lambda_max", "lambda_min", "trace_hutchinson", "trace_se", "mean_curvature", "converged")
@@ -66,8 +68,9 @@ def compute(grid: Mapping[str, Mapping[str, Any]], run_dirs: Mapping[str, str | 
         folder = Path(folder)
         row: dict[str, Any] = {"run": run, **grid_columns(grid[run])}
         row.update(train.table([folder / "train.json"]).iloc[0].drop("experiment").to_dict())
-        row.update(hessian_columns(folder / "hessian" / "summary.json"))
-        row.update(local_columns(folder / "local.json"))
+        measured = final_folder(folder) or folder  # a trajectory's final point, else the run's own folder
+        row.update(hessian_columns(measured / "hessian" / "summary.json"))
+        row.update(local_columns(measured / "local.json"))
         rows.append(row)
     return pd.DataFrame(rows)
 
