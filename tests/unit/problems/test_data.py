@@ -63,6 +63,17 @@ def test_digits_standardized_with_train_statistics():
     assert ds.y_test.tolist() == raw.target[test].tolist()
 
 
+def test_digits_read_without_scikit_learn_equal_load_digits():
+    from sklearn.datasets import load_digits
+
+    from lossgeom.problems.data import digits_arrays
+
+    raw = load_digits()
+    images, target = digits_arrays()
+    assert np.array_equal(images, raw.images) and np.array_equal(target, raw.target)
+    assert images.shape == (1797, 8, 8) and target.dtype.kind == "i"
+
+
 def test_sines_targets_are_the_closed_form():
     spec = {"name": "sines", "n_train": 64, "n_test": 32, "frequencies": [2.0, 5.0], "amplitudes": [1.0, -0.3]}
     ds = load_dataset(spec)
