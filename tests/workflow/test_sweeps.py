@@ -61,6 +61,9 @@ def test_snapshots_plan_one_trajectory_job_per_run(tmp_path, dry_run):
     ({"model.init_scale": [1.0, 0]}, "sweeps.w run init_scale=0: model.init_scale: 0 is out of range; must be > 0"),
     ({"dataset.label_noise": [1.0]}, "sweeps.w run label_noise=1: dataset.label_noise: 1.0 is out of range; must be < 1"),
     ({"model.init_scale": [1.0, 101]}, "sweeps.w run init_scale=101: model.init_scale: 101 is out of range; must be <= 100"),
+    ({"train.subspace_dim": [4, 500]}, "sweeps.w run subspace_dim=500: train.subspace_dim 500 exceeds the model's "
+                                       "42 parameters; allowed: 1..42, or 0 to train them all"),
+    ({"train.subspace_dim": [-2]}, "sweeps.w run subspace_dim=-2: train.subspace_dim: -2 is out of range; must be >= 0"),
 ])
 def test_a_bad_generated_run_stops_before_any_job(tmp_path, grid, message):
     bad = config_with(tmp_path, {"w": {"base": "blobs_mlp", "grid": grid}})

@@ -106,7 +106,31 @@ rule check_local:
     wildcard_constraints:
         sweep=one_of(LOCAL_TRAJECTORIES),
     shell:
-        "python -m lossgeom check-local --sweep {wildcards.sweep:q} --trajectory {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m lossgeom check-sweep --kind local --sweep {wildcards.sweep:q} --table {input:q} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
+# The Goldilocks zone and training in random subspaces (Fort & Ganguli; Fort & Scherlis; Li et al.): rows per sweep
+# over model.init_scale and train.subspace_dim, from its run table.
+rule check_goldilocks:
+    input:
+        "results/sweeps/{sweep}/runs.csv",
+    output:
+        "results/checks/goldilocks_{sweep}.csv",
+    log:
+        "logs/checks/goldilocks_{sweep}.log",
+    benchmark:
+        "results/checks/goldilocks_{sweep}.benchmark.tsv"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(GOLDILOCKS_SWEEPS),
+    shell:
+        "python -m lossgeom check-sweep --kind goldilocks --sweep {wildcards.sweep:q} --table {input:q} --out {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule checks_table:
@@ -114,7 +138,8 @@ rule checks_table:
         tables=[rules.check_synthetic.output.rows]
         + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS)
         + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS)
-        + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES),
+        + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES)
+        + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
         table="results/checks/summary.csv",

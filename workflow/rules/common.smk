@@ -25,10 +25,28 @@ def expand_sweeps():
     for name, runs in specs.items():
         for run_id, spec in runs.items():
             validate_experiment(spec, SCHEMA, where=f"sweeps.{name} run {run_id}", sources=CONFIG_SOURCES)
-            if config["sweeps"][name].get("local") and experiment_task(spec) != "classification":
+            if has_local(config["sweeps"][name]) and experiment_task(spec) != "classification":
                 raise ConfigError(f"sweeps.{name}.local: the local geometry needs classifiers (C logits); run {run_id} "
                                   f"is a {experiment_task(spec)} task. Set local: false for this sweep")
+            dim = spec.get("train", {}).get("subspace_dim", 0)
+            if dim and dim > model_size(spec):  # builds the model (torch): only for subspace runs
+                raise ConfigError(f"invalid configuration ({', '.join(CONFIG_SOURCES)}): sweeps.{name} run {run_id}: "
+                                  f"train.subspace_dim {dim} exceeds the model's "
+                                  f"{model_size(spec)} parameters; allowed: 1..{model_size(spec)}, or 0 to train them all")
     return specs
+
+
+def model_size(spec):
+    """N of an experiment's model (torch imported on first use, the answer cached per dataset and model)."""
+    key = json.dumps({k: spec.get(k) for k in ("dataset", "model")}, sort_keys=True)
+    if key not in _MODEL_SIZES:
+        from lossgeom.training.loop import model_size as count
+
+        _MODEL_SIZES[key] = count(spec)
+    return _MODEL_SIZES[key]
+
+
+_MODEL_SIZES = {}
 
 
 try:
@@ -44,6 +62,9 @@ SNAPSHOT_STEPS = {name: snapshot_steps(sweep) for name, sweep in SWEEPS.items() 
 HESSIAN_SWEEPS = [name for name, sweep in SWEEPS.items() if has_hessian(sweep)]
 LOCAL_SWEEPS = [name for name in HESSIAN_SWEEPS if has_local(SWEEPS[name])]
 LOCAL_TRAJECTORIES = [name for name in LOCAL_SWEEPS if name in SNAPSHOT_STEPS]  # checked and plotted along training
+# sweeps over the initialization scale and the subspace dimension: the Goldilocks checks and figure
+GOLDILOCKS_SWEEPS = [name for name, grid in SWEEP_GRIDS.items()
+                     if {"model.init_scale", "train.subspace_dim"} <= set(next(iter(grid.values()), {}))]
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
 # (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)

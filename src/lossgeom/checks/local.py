@@ -66,13 +66,13 @@ def conditions(table: pd.DataFrame):
         yield ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, values)), rows
 
 
-def _seed_mean(values: pd.Series) -> tuple[float, float]:
+def seed_mean(values: pd.Series) -> tuple[float, float]:
     """Mean over seeds and its standard error (NaN with one seed: the spread is unknown)."""
     v = values.to_numpy(dtype=float)
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
-def _seeds(values: pd.Series, runs: pd.Series, digits: int = 3) -> str:
+def per_seed(values: pd.Series, runs: pd.Series, digits: int = 3) -> str:
     return "per seed: " + ", ".join(f"{r}: {v:.{digits}g}" if isinstance(v, float) else f"{r}: {v}"
                                     for r, v in zip(runs, values))
 
@@ -94,7 +94,7 @@ def outlier_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
         worst = float(k_end.iloc[int(np.argmax(np.abs(k_end.to_numpy() - target)))])
         case = f"{sweep}: {label}"
         out.append(CheckRow.within("local_a_outliers", case, f"outlier gap k* at the end in {{C-1, C}} = {{{classes - 1}, "
-                                   f"{classes}}} (worst seed)", target, worst, 0.5, _seeds(last["gap_k"], last["run"])))
+                                   f"{classes}}} (worst seed)", target, worst, 0.5, per_seed(last["gap_k"], last["run"])))
         if int(first["step"].min()) == 0:
             at_init = first[first["step"] == 0]
             distinct = at_init["gap_k"].isin([classes - 1, classes]) & (
@@ -103,7 +103,7 @@ def outlier_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
                       zip(at_init["gap_k"], at_init["gap_ratio"], at_init["gap_second_ratio"])]
             out.append(CheckRow.within("local_a_outliers", case, f"seeds with a distinct gap (ratio > {1 + DISTINCT:g} x "
                                        "the next) at k* in {C-1, C} at initialization", 0.0, float(distinct.sum()), 0.0,
-                                       _seeds(pd.Series(labels), at_init["run"])))
+                                       per_seed(pd.Series(labels), at_init["run"])))
     return out
 
 
@@ -114,8 +114,8 @@ def gauss_newton_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
         ordered = rows.sort_values(["run", "step"])
         early = ordered[ordered["step"] > 0].groupby("run", sort=False).head(1)
         _, last = _ends(rows)
-        end_mean, end_seed_se = _seed_mean(last["ggn_distance"])
-        early_mean, early_seed_se = _seed_mean(early["ggn_distance"])
+        end_mean, end_seed_se = seed_mean(last["ggn_distance"])
+        early_mean, early_seed_se = seed_mean(early["ggn_distance"])
         probe_se = lambda r: float(np.sqrt((r["ggn_distance_se"] ** 2).sum()) / len(r))  # noqa: E731
         end_se = math.hypot(probe_se(last), 0.0 if math.isnan(end_seed_se) else end_seed_se)
         early_se = math.hypot(probe_se(early), 0.0 if math.isnan(early_seed_se) else early_seed_se)
@@ -124,11 +124,11 @@ def gauss_newton_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
         out.append(CheckRow.exceeds("local_b_gauss_newton", case, "||H - G||_F/||H||_F at the end < at the first "
                                     "snapshot after initialization (theory: that early value)", early_mean, end_mean,
                                     SIGMAS * math.hypot(end_se, early_se), above=False,
-                                    detail=f"{steps}; end {_seeds(last['ggn_distance'], last['run'])}; early "
-                                    f"{_seeds(early['ggn_distance'], early['run'])}"))
+                                    detail=f"{steps}; end {per_seed(last['ggn_distance'], last['run'])}; early "
+                                    f"{per_seed(early['ggn_distance'], early['run'])}"))
         out.append(CheckRow.exceeds("local_b_gauss_newton", case, f"||H - G||_F/||H||_F at the end < {GGN_CLOSE}",
                                     GGN_CLOSE, end_mean, SIGMAS * end_se, above=False,
-                                    detail=_seeds(last["ggn_distance"], last["run"])))
+                                    detail=per_seed(last["ggn_distance"], last["run"])))
     return out
 
 
@@ -151,8 +151,8 @@ def overlap_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
             "local_c_gradient_overlap", f"{sweep}: {label}",
             f"||V_C^T g||^2/||g||^2 over its random baseline C/N, median over the interior snapshots, smallest over "
             f"seeds > {OVERLAP_FACTOR:g}", OVERLAP_FACTOR, float(medians.min()), 0.0,
-            detail=f"{_seeds(medians, medians.index)}; baseline C/N {float(rows[baseline].iloc[0]):.2g}; at the end "
-                   f"(not judged): {_seeds(at_end['ratio'], at_end['run'])}"))
+            detail=f"{per_seed(medians, medians.index)}; baseline C/N {float(rows[baseline].iloc[0]):.2g}; at the end "
+                   f"(not judged): {per_seed(at_end['ratio'], at_end['run'])}"))
     return out
 
 
@@ -170,13 +170,13 @@ def transient_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
                 ends = max(values[0], values[-1])
                 peaks.append(values[1:-1].max() / ends if len(values) > 2 else float("nan"))
             peaks = pd.Series(peaks)
-            mean, se = _seed_mean(peaks)
+            mean, se = seed_mean(peaks)
             runs = rows["run"].drop_duplicates()
             claim = "> 1 (an interior peak)" if above else "< 1 (no interior peak)"
             out.append(CheckRow.exceeds(
                 "local_d_transient_curvature", f"{sweep}: {label} ({'smallest' if above else 'largest'} init scale)",
                 f"largest interior lambda_max / max(lambda_max at the two ends) {claim}", 1.0, mean, SIGMAS * se,
-                above=above, detail=_seeds(peaks, runs)))
+                above=above, detail=per_seed(peaks, runs)))
     return out
 
 
@@ -189,11 +189,11 @@ def logit_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
             continue
         same = np.minimum(last["cos_same_logit_same_class"], last["cos_same_logit_different_class"])
         contrast = same - last["cos_different_logits"]
-        mean, se = _seed_mean(contrast)
+        mean, se = seed_mean(contrast)
         out.append(CheckRow.exceeds(
             "local_f_logit_clustering", f"{sweep}: {label}",
             "min(same logit same class, same logit different class) - different logits, mean cosines at the end > 0",
-            0.0, mean, SIGMAS * se, detail=f"{_seeds(contrast, last['run'])}; same logit same class "
+            0.0, mean, SIGMAS * se, detail=f"{per_seed(contrast, last['run'])}; same logit same class "
             f"{last['cos_same_logit_same_class'].mean():.3f}, different class "
             f"{last['cos_same_logit_different_class'].mean():.3f}, different logits {last['cos_different_logits'].mean():.3f}"))
     return out

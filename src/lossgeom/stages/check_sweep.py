@@ -1,6 +1,12 @@
-"""The ``check_local`` step: the local Hessian phenomena's rows (:mod:`lossgeom.checks.local`) of one sweep, from its
-trajectory table (``results/sweeps/<sweep>/trajectory.csv``, written by the ``sweep_trajectory`` step with the
-local-geometry columns)."""
+"""The ``check_sweep`` step: the companion papers' rows of one sweep, from its tables.
+
+Kinds (each a module of :mod:`lossgeom.checks` with its stated criteria):
+
+- ``local``: the local Hessian phenomena along training (:mod:`lossgeom.checks.local`), from the trajectory table
+  (``results/sweeps/<sweep>/trajectory.csv``, with the local-geometry columns);
+- ``goldilocks``: the Goldilocks zone and subspace training (:mod:`lossgeom.checks.goldilocks`), from the run table
+  (``results/sweeps/<sweep>/runs.csv`` of a sweep over ``model.init_scale`` and ``train.subspace_dim``).
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,41 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..checks.local import local_rows
+from ..checks import goldilocks, local
 from ..checks.rows import rows_to_frame
 from ..errors import InputMismatch
 from ..io.atomic import write_csv
 
-NEEDED = ("run", "step", "lambda_max", "classes", "gap_k", "gap_ratio", "gap_second_ratio", "ggn_distance", "ggn_distance_se")
+# kind -> (the rows of one table, the columns they need, what the sweep must compute to have them)
+KINDS = {
+    "local": (local.local_rows, ("run", "step", "lambda_max", "classes", "gap_k", "gap_ratio", "gap_second_ratio",
+                                 "ggn_distance", "ggn_distance_se"),
+              "hessian and local: true (and snapshots)"),
+    "goldilocks": (goldilocks.goldilocks_rows, goldilocks.NEEDED,
+                   "a grid over model.init_scale and train.subspace_dim (and train.seed)"),
+}
 
 
-def compute(trajectory: pd.DataFrame, sweep: str, source: str = "trajectory table") -> pd.DataFrame:
-    missing = [c for c in NEEDED if c not in trajectory]
+def compute(table: pd.DataFrame, sweep: str, kind: str = "local", source: str = "the sweep's table") -> pd.DataFrame:
+    rows_of, needed, requirement = KINDS[kind]
+    missing = [c for c in needed if c not in table]
     if missing:
-        raise InputMismatch(f"{source}: no column(s) {', '.join(missing)}; the sweep {sweep!r} needs hessian and "
-                            "local: true (and snapshots) for its local checks")
-    return rows_to_frame(local_rows(trajectory, sweep))
+        raise InputMismatch(f"{source}: no column(s) {', '.join(missing)}; the sweep {sweep!r} needs {requirement} "
+                            f"for its {kind} checks")
+    return rows_to_frame(rows_of(table, sweep))
 
 
-def run(trajectory_path, sweep: str, out) -> pd.DataFrame:
-    rows = compute(pd.read_csv(trajectory_path), sweep, str(trajectory_path))
+def run(table_path, sweep: str, kind: str, out) -> pd.DataFrame:
+    rows = compute(pd.read_csv(table_path), sweep, kind, str(table_path))
     write_csv(rows, out)
     return rows
 
 
 def add_commands(steps) -> None:
-    """CLI: ``lossgeom check-local``."""
-    command = steps.add_parser("check-local", help="rows of the local Hessian phenomena along a sweep's training")
+    """CLI: ``lossgeom check-sweep``."""
+    command = steps.add_parser("check-sweep", help="rows of the companion papers' phenomena from a sweep's table")
     command.add_argument("--sweep", required=True, help="the sweep's name (the rows' case)")
-    command.add_argument("--trajectory", required=True, type=Path, help="results/sweeps/<sweep>/trajectory.csv")
+    command.add_argument("--kind", required=True, choices=sorted(KINDS), help="which phenomena")
+    command.add_argument("--table", required=True, type=Path, help="results/sweeps/<sweep>/trajectory.csv or runs.csv")
     command.add_argument("--out", required=True, type=Path, help="CSV of check rows")
-    command.set_defaults(func=lambda args: run(args.trajectory, args.sweep, args.out))
+    command.set_defaults(func=lambda args: run(args.table, args.sweep, args.kind, args.out))

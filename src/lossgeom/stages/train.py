@@ -50,7 +50,8 @@ def compute(name: str, spec: Mapping[str, Any], paths: TrainPaths, *, progress: 
 
 
 def summary(result: TrainResult) -> dict[str, Any]:
-    """The train.json record: spec, data, N, final metrics, wall time, device, provenance."""
+    """The train.json record: spec, data, N, final metrics, wall time, device, the subspace's curvature at the start
+    (subspace training only), provenance."""
     return {
         "experiment": result.name,
         "spec_hash": result.fingerprint,
@@ -61,6 +62,7 @@ def summary(result: TrainResult) -> dict[str, Any]:
         "final": result.history[-1],
         "train_wall_s": result.elapsed_s,
         "device": str(result.device),
+        "subspace": result.subspace,
         "provenance": provenance(seed=result.experiment["train"]["seed"]),
     }
 
@@ -98,6 +100,8 @@ def table(summary_files: list[str | os.PathLike]) -> pd.DataFrame:
         }
         row.update({k: v for k, v in s["final"].items() if k.startswith(("train_", "test_"))})
         row.update({"train_wall_s": s["train_wall_s"], "device": s["device"]})
+        if s.get("subspace"):  # subspace training: the restricted Hessian at the start (Goldilocks)
+            row.update({f"subspace_{k}": v for k, v in s["subspace"].items()})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -10,6 +10,10 @@ are bitwise identical to those of an uninterrupted run on the same machine and t
 Snapshots (``train.snapshots``: optimizer steps, 0 = the initialization) save the weights along the way as
 model files (:mod:`lossgeom.training.snapshots`). A resumed run whose earlier snapshots are missing starts
 afresh rather than skip them.
+
+Subspace training (``train.subspace_dim`` d > 0): only d coordinates of a random affine subspace through the
+initialization are trained (:mod:`lossgeom.training.subspace`); the saved model and snapshots are the plain network
+at theta_0 + P c, and the result records the subspace's Hessian at the start (the Goldilocks ratio).
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ from tqdm import tqdm
 from ..device import pick_device, use_deterministic_algorithms
 from ..errors import ConfigError, TrainingDiverged
 from ..io.atomic import save_torch
-from ..io.settings import settings_from_mapping
+from ..io.settings import require, settings_from_mapping
 from ..problems.data import DATASETS, Dataset, load_dataset
 from ..problems.losses import loss_function
 from ..problems.models import MODELS, build_model, count_parameters
 from .checkpoints import CHECKPOINT_FORMAT, load_file
 from .evaluation import evaluate
 from .snapshots import Snapshots
+from .subspace import SubspaceModel, deployable, start_curvature, subspace_seed
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,11 @@ class TrainSettings:
     eval_batch_size: int = 1024
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     snapshots: tuple[int, ...] = ()  # optimizer steps at which to save the weights (0 = initialization)
+    subspace_dim: int = 0  # > 0: train only d coordinates of a random affine subspace (training.subspace)
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.subspace_dim, int) and self.subspace_dim >= 0, "train", "subspace_dim",
+                self.subspace_dim, "an integer >= 0 (0: train every parameter)")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
@@ -89,6 +99,13 @@ def resolve_experiment(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def model_size(spec: Mapping[str, Any]) -> int:
+    """N, the number of trainable parameters of an experiment's model (loads its dataset for the shapes)."""
+    experiment = resolve_experiment(spec)
+    dataset = load_dataset(experiment["dataset"])
+    return count_parameters(build_model(experiment["model"], dataset.input_shape, dataset.output_dim))
+
+
 def spec_hash(experiment: Mapping[str, Any]) -> str:
     """Fingerprint of everything that determines the trained weights (device, evaluation and snapshots left out)."""
     relevant = dict(experiment)
@@ -115,6 +132,8 @@ class TrainResult:
     history: list[dict[str, float]]
     elapsed_s: float
     device: torch.device
+    subspace: dict[str, Any] | None = None  # subspace training: d, and the restricted Hessian at the start
+
 
     @property
     def n_parameters(self) -> int:
@@ -154,7 +173,13 @@ def train_experiment(
         snapshots.check_reachable(settings.epochs * steps_per_epoch, f"experiment {name!r}")
     torch.manual_seed(settings.seed)
     model = build_model(experiment["model"], dataset.input_shape, dataset.output_dim).to(device)
-    optimizer = OPTIMIZERS[settings.optimizer](model.parameters(), settings)
+    if settings.subspace_dim:
+        n_params = count_parameters(model)
+        if settings.subspace_dim > n_params:
+            raise ConfigError(f"experiment {name!r}: train.subspace_dim {settings.subspace_dim} exceeds the model's "
+                              f"{n_params} parameters; choose 1..{n_params} (or 0 to train every parameter)")
+        model = SubspaceModel(model, settings.subspace_dim, subspace_seed(settings.seed))
+    optimizer = OPTIMIZERS[settings.optimizer]([p for p in model.parameters() if p.requires_grad], settings)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
         if settings.schedule == "cosine"
@@ -184,7 +209,12 @@ def train_experiment(
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
     loss_fn = loss_function(dataset.task)
     log.info("%s: %s on %s, %d parameters, device %s", name, experiment["model"]["name"], dataset.name,
-             count_parameters(model), device)
+             count_parameters(deployable(model)), device)
+    subspace = None
+    if isinstance(model, SubspaceModel):  # the restricted Hessian at theta_0 (c = 0), whether resumed or not
+        subspace = start_curvature(model, x_train, y_train, loss_fn)
+        log.info("%s: training %d coordinates of a random subspace; at the start tr(H_d)/||H_d||_F = %.3g (of at "
+                 "most %.3g)", name, model.dim, subspace["ratio"], subspace["ratio_bound"])
 
     def diverged(what: str) -> None:
         last_good = (f"the state after epoch {len(history)} is kept in {checkpoint}" if history
@@ -207,7 +237,7 @@ def train_experiment(
             return None
         info = {"epoch": step / steps_per_epoch, "lr": optimizer.param_groups[0]["lr"], "spec_hash": fingerprint,
                 **split_metrics()}
-        snapshots.save(step, model, experiment, info)
+        snapshots.save(step, deployable(model), experiment, info)
         log.info("%s: snapshot at step %d (epoch %d): train loss %.4g", name, step, epoch, info["train_loss"])
         return info
 
@@ -274,4 +304,4 @@ def train_experiment(
 
     if not history:
         raise ConfigError(f"experiment {name!r}: train.epochs must be >= 1")
-    return TrainResult(name, experiment, fingerprint, model, dataset, history, elapsed, device)
+    return TrainResult(name, experiment, fingerprint, deployable(model), dataset, history, elapsed, device, subspace)

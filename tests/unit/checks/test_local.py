@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from lossgeom.checks.local import local_rows, outlier_rows, transient_rows
-from lossgeom.stages.check_local import compute as check_local
+from lossgeom.stages.check_sweep import compute as check_sweep
 
 STEPS = [0, 10, 100, 1000]
 
@@ -91,4 +91,4 @@ def test_transient_rows_need_two_scales_and_an_unknown_spread_is_unresolved():
 
 def test_a_table_without_local_columns_is_refused_with_the_fix():
     with pytest.raises(Exception, match="local: true"):
-        check_local(_table().drop(columns=["gap_k"]), "demo")
+        check_sweep(_table().drop(columns=["gap_k"]), "demo")
