@@ -90,6 +90,22 @@ def test_local_geometry_plans_with_the_sweeps_own_settings(tmp_path, dry_run):
     assert '"k_top": 5' in result.stdout and '"logit_examples": 17' in result.stdout
 
 
+def test_a_batched_sweep_plans_one_job_per_batch_with_every_runs_files(tmp_path, dry_run):
+    sweeps = {"early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1, 2]}, "hessian": {"k_top": 5}, "local": True,
+                        "snapshots": [0, 2], "batch": 2},
+              "end": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1, 2, 3, 4]}, "hessian": True, "batch": 3},
+              "plain": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "batch": 5}}
+    result = dry_run(config_with(tmp_path, sweeps))
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert {rule: n for rule, n in jobs.items() if rule.startswith("sweep_")} == {
+        "sweep_batch_early_0": 1, "sweep_batch_early_1": 1, "sweep_batch_end_0": 1, "sweep_batch_end_1": 1,
+        "sweep_batch_plain_0": 1, "sweep_trajectory": 1, "sweep_table": 3}
+    assert "results/sweeps/early/seed=2/trajectory/points.json" in result.stdout
+    assert "results/sweeps/end/seed=4/hessian/eigenvectors.pt" in result.stdout
+    assert '"k_top": 5' in result.stdout and "--local-settings" in result.stdout
+
+
 @pytest.mark.parametrize("sweep, message", [
     ({"base": "blobs_mlp", "grid": {"train.seed": [0]}, "local": True},
      "sweeps.w.local needs sweeps.w.hessian (true, or a mapping of hessian settings)"),

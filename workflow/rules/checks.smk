@@ -110,6 +110,29 @@ rule check_local:
         "> {log:q} 2>&1"
 
 
+# Bulk and outliers across sweeps of the data and the width (Sagun et al.; Fort & Ganguli): rows per sweep from its
+# run table (the final models' spectra).
+rule check_spectra:
+    input:
+        "results/sweeps/{sweep}/runs.csv",
+    output:
+        "results/checks/spectra_{sweep}.csv",
+    log:
+        "logs/checks/spectra_{sweep}.log",
+    benchmark:
+        "results/checks/spectra_{sweep}.benchmark.tsv"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(SPECTRA_SWEEPS),
+    shell:
+        "python -m lossgeom check-sweep --kind spectra --sweep {wildcards.sweep:q} --table {input:q} --out {output:q} "
+        "> {log:q} 2>&1"
+
+
 # The Goldilocks zone and training in random subspaces (Fort & Ganguli; Fort & Scherlis; Li et al.): rows per sweep
 # over model.init_scale and train.subspace_dim, from its run table.
 rule check_goldilocks:
@@ -139,6 +162,7 @@ rule checks_table:
         + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS)
         + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS)
         + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES)
+        + expand("results/checks/spectra_{sweep}.csv", sweep=SPECTRA_SWEEPS)
         + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:

@@ -5,13 +5,14 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.io.configcheck and .sweeps need only jsonschema and yaml
 from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
 from lossgeom.io.sweeps import (  # noqa: E402
-    expand_sweep, grid_values, has_hessian, has_local, hessian_overrides, local_overrides, snapshot_steps,
+    expand_sweep, grid_values, has_hessian, has_local, hessian_overrides, local_overrides, run_batches, snapshot_steps,
 )
 from lossgeom.errors import ConfigError  # noqa: E402
 
@@ -61,10 +62,16 @@ SWEEP_GRIDS = {name: grid_values(sweep) for name, sweep in SWEEPS.items()}
 SNAPSHOT_STEPS = {name: snapshot_steps(sweep) for name, sweep in SWEEPS.items() if snapshot_steps(sweep)}
 HESSIAN_SWEEPS = [name for name, sweep in SWEEPS.items() if has_hessian(sweep)]
 LOCAL_SWEEPS = [name for name in HESSIAN_SWEEPS if has_local(SWEEPS[name])]
-LOCAL_TRAJECTORIES = [name for name in LOCAL_SWEEPS if name in SNAPSHOT_STEPS]  # checked and plotted along training
+# checked and plotted along training: two snapshots at least (a trajectory, not only the initialization)
+LOCAL_TRAJECTORIES = [name for name in LOCAL_SWEEPS if len(SNAPSHOT_STEPS.get(name, [])) >= 2]
+# sweeps of the data (Gaussian mixtures) or the width with local geometry: the bulk-and-outliers checks and figure
+SPECTRA_SWEEPS = [name for name in LOCAL_SWEEPS
+                  if {"dataset.clusters", "dataset.separation", "model.hidden"} & set(next(iter(SWEEP_GRIDS[name].values()), {}))]
 # sweeps over the initialization scale and the subspace dimension: the Goldilocks checks and figure
 GOLDILOCKS_SWEEPS = [name for name, grid in SWEEP_GRIDS.items()
                      if {"model.init_scale", "train.subspace_dim"} <= set(next(iter(grid.values()), {}))]
+# sweeps whose runs are given to jobs n at a time (the sweep's `batch`): {sweep: [[run id, ...], ...]}
+BATCHES = {name: run_batches(list(SWEEP_SPECS[name]), sweep["batch"]) for name, sweep in SWEEPS.items() if sweep["batch"] > 1}
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules'
 # conda environments alike, without installing the repository into them.
 # (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)
@@ -157,6 +164,23 @@ def sweep_run_spec(sweep, run):
 def sweep_outputs(sweep, name):
     """One file per run of a sweep, e.g. sweep_outputs("width", "train.json")."""
     return [f"results/sweeps/{sweep}/{run_id}/{name}" for run_id in SWEEP_SPECS[sweep]]
+
+
+def run_outputs(sweep, run_id):
+    """Every file a run of a sweep writes: training (and its snapshots) and, with Hessians, its trajectory manifest or
+    its own Hessian and local geometry (what a batch job declares for each of its runs)."""
+    folder = f"results/sweeps/{sweep}/{run_id}"
+    files = [f"{folder}/model.pt", f"{folder}/metrics.csv", f"{folder}/train.json"]
+    if sweep in SNAPSHOT_STEPS:
+        files.append(directory(f"{folder}/snapshots"))
+    if sweep in HESSIAN_SWEEPS and sweep in SNAPSHOT_STEPS:
+        files.append(f"{folder}/trajectory/points.json")
+    elif sweep in HESSIAN_SWEEPS:
+        files += [f"{folder}/hessian/{name}" for name in
+                  ("summary.json", "eigenvectors.pt", "trace_samples.csv", "density.csv", "slq_nodes.csv")]
+        if sweep in LOCAL_SWEEPS:
+            files.append(f"{folder}/local.json")
+    return files
 
 
 def sweep_run_measurements(wildcards):

@@ -19,9 +19,10 @@ FIGURES = {
            + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
     "F9": ([f"results/sweeps/{sweep}/trajectory.csv" for sweep in LOCAL_TRAJECTORIES], LOCAL_TRAJECTORIES),
     "F10": ([f"results/sweeps/{sweep}/runs.csv" for sweep in GOLDILOCKS_SWEEPS], GOLDILOCKS_SWEEPS),
+    "F11": ([f"results/sweeps/{sweep}/runs.csv" for sweep in SPECTRA_SWEEPS], SPECTRA_SWEEPS),
 }
 FIGURES = {name: spec for name, spec in FIGURES.items() if spec[1] is None or spec[1]}
-SHOWN_AS = {"F9": "sweeps", "F10": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
+SHOWN_AS = {"F9": "sweeps", "F10": "sweeps", "F11": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
 
 
 for figure, (data, experiments) in FIGURES.items():

@@ -30,7 +30,7 @@ use rule train as sweep_train with:
         mem_mb=4000,
         gpu=lambda wildcards: spec_gpus(SWEEP_SPECS[wildcards.sweep][wildcards.run]),
     wildcard_constraints:
-        sweep=one_of(set(SWEEPS) - set(SNAPSHOT_STEPS)),
+        sweep=one_of(set(SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),
 
 
 use rule sweep_train as sweep_train_with_snapshots with:
@@ -40,7 +40,7 @@ use rule sweep_train as sweep_train_with_snapshots with:
         summary="results/sweeps/{sweep}/{run}/train.json",
         snapshots=directory("results/sweeps/{sweep}/{run}/snapshots"),
     wildcard_constraints:
-        sweep=one_of(SNAPSHOT_STEPS),
+        sweep=one_of(set(SNAPSHOT_STEPS) - set(BATCHES)),
 
 
 use rule hessian as sweep_hessian with:
@@ -67,7 +67,7 @@ use rule hessian as sweep_hessian with:
         mem_mb=8000,
         gpu=stage_gpus("hessian"),
     wildcard_constraints:
-        sweep=one_of(set(HESSIAN_SWEEPS) - set(SNAPSHOT_STEPS)),  # a trajectory's last point is its final model
+        sweep=one_of(set(HESSIAN_SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),  # a trajectory's end is its final model
 
 
 rule sweep_local:
@@ -93,7 +93,7 @@ rule sweep_local:
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(set(LOCAL_SWEEPS) - set(SNAPSHOT_STEPS)),
+        sweep=one_of(set(LOCAL_SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),
     shell:
         "python -m lossgeom --threads {threads} local-geometry --model {input.model:q} --hessian {input.hessian:q} "
         "--eigenvectors {input.eigenvectors:q} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
@@ -129,11 +129,46 @@ rule sweep_run_trajectory:
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(set(SNAPSHOT_STEPS) & set(HESSIAN_SWEEPS)),
+        sweep=one_of(set(SNAPSHOT_STEPS) & set(HESSIAN_SWEEPS) - set(BATCHES)),
     shell:
         "python -m lossgeom --threads {threads} run-trajectory --snapshots {input.snapshots:q} "
         "--final-model {input.model:q} --hessian-settings {params.hessian:q} {params.local} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+# A sweep with `batch: n` gives its runs to jobs n at a time (lossgeom.stages.sweep_batch): each job trains its runs
+# in turn and measures each as the per-run jobs above would, into the same files. One rule per batch, generated.
+# Not in the group "sweeps": a batch is a job of some size already, and may ask for a GPU (see above).
+for sweep, batches in BATCHES.items():
+    for index, batch in enumerate(batches):
+
+        rule:
+            name:
+                f"sweep_batch_{sweep}_{index}"
+            input:
+                **{key: path for run_id in batch for key, path in data_input(SWEEP_SPECS[sweep][run_id]).items()},
+            output:
+                [path for run_id in batch for path in run_outputs(sweep, run_id)],
+            params:
+                runs=json.dumps({run_id: {"spec": json.loads(sweep_run_spec(sweep, run_id)),
+                                          "out_dir": f"results/sweeps/{sweep}/{run_id}"} for run_id in batch}),
+                measure=(f"--hessian-settings {shlex.quote(sweep_hessian_settings(SimpleNamespace(sweep=sweep)))}"
+                         if sweep in HESSIAN_SWEEPS else "")
+                + (f" --local-settings {shlex.quote(sweep_local_settings(SimpleNamespace(sweep=sweep)))}"
+                   if sweep in LOCAL_SWEEPS else ""),
+            log:
+                f"logs/sweeps/{sweep}/batch{index}.log",
+            benchmark:
+                f"results/sweeps/{sweep}/batch{index}.benchmark.tsv"
+            threads: config["threads"]
+            resources:
+                runtime=30 * len(batch),
+                mem_mb=8000,
+                gpu=spec_gpus(SWEEP_SPECS[sweep][batch[0]]),
+            conda:
+                "../../envs/lossgeom.yaml"
+            shell:
+                "python -m lossgeom --threads {threads} sweep-batch --runs {params.runs:q} {params.measure} > {log:q} 2>&1"
 
 
 rule sweep_trajectory:

@@ -129,6 +129,17 @@ def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, 
     return runs
 
 
+def run_batches(run_ids: list[str], size: int) -> list[list[str]]:
+    """The runs in consecutive groups of ``size`` (the last may be shorter), each the work of one batch job.
+
+    >>> run_batches(["a", "b", "c", "d", "e"], 2)
+    [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    if size < 1:
+        raise ConfigError(f"a sweep's batch must be >= 1 (runs per job), got {size}")
+    return [run_ids[start : start + size] for start in range(0, len(run_ids), size)]
+
+
 def snapshot_steps(sweep: Mapping[str, Any]) -> list[int]:
     """The optimizer steps at which the sweep's runs save their weights, in order (none: [])."""
     return sorted(set(sweep.get("snapshots") or []))

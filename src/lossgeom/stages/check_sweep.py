@@ -4,6 +4,8 @@ Kinds (each a module of :mod:`lossgeom.checks` with its stated criteria):
 
 - ``local``: the local Hessian phenomena along training (:mod:`lossgeom.checks.local`), from the trajectory table
   (``results/sweeps/<sweep>/trajectory.csv``, with the local-geometry columns);
+- ``spectra``: bulk and outliers across sweeps of the data and the width (:mod:`lossgeom.checks.spectra`), from the
+  run table (``results/sweeps/<sweep>/runs.csv`` of a sweep with local geometry);
 - ``goldilocks``: the Goldilocks zone and subspace training (:mod:`lossgeom.checks.goldilocks`), from the run table
   (``results/sweeps/<sweep>/runs.csv`` of a sweep over ``model.init_scale`` and ``train.subspace_dim``).
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..checks import goldilocks, local
+from ..checks import goldilocks, local, spectra
 from ..checks.rows import rows_to_frame
 from ..errors import InputMismatch
 from ..io.atomic import write_csv
@@ -24,6 +26,8 @@ KINDS = {
     "local": (local.local_rows, ("run", "step", "lambda_max", "classes", "gap_k", "gap_ratio", "gap_second_ratio",
                                  "ggn_distance", "ggn_distance_se"),
               "hessian and local: true (and snapshots)"),
+    "spectra": (spectra.spectra_rows, spectra.NEEDED, "hessian and local (and, for the bulk rows, models small "
+                "enough for local.exact_max_parameters)"),
     "goldilocks": (goldilocks.goldilocks_rows, goldilocks.NEEDED,
                    "a grid over model.init_scale and train.subspace_dim (and train.seed)"),
 }

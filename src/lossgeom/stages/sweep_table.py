@@ -20,6 +20,7 @@ from . import hessian, train
 from .run_trajectory import final_folder
 
 
+SPECTRUM_COLUMNS = ("near_zero_fraction", "outlier_mean", "bulk_abs_q50", "bulk_abs_q90")  # small models only
 HESSIAN_COLUMNS = ("lambda_max", "lambda_min", "trace_hutchinson", "trace_se", "mean_curvature", "converged")
 
 
@@ -39,7 +40,8 @@ def hessian_columns(summary: Path) -> dict[str, Any]:
 def local_columns(path: Path) -> dict[str, Any]:
     """The local-geometry step's numbers (``local.json``, :mod:`lossgeom.stages.local_geometry`) as table cells:
     gradient norm, overlap with the top-k eigenspace (k = C - 1, C) and its random baseline, the outlier gap,
-    ||H - G||_F / ||H||_F +- standard error (and exact, when computed), logit-gradient cosines; nothing when the
+    ||H - G||_F / ||H||_F +- standard error (and exact, when computed), the whole spectrum's bulk and outliers (small
+    models), logit-gradient cosines; nothing when the
     sweep computes no local geometry."""
     if not path.exists():
         return {}
@@ -55,6 +57,8 @@ def local_columns(path: Path) -> dict[str, Any]:
     distance = local["gauss_newton_distance"]
     row.update({"ggn_distance": distance["estimate"], "ggn_distance_se": distance["standard_error"],
                 "ggn_distance_exact": distance.get("exact")})
+    spectrum = local.get("spectrum") or {}
+    row.update({k: spectrum.get(k) for k in SPECTRUM_COLUMNS})
     for group, stats in local["logit_cosines"].items():
         if isinstance(stats, dict):
             row[f"cos_{group}"] = stats["mean"]

@@ -67,3 +67,19 @@ def test_cross_entropy_gauss_newton_from_logit_gradients(name):
     A = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
     G = torch.einsum("icn,icd,idm->nm", J, A, J) / len(c.x)
     assert torch.allclose(dense_gauss_newton(c.model, c.loss_fn, c.x, c.y), G, atol=1e-10 * torch.linalg.matrix_norm(G))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_dense_matrix_from_blocked_products_equals_the_references(name):
+    from lossgeom.engine.hessian import HessianOperator
+    from lossgeom.engine.operator import dense_matrix
+
+    c = case(name)
+    for op, reference in ((GaussNewtonOperator(c.model, c.loss_fn, c.x, c.y, batch_size=64, block=3),
+                           dense_gauss_newton(c.model, c.loss_fn, c.x, c.y)),
+                          (HessianOperator(c.model, c.loss_fn, c.x, c.y, batch_size=64, block=4),
+                           dense_hessian(c.model, c.loss_fn, c.x, c.y))):
+        dense = dense_matrix(op)
+        assert op.hvps == op.n_params  # one product per unit vector, in blocks
+        scale = torch.linalg.matrix_norm(reference, ord=2)
+        assert torch.allclose(dense, reference, atol=1e-10 * scale, rtol=0)

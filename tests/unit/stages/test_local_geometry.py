@@ -61,6 +61,14 @@ def test_measures_equal_dense_references(trained, tmp_path):
     exact = float(torch.linalg.matrix_norm(H - G) / torch.linalg.matrix_norm(H))
     assert distance["exact"] == pytest.approx(exact, rel=1e-9)
     assert abs(distance["estimate"] - exact) < 4 * distance["standard_error"]
+    spectrum = result["spectrum"]  # the dense float64 spectrum, summarized (C - 1 = 2 outliers)
+    assert spectrum["eigenvalues"] == pytest.approx(values.sort(descending=True).values.tolist(), rel=1e-9, abs=1e-12)
+    magnitudes = values.abs()
+    assert spectrum["near_zero_fraction"] == float((magnitudes < 1e-3 * magnitudes.max()).double().mean())
+    assert spectrum["outlier_mean"] == pytest.approx(float(exact_top[:2].mean()), rel=1e-9)
+    bulk = values.sort(descending=True).values[2:].abs()
+    assert spectrum["bulk_abs_q50"] == pytest.approx(float(bulk.quantile(0.5)), rel=1e-9)
+    assert spectrum["bulk_abs_q90"] == pytest.approx(float(bulk.quantile(0.9)), rel=1e-9)
     groups = result["logit_cosines"]
     assert groups["examples"] == 30
     assert groups["same_logit_same_class"]["pairs"] + groups["same_logit_different_class"]["pairs"] == 30 * 29 * 3
@@ -86,5 +94,7 @@ def test_refuses_regression_and_another_models_eigenvectors(trained, tmp_path):
 def test_settings_name_the_bad_key():
     with pytest.raises(ConfigError, match="local.ggn_probes"):
         local_geometry.LocalSettings(ggn_probes=1)
+    with pytest.raises(ConfigError, match="local.near_zero"):
+        local_geometry.LocalSettings(near_zero=1.5)
     with pytest.raises(ConfigError, match="local: unknown key"):
         local_geometry.LocalSettings.from_mapping({"probes": 3})

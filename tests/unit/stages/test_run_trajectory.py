@@ -85,3 +85,24 @@ def test_no_snapshots_is_one_clear_error(tmp_path):
     (tmp_path / "snapshots").mkdir()
     with pytest.raises(FileNotFoundError, match="no snapshot files"):
         run_trajectory.run(tmp_path / "snapshots", None, HESSIAN, None, tmp_path / "out", log=quiet)
+
+
+def test_a_batch_of_runs_writes_what_the_per_run_steps_write(tmp_path):
+    from lossgeom.stages import sweep_batch
+
+    plain = {"dataset": SPEC["dataset"], "model": SPEC["model"], "train": {"epochs": 1, "batch_size": 20,
+                                                                           "device": "cpu"}}
+    runs = {"with_snapshots": {"spec": SPEC, "out_dir": str(tmp_path / "a")},
+            "plain": {"spec": plain, "out_dir": str(tmp_path / "b")}}
+    assert sweep_batch.run(runs, HESSIAN, LOCAL, log=quiet) == ["with_snapshots", "plain"]
+    manifest = json.loads((tmp_path / "a" / "trajectory" / run_trajectory.MANIFEST).read_text())
+    assert manifest["steps"] == [0, 2, 6] and manifest["final"] == "step=6"
+    assert (tmp_path / "b" / "hessian" / "summary.json").exists() and (tmp_path / "b" / "local.json").exists()
+    # the same run trained alone: the same weights (training is deterministic)
+    alone = train.TrainPaths.in_directory(tmp_path / "alone")
+    train.run("plain", plain, alone, progress=False)
+    ours, theirs = load_model(tmp_path / "b" / "model.pt")[0], load_model(alone.model)[0]
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
+    # training only
+    assert sweep_batch.run({"c": {"spec": plain, "out_dir": str(tmp_path / "c")}}, log=quiet) == ["c"]
+    assert (tmp_path / "c" / "train.json").exists() and not (tmp_path / "c" / "hessian").exists()

@@ -1,0 +1,55 @@
+"""The ``sweep_batch`` step: several runs of a sweep, each trained and measured in turn, in one process.
+
+A sweep's runs on small models train in a second or two; as separate jobs each also pays a process start (Python,
+torch, the first optimizer: about 4 s on two cores), so a sweep of dozens of runs spends most of its time starting.
+A sweep with ``batch: n`` gives n runs to one job, which does for each what the per-run jobs do, into the same files:
+the train step (:mod:`lossgeom.stages.train`), then, when the sweep computes Hessians, the run's trajectory
+(:mod:`lossgeom.stages.run_trajectory`; sweeps with snapshots) or its hessian and local-geometry steps.
+
+Resuming: every step resumes on its own (training from its checkpoint, a trajectory from the points already
+computed, the hessian step from its work in progress), so a killed batch job, started again, redoes little.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import hessian, local_geometry, run_trajectory, train
+
+
+def run(runs: Mapping[str, Mapping[str, Any]], hessian_settings=None, local_settings=None, log=print) -> list[str]:
+    """``runs``: {name: {"spec": experiment spec, "out_dir": the run's folder}} in order. Returns the names done."""
+    done = []
+    for number, (name, item) in enumerate(runs.items(), 1):
+        folder = Path(item["out_dir"])
+        log(f"run {number} of {len(runs)}: {name}")
+        paths = train.TrainPaths.in_directory(folder)
+        train.run(name, item["spec"], paths, progress=False)
+        if hessian_settings is not None:
+            if item["spec"].get("train", {}).get("snapshots"):
+                run_trajectory.run(paths.snapshots, paths.model, hessian_settings, local_settings,
+                                   folder / "trajectory", log=log)
+            else:
+                hessian.run(paths.model, hessian_settings, folder / "hessian", log=log)
+                if local_settings is not None:
+                    local_geometry.run(paths.model, folder / "hessian" / "summary.json",
+                                       folder / "hessian" / "eigenvectors.pt", local_settings, folder / "local.json",
+                                       log=log)
+        done.append(name)
+    return done
+
+
+def add_commands(steps) -> None:
+    """CLI: ``lossgeom sweep-batch``."""
+    command = steps.add_parser("sweep-batch", help="train (and measure) several runs of a sweep in one process")
+    command.add_argument("--runs", required=True, help='JSON: run name -> {"spec": experiment, "out_dir": folder}')
+    command.add_argument("--hessian-settings", help="the hessian config block as JSON (omit: training only)")
+    command.add_argument("--local-settings", help="the local config block as JSON (omit: no local geometry)")
+    command.set_defaults(func=lambda args: run(
+        json.loads(args.runs),
+        None if args.hessian_settings is None else hessian.HessianSettings.from_mapping(json.loads(args.hessian_settings)),
+        None if args.local_settings is None else local_geometry.LocalSettings.from_mapping(json.loads(args.local_settings)),
+        log=logging.getLogger(__name__).info))
