@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ def planned_jobs(stdout: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-@pytest.mark.parametrize("configfile", ["config.yaml", "configs/tiny.yaml", "configs/paper.yaml"])
+@pytest.mark.parametrize("configfile", ["config.yaml", "configs/tiny.yaml", "configs/paper.yaml", "configs/companions.yaml"])
 def test_dry_run_plans_one_training_job_per_experiment(configfile, dry_run):
     result = dry_run(REPO / configfile)
     assert result.returncode == 0, result.stderr
@@ -62,7 +63,7 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, gpus, hessian, local, runtimes, surfaces, sweeps, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
@@ -186,3 +187,22 @@ def test_surface_parts_plan_part_jobs_and_a_light_merge(tmp_path, dry_run):
     assert jobs["surface_part"] == 3 * len(config["experiments"]) and jobs["surfaces"] == len(config["experiments"])
     assert all("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surface_part"))
     assert not any("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surfaces"))
+
+
+def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):
+    """configs/companions.yaml (paper scale): every run of every sweep its own GPU jobs, the checks of each kind, the
+    figures; MNIST and CIFAR-10 downloaded once, before the jobs that read them (and not needed to plan)."""
+    result = dry_run(REPO / "configs/companions.yaml")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((REPO / "configs/companions.yaml").read_text())
+    runs = {name: math.prod(len(values) for values in sweep["grid"].values()) for name, sweep in config["sweeps"].items()}
+    jobs = planned_jobs(result.stdout)
+    with_snapshots = [name for name, sweep in config["sweeps"].items() if sweep.get("snapshots")]
+    assert jobs["sweep_train_with_snapshots"] == jobs["sweep_run_trajectory"] == sum(runs[n] for n in with_snapshots)
+    assert jobs["sweep_train"] == runs["goldilocks_mnist"] == 54
+    assert {rule: jobs.get(rule) for rule in ("check_local", "check_saddle", "check_spectra", "check_goldilocks")} == {
+        "check_local": 2, "check_saddle": 2, "check_spectra": 2, "check_goldilocks": 1}
+    assert jobs["download_data"] == 2
+    for rule in ("sweep_run_trajectory", "check_saddle"):
+        lines = resources_of(result.stdout, rule)
+        assert lines and all("gpu=1" in line.split(", ") for line in lines), (rule, lines)

@@ -156,6 +156,37 @@ rule check_goldilocks:
         "> {log:q} 2>&1"
 
 
+# The paper's claim on a real network early in training (issue 14 g): at the snapshot of a trajectory sweep with the
+# most negative lambda_min / lambda_max before the end, the saddle in Hessian directions, hidden in random ones.
+rule check_saddle:
+    input:
+        "results/sweeps/{sweep}/trajectory.csv",
+    output:
+        rows="results/checks/saddle_{sweep}.csv",
+        grids="results/sweeps/{sweep}/saddle/grids.npz",
+        record="results/sweeps/{sweep}/saddle/saddle.json",
+    params:
+        settings=with_device("saddle"),
+        sweep_dir=lambda wildcards: f"results/sweeps/{wildcards.sweep}",
+    log:
+        "logs/checks/saddle_{sweep}.log",
+    benchmark:
+        "results/checks/saddle_{sweep}.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=stage_gpus("saddle"),
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(SADDLE_SWEEPS),
+    shell:
+        "python -m lossgeom --threads {threads} early-saddle --sweep {wildcards.sweep:q} --trajectory {input:q} "
+        "--sweep-dir {params.sweep_dir:q} --settings {params.settings:q} --rows {output.rows:q} "
+        "--grids {output.grids:q} --record {output.record:q} > {log:q} 2>&1"
+
+
 rule checks_table:
     input:
         tables=[rules.check_synthetic.output.rows]
@@ -163,6 +194,7 @@ rule checks_table:
         + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS)
         + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES)
         + expand("results/checks/spectra_{sweep}.csv", sweep=SPECTRA_SWEEPS)
+        + expand("results/checks/saddle_{sweep}.csv", sweep=SADDLE_SWEEPS)
         + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:

@@ -120,6 +120,12 @@ def sweep_local_settings(wildcards):
     return json.dumps({"device": config["device"], **block("local"), **overrides}, sort_keys=True)
 
 
+# sweeps with Hessians at three snapshots at least (an early one between the ends) and the most negative eigenpair:
+# the saddle in Hessian vs random directions early in training (rule check_saddle, F12)
+SADDLE_SWEEPS = [name for name in HESSIAN_SWEEPS if len(SNAPSHOT_STEPS.get(name, [])) >= 3
+                 and json.loads(sweep_hessian_settings(SimpleNamespace(sweep=name))).get("k_bottom", 1) >= 1]
+
+
 def device_of(block):
     """The device a config block (a stage's, or an experiment's train block) runs on: its own, else the top-level one."""
     return block.get("device", config["device"])

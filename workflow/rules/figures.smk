@@ -20,9 +20,11 @@ FIGURES = {
     "F9": ([f"results/sweeps/{sweep}/trajectory.csv" for sweep in LOCAL_TRAJECTORIES], LOCAL_TRAJECTORIES),
     "F10": ([f"results/sweeps/{sweep}/runs.csv" for sweep in GOLDILOCKS_SWEEPS], GOLDILOCKS_SWEEPS),
     "F11": ([f"results/sweeps/{sweep}/runs.csv" for sweep in SPECTRA_SWEEPS], SPECTRA_SWEEPS),
+    "F12": ([f"results/sweeps/{sweep}/saddle/saddle.json" for sweep in SADDLE_SWEEPS]
+            + [f"results/checks/saddle_{sweep}.csv" for sweep in SADDLE_SWEEPS], SADDLE_SWEEPS),
 }
 FIGURES = {name: spec for name, spec in FIGURES.items() if spec[1] is None or spec[1]}
-SHOWN_AS = {"F9": "sweeps", "F10": "sweeps", "F11": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
+SHOWN_AS = {"F9": "sweeps", "F10": "sweeps", "F11": "sweeps", "F12": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
 
 
 for figure, (data, experiments) in FIGURES.items():

@@ -63,6 +63,19 @@ class Dataset:
         }
 
 
+ON_DISK_SHAPES = {"mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10)}  # (input shape, classes), fixed
+
+
+def dataset_shapes(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], int]:
+    """(input shape, output dimension) of a dataset spec; the on-disk datasets' are known without reading (or
+    downloading) them, the generated ones are built (they take a moment)."""
+    name = spec["name"]
+    if name in ON_DISK_SHAPES:
+        return ON_DISK_SHAPES[name]
+    dataset = load_dataset(spec)
+    return dataset.input_shape, dataset.output_dim
+
+
 def load_dataset(spec: Mapping[str, Any]) -> Dataset:
     """Build the dataset described by ``spec`` (``{"name": ..., **params}``), with its options applied."""
     options = DATASETS.options_of(spec)

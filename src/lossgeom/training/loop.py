@@ -38,7 +38,7 @@ from ..device import pick_device, use_deterministic_algorithms
 from ..errors import ConfigError, TrainingDiverged
 from ..io.atomic import save_torch
 from ..io.settings import require, settings_from_mapping
-from ..problems.data import DATASETS, Dataset, load_dataset
+from ..problems.data import DATASETS, Dataset, dataset_shapes, load_dataset
 from ..problems.losses import loss_function
 from ..problems.models import MODELS, build_model, count_parameters
 from .checkpoints import CHECKPOINT_FORMAT, load_file
@@ -100,10 +100,10 @@ def resolve_experiment(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def model_size(spec: Mapping[str, Any]) -> int:
-    """N, the number of trainable parameters of an experiment's model (loads its dataset for the shapes)."""
+    """N, the number of trainable parameters of an experiment's model (MNIST and CIFAR-10 need not be on disk)."""
     experiment = resolve_experiment(spec)
-    dataset = load_dataset(experiment["dataset"])
-    return count_parameters(build_model(experiment["model"], dataset.input_shape, dataset.output_dim))
+    input_shape, output_dim = dataset_shapes(experiment["dataset"])
+    return count_parameters(build_model(experiment["model"], input_shape, output_dim))
 
 
 def spec_hash(experiment: Mapping[str, Any]) -> str:
@@ -212,7 +212,7 @@ def train_experiment(
              count_parameters(deployable(model)), device)
     subspace = None
     if isinstance(model, SubspaceModel):  # the restricted Hessian at theta_0 (c = 0), whether resumed or not
-        subspace = start_curvature(model, x_train, y_train, loss_fn)
+        subspace = start_curvature(model, x_train, y_train, loss_fn, settings.eval_batch_size)
         log.info("%s: training %d coordinates of a random subspace; at the start tr(H_d)/||H_d||_F = %.3g (of at "
                  "most %.3g)", name, model.dim, subspace["ratio"], subspace["ratio_bound"])
 

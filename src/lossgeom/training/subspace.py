@@ -91,14 +91,20 @@ def deployable(model: nn.Module) -> nn.Module:
 
 
 def start_curvature(model: SubspaceModel, x: torch.Tensor, y: torch.Tensor,
-                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> dict[str, Any]:
-    """H_d at c = 0 (in float64, on all of ``x``), its trace, Frobenius norm, tr/||.||_F and extreme eigenvalues."""
+                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch_size: int = 1024) -> dict[str, Any]:
+    """H_d at c = 0 (in float64, on all of ``x``), its trace, Frobenius norm, tr/||.||_F and extreme eigenvalues.
+
+    The mean loss's Hessian is the example-weighted mean of the batches' (``batch_size`` examples at a time: the d
+    tangents of forward-over-reverse keep d copies of a batch's activations)."""
     double = copy.deepcopy(model).to(torch.float64)
-    x = x.to(double.projection.device, torch.float64)
-    y = y.to(double.projection.device)
-    y = y.to(torch.float64) if y.is_floating_point() else y
-    zero = torch.zeros(model.dim, dtype=torch.float64, device=x.device)
-    Hd = hessian(lambda c: loss_fn(double(x, c), y))(zero).detach().cpu()
+    device = double.projection.device
+    zero = torch.zeros(model.dim, dtype=torch.float64, device=device)
+    Hd = torch.zeros(model.dim, model.dim, dtype=torch.float64)
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(device, torch.float64)
+        yb = y[start : start + batch_size].to(device)
+        yb = yb.to(torch.float64) if yb.is_floating_point() else yb
+        Hd += hessian(lambda c: loss_fn(double(xb, c), yb))(zero).detach().cpu() * (len(xb) / len(x))
     Hd = (Hd + Hd.T) / 2
     eigenvalues = torch.linalg.eigvalsh(Hd)
     return {"dim": model.dim, "trace": float(torch.trace(Hd)), "frobenius": float(torch.linalg.matrix_norm(Hd)),

@@ -46,6 +46,9 @@ def test_the_restricted_hessian_at_the_start_is_p_transpose_h_p():
     assert result["ratio"] == pytest.approx(float(torch.trace(Hd) / torch.linalg.matrix_norm(Hd)), rel=1e-8)
     assert abs(result["ratio"]) <= math.sqrt(5) and result["ratio_bound"] == math.sqrt(5)
     assert result["lambda_max"] == pytest.approx(float(torch.linalg.eigvalsh(Hd)[-1]), rel=1e-8)
+    batched = start_curvature(wrapped, ds.x_train, ds.y_train, loss_fn, batch_size=7)  # uneven batches, weighted
+    assert batched["trace"] == pytest.approx(result["trace"], rel=1e-10)
+    assert batched["ratio"] == pytest.approx(result["ratio"], rel=1e-10)
 
 
 def test_training_moves_only_within_the_subspace_and_saves_a_plain_model(tmp_path):
