@@ -113,6 +113,8 @@ def test_a_batched_sweep_plans_one_job_per_batch_with_every_runs_files(tmp_path,
      "sweeps.w.local: the local geometry needs classifiers (C logits); run seed=0 is a regression task"),
     ({"base": "blobs_mlp", "grid": {"train.seed": [0]}, "hessian": {"k_top": 0}},
      "k_top: 0 is out of range"),
+    ({"base": "blobs_mlp", "grid": {"train.seed": []}},  # a sweep that would generate no runs
+     "sweeps.w.grid.train.seed: [] should be non-empty"),
 ])
 def test_a_bad_local_sweep_stops_before_any_job(tmp_path, sweep, message):
     bad = config_with(tmp_path, {"w": sweep})
