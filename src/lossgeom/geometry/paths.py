@@ -1,0 +1,86 @@
+"""Paths between two solutions in weight space, and how well they connect (Garipov et al. 2018; Yang et al. 2021).
+
+- The straight line theta(t) = (1 - t) w_1 + t w_2.
+- The quadratic Bezier curve gamma(t) = (1 - t)^2 w_1 + 2 t (1 - t) b + t^2 w_2 with fixed endpoints and one bend b;
+  :func:`train_bend` fits b by stochastic gradient descent on L(gamma(t)) with one t ~ U(0, 1) per minibatch, from
+  the midpoint of the straight line (Garipov et al.). For L(w) = 1/2 ||w - c||^2 the optimum of E_t L(gamma(t)) is
+  b* = (5/2) c - (3/4)(w_1 + w_2) (E[beta] = 1/3, E[beta^2] = 2/15, E[beta (1-t)^2] = E[beta t^2] = 1/10 for
+  beta = 2t(1 - t)), the closed form the tests train against.
+- The barrier of a path: the largest loss along it above the straight line between its endpoints' losses,
+  max_t L(t) - ((1 - t) L(0) + t L(1)).
+- Mode connectivity as Yang et al. define it, from training errors e_t at t in {0, 1/4, 1/2, 3/4, 1}: with
+  u = argmax_t |e_t - (e_0 + e_1)/2| over the interior points (at either endpoint the distance is |e_0 - e_1|/2, and
+  which endpoint won would set the sign), mc = (e_0 + e_1)/2 - e_u. Negative: a barrier (poorly connected); near 0:
+  well connected; positive: the path beats its endpoints (they are under-trained).
+
+Weights are flat vectors (float64 where the path is measured); ``loss_of`` maps a flat vector (and a batch) to a
+scalar loss, e.g. from :func:`lossgeom.engine.hessian.flat_model`.
+
+Example (the double well L(w) = (||w||^2 - 1)^2 between w_1 = (1, 0) and w_2 = (-1, 0): the line crosses w = 0)::
+
+    >>> import torch
+    >>> loss = lambda w: float((w.pow(2).sum() - 1) ** 2)
+    >>> w1, w2 = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 0.0])
+    >>> ts = torch.linspace(0, 1, 21)
+    >>> round(barrier(ts, [loss(line(w1, w2, t)) for t in ts]), 6)
+    1.0
+    >>> mode_connectivity([0.0, 10.0, 40.0, 10.0, 2.0])
+    -39.0
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+YANG_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # where Yang et al. evaluate the curve's training error
+
+
+def line(w1: torch.Tensor, w2: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """(1 - t) w_1 + t w_2."""
+    return (1 - t) * w1 + t * w2
+
+
+def bezier(w1: torch.Tensor, bend: torch.Tensor, w2: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """(1 - t)^2 w_1 + 2 t (1 - t) b + t^2 w_2: the quadratic Bezier curve through w_1 (t = 0) and w_2 (t = 1)."""
+    return (1 - t) ** 2 * w1 + 2 * t * (1 - t) * bend + t**2 * w2
+
+
+def barrier(ts: Sequence[float] | torch.Tensor, losses: Sequence[float]) -> float:
+    """max_t L(t) - ((1 - t) L(0) + t L(1)) over the evaluated points (``ts`` from 0 to 1, in order)."""
+    t = np.asarray(ts, dtype=float)
+    values = np.asarray(losses, dtype=float)
+    if t[0] != 0.0 or t[-1] != 1.0 or np.any(np.diff(t) <= 0):
+        raise ValueError("a barrier needs the path's points in increasing order from t = 0 to t = 1")
+    return float(np.max(values - ((1 - t) * values[0] + t * values[-1])))
+
+
+def mode_connectivity(errors: Sequence[float]) -> float:
+    """mc = (e_0 + e_1)/2 - e_u, u the point whose error is farthest from the endpoints' mean (Yang et al. 2021);
+    ``errors`` at t = 0, ..., 1 (Yang et al.: :data:`YANG_POINTS`, training error in %)."""
+    e = np.asarray(errors, dtype=float)
+    if len(e) < 3:
+        raise ValueError(f"mode connectivity needs the endpoints and at least one interior point, got {len(e)} errors")
+    mean = 0.5 * (e[0] + e[-1])
+    u = 1 + int(np.argmax(np.abs(e[1:-1] - mean)))  # interior points: an endpoint is |e_0 - e_1|/2 away, either sign
+    return float(mean - e[u])
+
+
+def train_bend(loss_of: Callable[[torch.Tensor, object], torch.Tensor], w1: torch.Tensor, w2: torch.Tensor,
+               batches: Iterable[object], *, lr: float, momentum: float = 0.9, seed: int = 0,
+               bend: torch.Tensor | None = None) -> torch.Tensor:
+    """Fit the Bezier curve's bend: for each batch, draw t ~ U(0, 1) (one generator seeded with ``seed``), take an SGD
+    step on ``loss_of(gamma(t), batch)``. Starts from ``bend`` or the straight line's midpoint; returns the bend."""
+    g = torch.Generator().manual_seed(seed)
+    w1, w2 = w1.detach(), w2.detach()
+    b = (0.5 * (w1 + w2) if bend is None else bend).detach().clone().requires_grad_(True)
+    optimizer = torch.optim.SGD([b], lr=lr, momentum=momentum)
+    for batch in batches:
+        t = float(torch.rand((), generator=g, dtype=torch.float64))
+        loss = loss_of(bezier(w1, b, w2, t), batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return b.detach()

@@ -1,0 +1,65 @@
+"""Paths between solutions against closed forms: the Bezier curve's ends and midpoint, the bend that minimizes the
+expected loss of a quadratic, the barrier of a double well removed by a trained bend, Yang et al.'s mc sign."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from lossgeom.geometry.paths import barrier, bezier, line, mode_connectivity, train_bend
+
+
+def test_the_curve_passes_through_its_ends_and_bends_toward_b():
+    w1, b, w2 = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 5.0]), torch.tensor([-3.0, 0.0])
+    assert torch.equal(bezier(w1, b, w2, 0.0), w1) and torch.equal(bezier(w1, b, w2, 1.0), w2)
+    assert torch.allclose(bezier(w1, b, w2, 0.5), (w1 + w2) / 4 + b / 2)
+    assert torch.allclose(bezier(w1, (w1 + w2) / 2, w2, 0.3), line(w1, w2, 0.3))  # the midpoint bend: the line
+
+
+def test_the_trained_bend_of_a_quadratic_is_the_closed_form_optimum():
+    # L(w) = 1/2 ||w - c||^2: E_t L(gamma(t)) is minimized at b* = (5/2) c - (3/4)(w1 + w2)
+    c = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    w1 = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    w2 = torch.tensor([0.0, 1.0, -1.0], dtype=torch.float64)
+    optimum = 2.5 * c - 0.75 * (w1 + w2)
+    loss_of = lambda w, batch: 0.5 * (w - c).pow(2).sum()  # noqa: E731
+    bend = train_bend(loss_of, w1, w2, range(6000), lr=0.005, momentum=0.9, seed=3)
+    # E_t L is a quadratic in b with Hessian E[beta^2] I = 2/15 I; one t per step leaves SGD noise of a few percent
+    assert torch.linalg.vector_norm(bend - optimum) < 0.05 * torch.linalg.vector_norm(optimum)
+    expected = lambda b: float(torch.stack([loss_of(bezier(w1, b, w2, t), None)  # noqa: E731
+                                            for t in torch.linspace(0, 1, 2001, dtype=torch.float64)]).mean())
+    assert expected(optimum) <= expected(bend) <= expected((w1 + w2) / 2)
+
+
+def test_a_trained_bend_removes_the_barrier_of_a_double_well():
+    loss_of = lambda w, batch: (w.pow(2).sum() - 1) ** 2  # noqa: E731  minima: the unit circle
+    w1, w2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    ts = torch.linspace(0, 1, 21, dtype=torch.float64)
+    straight = barrier(ts, [float(loss_of(line(w1, w2, t), None)) for t in ts])
+    assert straight == pytest.approx(1.0)  # the line crosses w = 0, where L = 1
+    # from just off the midpoint (at it, the gradient in the bend's free direction is zero by symmetry)
+    bend = train_bend(loss_of, w1, w2, range(3000), lr=0.01, seed=0, bend=torch.tensor([0.0, 0.1], dtype=torch.float64))
+    curved = barrier(ts, [float(loss_of(bezier(w1, bend, w2, t), None)) for t in ts])
+    assert curved < 0.1 * straight and abs(float(bend[1])) > 1.0
+
+
+def test_barrier_needs_the_path_in_order():
+    with pytest.raises(ValueError, match="increasing order"):
+        barrier([0.0, 0.7, 0.5, 1.0], [0, 1, 2, 0])
+
+
+@pytest.mark.parametrize("errors, sign", [([2.0, 20.0, 40.0, 20.0, 4.0], -1),  # a barrier: poorly connected
+                                          ([10.0, 6.0, 2.0, 6.0, 10.0], 1),    # the path beats its ends
+                                          ([3.0, 3.0, 3.0, 3.0, 3.0], 0)])     # flat: well connected
+def test_mode_connectivity_sign_convention(errors, sign):
+    mc = mode_connectivity(errors)
+    assert (mc > 0) - (mc < 0) == sign
+    u = max(range(1, 4), key=lambda i: abs(errors[i] - (errors[0] + errors[-1]) / 2))
+    assert mc == (errors[0] + errors[-1]) / 2 - errors[u]
+
+
+def test_mode_connectivity_is_unchanged_by_reversing_the_path():
+    for errors in itertools.permutations([1.0, 5.0, 2.0, 9.0, 4.0]):
+        assert mode_connectivity(errors) == mode_connectivity(errors[::-1])
