@@ -30,10 +30,15 @@ Example (the double well L(w) = (||w||^2 - 1)^2 between w_1 = (1, 0) and w_2 = (
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+import copy
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+from torch import nn
+
+from ..problems.models import trainable_parameters
+from ..training.evaluation import evaluate
 
 YANG_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # where Yang et al. evaluate the curve's training error
 
@@ -84,3 +89,48 @@ def train_bend(loss_of: Callable[[torch.Tensor, object], torch.Tensor], w1: torc
         loss.backward()
         optimizer.step()
     return b.detach()
+
+
+def recompute_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> bool:
+    """Set every BatchNorm layer's running statistics to those of the current weights on ``x``: reset, then one pass
+    in training mode with a cumulative average over the batches (Garipov et al.: the statistics stored with the
+    endpoints belong to the endpoints, not to the points between them). Returns whether the model has BatchNorm."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: every batch counts the same
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            model(x[start : start + batch_size])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+    return True
+
+
+def evaluate_path(model: nn.Module, points: Sequence[torch.Tensor], splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+                  task: str, batch_size: int = 4096, batchnorm_x: torch.Tensor | None = None) -> list[dict[str, Any]]:
+    """The metrics of every split (e.g. ``{"train": (x, y)}``) at each point of a path (flat weight vectors in the
+    order of :func:`trainable_parameters`), on a copy of ``model``; with BatchNorm, its statistics recomputed on
+    ``batchnorm_x`` (default: the first split's inputs) at every point. One dict per point: ``<split>_<metric>``."""
+    probe = copy.deepcopy(model)
+    params = [p for _, p in trainable_parameters(probe)]
+    n = sum(p.numel() for p in params)
+    out = []
+    for point in points:
+        if point.numel() != n:
+            raise ValueError(f"a path point has {point.numel()} values; the model has {n} trainable parameters")
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(point.to(params[0]), params)
+        recompute_batchnorm(probe, batchnorm_x if batchnorm_x is not None else next(iter(splits.values()))[0],
+                            batch_size)
+        row: dict[str, Any] = {}
+        for name, (x, y) in splits.items():
+            row.update({f"{name}_{k}": v for k, v in evaluate(probe, x, y, task, batch_size).items()})
+        out.append(row)
+    return out

@@ -63,3 +63,38 @@ def test_mode_connectivity_sign_convention(errors, sign):
 def test_mode_connectivity_is_unchanged_by_reversing_the_path():
     for errors in itertools.permutations([1.0, 5.0, 2.0, 9.0, 4.0]):
         assert mode_connectivity(errors) == mode_connectivity(errors[::-1])
+
+
+def test_evaluate_path_equals_models_built_at_each_point_and_leaves_the_model_alone():
+    from lossgeom.geometry.paths import evaluate_path
+    from lossgeom.training.evaluation import evaluate
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    x = torch.randn(30, 3, dtype=torch.float64)
+    y = torch.randint(0, 2, (30,))
+    w1 = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    w2 = w1 + torch.randn_like(w1)
+    ts = [0.0, 0.5, 1.0]
+    rows = evaluate_path(model, [line(w1, w2, t) for t in ts], {"train": (x, y)}, "classification")
+    for t, row in zip(ts, rows):
+        built = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+        torch.nn.utils.vector_to_parameters(line(w1, w2, t), built.parameters())
+        assert row == pytest.approx({f"train_{k}": v for k, v in evaluate(built, x, y, "classification", 64).items()})
+    assert torch.equal(torch.nn.utils.parameters_to_vector(model.parameters()), w1)
+    with pytest.raises(ValueError, match="trainable parameters"):
+        evaluate_path(model, [w1[:-1]], {"train": (x, y)}, "classification")
+
+
+def test_batchnorm_statistics_are_recomputed_at_the_point():
+    from lossgeom.geometry.paths import recompute_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2)).double()
+    x = 5.0 + 2.0 * torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert recompute_batchnorm(model, x, batch_size=16)  # four equal batches: the mean of the batch means
+    bn = model[0]
+    assert torch.allclose(bn.running_mean, x.mean(0), atol=1e-12)
+    batch_vars = torch.stack([x[i : i + 16].var(0, unbiased=True) for i in range(0, 64, 16)])
+    assert torch.allclose(bn.running_var, batch_vars.mean(0), atol=1e-12)
+    assert bn.momentum == 0.1  # the layer's own momentum is restored
+    assert not recompute_batchnorm(torch.nn.Linear(3, 2), x, 16)
