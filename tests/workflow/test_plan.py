@@ -206,3 +206,7 @@ def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):
     for rule in ("sweep_run_trajectory", "check_saddle"):
         lines = resources_of(result.stdout, rule)
         assert lines and all("gpu=1" in line.split(", ") for line in lines), (rule, lines)
+    # the widest mixture network (N = 14,218) forms dense float64 H and G: its job asks for 4 N^2 doubles and more
+    asked = [int(part.removeprefix("mem_mb=")) for line in resources_of(result.stdout, "sweep_run_trajectory")
+             for part in line.split(", ") if part.startswith("mem_mb=")]
+    assert max(asked) >= 4 * 8 * 14218**2 / 1e6 and min(asked) == 8000, sorted(set(asked))

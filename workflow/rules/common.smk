@@ -1,5 +1,6 @@
 # Shared setup: validate the config before any job runs, and helpers the rule files use.
 import json
+import math
 import os
 import re
 import shlex
@@ -118,6 +119,30 @@ def sweep_local_settings(wildcards):
     """A sweep's local-geometry settings as JSON: the `local` block with the sweep's own `local` mapping over it."""
     overrides = local_overrides(SWEEPS[wildcards.sweep])
     return json.dumps({"device": config["device"], **block("local"), **overrides}, sort_keys=True)
+
+
+def sweep_measure_gpus(sweep, stages=("hessian", "local")):
+    """GPUs for a job that measures a sweep's runs in these stages: the sweep's Hessian or local-geometry device
+    (the config block's, or the sweep's own override), whichever asks more."""
+    settings = {"hessian": sweep_hessian_settings, "local": sweep_local_settings}
+    devices = [json.loads(settings[stage](SimpleNamespace(sweep=sweep)))["device"] for stage in stages
+               if stage == "hessian" or sweep in LOCAL_SWEEPS]
+    return max((gpus(device) for device in devices), default=0)
+
+
+def sweep_measure_mem_mb(sweep, run_ids):
+    """Memory (MB) for a job that measures these runs of a sweep: 8 GB, more where the local geometry forms dense
+    float64 H and G (N x N each; with H - G at most 3 N^2 doubles at once, 4 N^2 asked for: 6.5 GB at N = 14,218)."""
+    mem_mb = 8000
+    if sweep in LOCAL_SWEEPS:
+        from lossgeom.stages.local_geometry import LocalSettings
+
+        limit = LocalSettings.from_mapping(json.loads(sweep_local_settings(SimpleNamespace(sweep=sweep)))).exact_max_parameters
+        for run_id in run_ids:
+            n = model_size(SWEEP_SPECS[sweep][run_id])
+            if n <= limit:
+                mem_mb = max(mem_mb, 4000 + math.ceil(4 * 8 * n * n / 1e6))
+    return mem_mb
 
 
 # sweeps with Hessians at three snapshots at least (an early one between the ends) and the most negative eigenpair:

@@ -65,7 +65,7 @@ use rule hessian as sweep_hessian with:
     resources:
         runtime=120,
         mem_mb=8000,
-        gpu=stage_gpus("hessian"),
+        gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep, ["hessian"]),
     wildcard_constraints:
         sweep=one_of(set(HESSIAN_SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),  # a trajectory's end is its final model
 
@@ -88,8 +88,8 @@ rule sweep_local:
     threads: config["threads"]
     resources:
         runtime=60,
-        mem_mb=8000,
-        gpu=stage_gpus("local"),
+        mem_mb=lambda wildcards: sweep_measure_mem_mb(wildcards.sweep, [wildcards.run]),
+        gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep, ["local"]),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
@@ -124,8 +124,8 @@ rule sweep_run_trajectory:
     threads: config["threads"]
     resources:
         runtime=lambda wildcards: 60 * len(SNAPSHOT_STEPS[wildcards.sweep]),
-        mem_mb=8000,
-        gpu=stage_gpus("hessian"),
+        mem_mb=lambda wildcards: sweep_measure_mem_mb(wildcards.sweep, [wildcards.run]),
+        gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
@@ -145,8 +145,9 @@ for sweep, batches in BATCHES.items():
         rule:
             name:
                 f"sweep_batch_{sweep}_{index}"
-            input:
-                **{key: path for run_id in batch for key, path in data_input(SWEEP_SPECS[sweep][run_id]).items()},
+            input:  # keys by run: two runs' data files under one key would keep only the last
+                **{f"{key}_{position}": path for position, run_id in enumerate(batch)
+                   for key, path in data_input(SWEEP_SPECS[sweep][run_id]).items()},
             output:
                 [path for run_id in batch for path in run_outputs(sweep, run_id)],
             params:
@@ -163,8 +164,9 @@ for sweep, batches in BATCHES.items():
             threads: config["threads"]
             resources:
                 runtime=30 * len(batch),
-                mem_mb=8000,
-                gpu=spec_gpus(SWEEP_SPECS[sweep][batch[0]]),
+                mem_mb=sweep_measure_mem_mb(sweep, batch) if sweep in HESSIAN_SWEEPS else 8000,
+                gpu=max([spec_gpus(SWEEP_SPECS[sweep][run_id]) for run_id in batch]
+                        + ([sweep_measure_gpus(sweep)] if sweep in HESSIAN_SWEEPS else [])),
             conda:
                 "../../envs/lossgeom.yaml"
             shell:

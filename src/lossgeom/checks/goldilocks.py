@@ -57,6 +57,7 @@ def _listing(stats: pd.DataFrame, name: str) -> str:
 def goldilocks_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
     """Rows (e1), (e2) per subspace dimension and (e3) once, for one sweep's run table."""
     out = []
+    table = table[table[DIM_KEY] > 0]  # d = 0 trains every parameter: no restricted Hessian, no subspace
     dims = sorted(table[DIM_KEY].unique())
     zones = {}
     for d in dims:

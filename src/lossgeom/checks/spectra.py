@@ -60,12 +60,15 @@ def data_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
     if SEPARATION_KEY not in table or table[SEPARATION_KEY].nunique() < 2 or "outlier_mean" not in table:
         return []
     out = []
+    table = table.dropna(subset=["outlier_mean", "bulk_abs_q50"])  # runs above exact_max_parameters: no spectrum
     groups = table.groupby(CLUSTERS_KEY, sort=True) if CLUSTERS_KEY in table else [("all", table)]
     for clusters, rows in groups:
         low, high = rows[SEPARATION_KEY].min(), rows[SEPARATION_KEY].max()
         a = rows[rows[SEPARATION_KEY] == low].set_index(SEED_KEY)
         b = rows[rows[SEPARATION_KEY] == high].set_index(SEED_KEY)
         seeds = a.index.intersection(b.index)
+        if seeds.empty:
+            continue
         outliers = np.abs(np.log(b.loc[seeds, "outlier_mean"] / a.loc[seeds, "outlier_mean"]))
         bulk = np.abs(np.log(b.loc[seeds, "bulk_abs_q50"] / a.loc[seeds, "bulk_abs_q50"]))
         mean, se = seed_mean(outliers - bulk)
@@ -80,6 +83,9 @@ def data_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
 def width_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
     """The near-zero share at the largest model over that at the smallest (by N), when the sweep varies the width."""
     if WIDTH_KEY not in table or table[WIDTH_KEY].nunique() < 2 or "near_zero_fraction" not in table:
+        return []
+    table = table.dropna(subset=["near_zero_fraction"])  # runs above exact_max_parameters: no spectrum
+    if table[WIDTH_KEY].nunique() < 2:
         return []
     sizes = table.groupby(WIDTH_KEY)["n_parameters"].first().sort_values()
     small = table[table[WIDTH_KEY] == sizes.index[0]]

@@ -72,7 +72,8 @@ def compute_point(model_path: Path, folder: Path, hessian_settings, local_settin
         hessian.run(model_path, hessian_settings, summary.parent, log=log)
     if local_settings is not None:
         local = folder / "local.json"
-        if is_current(local, model_path, local_settings):
+        # local.json is built on the Hessian's eigenvectors: kept only when they were kept too
+        if "hessian" in kept and is_current(local, model_path, local_settings):
             kept.append("local")
         else:
             local_geometry.run(model_path, summary, summary.parent / "eigenvectors.pt", local_settings, local, log=log)

@@ -6,8 +6,10 @@ A sweep with ``batch: n`` gives n runs to one job, which does for each what the 
 the train step (:mod:`lossgeom.stages.train`), then, when the sweep computes Hessians, the run's trajectory
 (:mod:`lossgeom.stages.run_trajectory`; sweeps with snapshots) or its hessian and local-geometry steps.
 
-Resuming: every step resumes on its own (training from its checkpoint, a trajectory from the points already
-computed, the hessian step from its work in progress), so a killed batch job, started again, redoes little.
+Resuming: Snakemake deletes a failed job's declared outputs (each run's model, tables, snapshots folder and
+measurement summaries), so a killed batch is retried whole; each step then resumes from what it keeps outside them:
+training from ``checkpoint/last.pt`` (afresh when its snapshots folder is gone), a trajectory's points computed from
+byte-identical model files, the hessian step from ``partial.pt``.
 """
 
 from __future__ import annotations

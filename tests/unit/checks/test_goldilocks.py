@@ -55,3 +55,12 @@ def test_differences_within_the_seeds_spread_are_unresolved():
 def test_a_table_without_the_subspace_columns_is_refused_with_the_fix():
     with pytest.raises(Exception, match="model.init_scale and train.subspace_dim"):
         check_sweep(_table().drop(columns=["subspace_ratio"]), "demo", "goldilocks")
+
+
+def test_full_training_runs_in_the_grid_are_left_out():
+    """d = 0 trains all parameters (no subspace, no restricted Hessian): not a dimension of the rows."""
+    table = _table()
+    full = _table(dims=(0,)).assign(subspace_ratio=float("nan"), test_accuracy=0.99)
+    rows = goldilocks_rows(pd.concat([table, full]), "demo")
+    assert [r.verdict for r in rows] == [r.verdict for r in goldilocks_rows(table, "demo")]
+    assert not any("d=0" in r.case + r.detail for r in rows)

@@ -81,5 +81,6 @@ def test_dense_matrix_from_blocked_products_equals_the_references(name):
                            dense_hessian(c.model, c.loss_fn, c.x, c.y))):
         dense = dense_matrix(op)
         assert op.hvps == op.n_params  # one product per unit vector, in blocks
+        assert torch.equal(dense, dense.T)  # symmetrized band by band
         scale = torch.linalg.matrix_norm(reference, ord=2)
         assert torch.allclose(dense, reference, atol=1e-10 * scale, rtol=0)

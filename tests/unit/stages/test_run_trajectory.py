@@ -79,6 +79,13 @@ def test_a_rerun_keeps_current_points_and_redoes_stale_ones(trained, tmp_path):
     other = run_trajectory.run(snapshots, None, hessian.HessianSettings(**{**HESSIAN.__dict__, "k_top": 5}), None,
                                out, log=quiet)
     assert all(point["kept"] == [] for point in other["points"].values())
+    # back to the local settings after the Hessians changed: local.json (same model, same local settings) is
+    # stale too, since it was computed on the other Hessian's eigenvectors
+    again = run_trajectory.run(snapshots, None, HESSIAN, LOCAL, out, log=quiet)
+    assert all(point["kept"] == [] for point in again["points"].values())
+    local = json.loads((out / "step=2" / "local.json").read_text())
+    summary = json.loads((out / "step=2" / "hessian" / "summary.json").read_text())
+    assert local["top_eigenvalues"] == summary["eigen"]["top"]["values"]
 
 
 def test_no_snapshots_is_one_clear_error(tmp_path):
