@@ -63,13 +63,17 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, connectivity, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "mlp"}, "train": {"lr": 0}}}},
          "experiments.x.train.lr: 0 is out of range; must be > 0"),
         ({"experiments": {"x": {"model": {"name": "mlp"}}}}, "experiments.x: 'dataset' is a required property"),
+        ({"sweeps": {"c": {"base": "blobs_mlp", "grid": {"train.seed": [0]}, "connectivity": True}}},
+         "sweeps.c.connectivity compares independently trained solutions: its grid needs train.seed with two values"),
+        ({"sweeps": {"c": {"base": "sines_mlp", "grid": {"train.seed": [0, 1]}, "connectivity": True}}},
+         "sweeps.c.connectivity: mode connectivity and CKA compare classifiers"),
     ],
 )
 def test_bad_config_stops_before_any_job(override, message, tmp_path):
@@ -187,6 +191,15 @@ def test_surface_parts_plan_part_jobs_and_a_light_merge(tmp_path, dry_run):
     assert jobs["surface_part"] == 3 * len(config["experiments"]) and jobs["surfaces"] == len(config["experiments"])
     assert all("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surface_part"))
     assert not any("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surfaces"))
+
+
+def test_the_default_config_connects_its_seeds_in_one_job_after_one_batch(dry_run):
+    """The `connectivity` sweep: its six runs trained in one batch job, then one check_connectivity job and F13."""
+    result = dry_run(REPO / "config.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert jobs["check_connectivity"] == 1 and jobs["F13"] == 1 and jobs["sweep_batch_connectivity_0"] == 1
+    assert "results/checks/connectivity_connectivity.csv" in result.stdout
 
 
 def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):

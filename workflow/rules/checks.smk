@@ -187,6 +187,40 @@ rule check_saddle:
         "--grids {output.grids:q} --record {output.record:q} > {log:q} 2>&1"
 
 
+# How a sweep's seeds connect (issue 15): lines, Bezier curves and simplices between them, CKA, and large -> small
+# batch continuation (lossgeom.stages.connectivity).
+rule check_connectivity:
+    input:
+        models=lambda wildcards: sweep_outputs(wildcards.sweep, "model.pt"),
+    output:
+        rows="results/checks/connectivity_{sweep}.csv",
+        summary="results/sweeps/{sweep}/connectivity/summary.json",
+        paths="results/sweeps/{sweep}/connectivity/paths.csv",
+        slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
+    params:
+        runs=lambda wildcards: json.dumps({
+            run_id: {"model": f"results/sweeps/{wildcards.sweep}/{run_id}/model.pt", "grid": grid}
+            for run_id, grid in SWEEP_GRIDS[wildcards.sweep].items()}),
+        settings=lambda wildcards: sweep_connectivity_settings(wildcards.sweep),
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
+    log:
+        "logs/checks/connectivity_{sweep}.log",
+    benchmark:
+        "results/checks/connectivity_{sweep}.benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=60,
+        mem_mb=8000,
+        gpu=lambda wildcards: gpus(json.loads(sweep_connectivity_settings(wildcards.sweep))["device"]),
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(CONNECTIVITY_SWEEPS),
+    shell:
+        "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
+        "--settings {params.settings:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
+
+
 rule checks_table:
     input:
         tables=[rules.check_synthetic.output.rows]
@@ -195,7 +229,8 @@ rule checks_table:
         + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES)
         + expand("results/checks/spectra_{sweep}.csv", sweep=SPECTRA_SWEEPS)
         + expand("results/checks/saddle_{sweep}.csv", sweep=SADDLE_SWEEPS)
-        + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS),
+        + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS)
+        + expand("results/checks/connectivity_{sweep}.csv", sweep=CONNECTIVITY_SWEEPS),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
         table="results/checks/summary.csv",

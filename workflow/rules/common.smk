@@ -13,7 +13,8 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # lossgeom.io.configcheck and .sweeps need only jsonschema and yaml
 from lossgeom.io.configcheck import experiment_task, load_schema, validate_config, validate_experiment  # noqa: E402
 from lossgeom.io.sweeps import (  # noqa: E402
-    expand_sweep, grid_values, has_hessian, has_local, hessian_overrides, local_overrides, run_batches, snapshot_steps,
+    expand_sweep, grid_values, has_hessian, has_local, has_stage, hessian_overrides, local_overrides, run_batches,
+    snapshot_steps, stage_overrides,
 )
 from lossgeom.errors import ConfigError  # noqa: E402
 
@@ -30,11 +31,20 @@ def expand_sweeps():
             if has_local(config["sweeps"][name]) and experiment_task(spec) != "classification":
                 raise ConfigError(f"sweeps.{name}.local: the local geometry needs classifiers (C logits); run {run_id} "
                                   f"is a {experiment_task(spec)} task. Set local: false for this sweep")
+            if has_stage(config["sweeps"][name], "connectivity") and experiment_task(spec) != "classification":
+                raise ConfigError(f"invalid configuration ({', '.join(CONFIG_SOURCES)}): sweeps.{name}.connectivity: mode connectivity and CKA compare classifiers (training "
+                                  f"error, softmax outputs); run {run_id} is a {experiment_task(spec)} task. Set "
+                                  "connectivity: false for this sweep")
             dim = spec.get("train", {}).get("subspace_dim", 0)
             if dim and dim > model_size(spec):  # builds the model (torch): only for subspace runs
                 raise ConfigError(f"invalid configuration ({', '.join(CONFIG_SOURCES)}): sweeps.{name} run {run_id}: "
                                   f"train.subspace_dim {dim} exceeds the model's "
                                   f"{model_size(spec)} parameters; allowed: 1..{model_size(spec)}, or 0 to train them all")
+    for name, sweep in config["sweeps"].items():
+        if has_stage(sweep, "connectivity") and len(sweep["grid"].get("train.seed", [])) < 2:
+            raise ConfigError(f"invalid configuration ({', '.join(CONFIG_SOURCES)}): sweeps.{name}.connectivity compares "
+                              "independently trained solutions: its grid needs train.seed with two values at least "
+                              "(three for the simplices), e.g. train.seed: [0, 1, 2]")
     return specs
 
 
@@ -119,6 +129,16 @@ def sweep_local_settings(wildcards):
     """A sweep's local-geometry settings as JSON: the `local` block with the sweep's own `local` mapping over it."""
     overrides = local_overrides(SWEEPS[wildcards.sweep])
     return json.dumps({"device": config["device"], **block("local"), **overrides}, sort_keys=True)
+
+
+# sweeps whose seeds are connected by paths and simplices (rule check_connectivity, F13)
+CONNECTIVITY_SWEEPS = [name for name, sweep in SWEEPS.items() if has_stage(sweep, "connectivity")]
+
+
+def sweep_connectivity_settings(sweep):
+    """A sweep's connectivity settings as JSON: the `connectivity` block with the sweep's own mapping over it."""
+    return json.dumps({"device": config["device"], **block("connectivity"),
+                       **stage_overrides(SWEEPS[sweep], "connectivity")}, sort_keys=True)
 
 
 def sweep_measure_gpus(sweep, stages=("hessian", "local")):

@@ -73,22 +73,49 @@ def mode_connectivity(errors: Sequence[float]) -> float:
     return float(mean - e[u])
 
 
+def cosine_schedule(optimizer: torch.optim.Optimizer, steps: int | None):
+    """lr x (1 + cos(pi k / steps)) / 2 at step k (constant when ``steps`` is None): the fits end at a point, not in
+    the noise of a constant step."""
+    if steps is None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.5 * (1 + np.cos(np.pi * min(k, steps) / steps)))
+
+
 def train_bend(loss_of: Callable[[torch.Tensor, object], torch.Tensor], w1: torch.Tensor, w2: torch.Tensor,
                batches: Iterable[object], *, lr: float, momentum: float = 0.9, seed: int = 0,
-               bend: torch.Tensor | None = None) -> torch.Tensor:
+               bend: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
     """Fit the Bezier curve's bend: for each batch, draw t ~ U(0, 1) (one generator seeded with ``seed``), take an SGD
-    step on ``loss_of(gamma(t), batch)``. Starts from ``bend`` or the straight line's midpoint; returns the bend."""
+    step on ``loss_of(gamma(t), batch)``; with ``steps`` (the number of batches) the step size decays to 0 on a cosine
+    over them. Starts from ``bend`` or the straight line's midpoint; returns the bend."""
     g = torch.Generator().manual_seed(seed)
     w1, w2 = w1.detach(), w2.detach()
     b = (0.5 * (w1 + w2) if bend is None else bend).detach().clone().requires_grad_(True)
     optimizer = torch.optim.SGD([b], lr=lr, momentum=momentum)
+    schedule = cosine_schedule(optimizer, steps)
     for batch in batches:
         t = float(torch.rand((), generator=g, dtype=torch.float64))
         loss = loss_of(bezier(w1, b, w2, t), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
     return b.detach()
+
+
+def flat_loss(model: nn.Module, loss_fn: Callable) -> tuple[torch.Tensor, Callable[[torch.Tensor, Any], torch.Tensor]]:
+    """(theta, loss_of): the model's trainable parameters as one flat vector (in :func:`trainable_parameters` order)
+    and ``loss_of(w, (x, y))``, the loss on a batch at flat weights ``w`` (``functional_call``, differentiable in w).
+    The model's mode applies: in training mode BatchNorm uses the batch's statistics, as when a path is trained."""
+    named = trainable_parameters(model)
+    shapes, sizes = [p.shape for _, p in named], [p.numel() for _, p in named]
+    buffers = dict(model.named_buffers())
+
+    def loss_of(w: torch.Tensor, batch: Any) -> torch.Tensor:
+        x, y = batch
+        params = {name: chunk.view(shape) for (name, _), chunk, shape in zip(named, torch.split(w, sizes), shapes)}
+        return loss_fn(torch.func.functional_call(model, (params, buffers), (x,)), y)
+
+    return torch.cat([p.detach().reshape(-1) for _, p in named]), loss_of
 
 
 def recompute_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> bool:

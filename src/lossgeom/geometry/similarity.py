@@ -38,6 +38,21 @@ def linear_cka(X: torch.Tensor, Y: torch.Tensor) -> float:
     return float(cross / norms) if norms > 0 else float("nan")
 
 
+def mixup_inputs(x: torch.Tensor, count: int, concentration: float = 16.0, seed: int = 0) -> torch.Tensor:
+    """``count`` inputs lambda x_i + (1 - lambda) x_j with i, j drawn uniformly from ``x`` and lambda ~
+    Beta(concentration, concentration) per input (Yang et al.: Beta(16, 16), 768 training images): points between the
+    training examples, where models that agree on the data may still differ."""
+    g = torch.Generator().manual_seed(seed)
+    i = torch.randint(len(x), (count,), generator=g)
+    j = torch.randint(len(x), (count,), generator=g)
+    gamma = torch.distributions.Gamma(torch.tensor(float(concentration)), torch.tensor(1.0))
+    with torch.random.fork_rng(devices=[]):  # Gamma samples from the global generator: seed it, then restore it
+        torch.manual_seed(seed)
+        a, b = gamma.sample((count,)), gamma.sample((count,))
+    lam = (a / (a + b)).to(x).view(-1, *([1] * (x.dim() - 1)))
+    return lam * x[i] + (1 - lam) * x[j]
+
+
 def mean_pairwise_cka(outputs: Sequence[torch.Tensor]) -> float:
     """The mean of CKA over all ordered pairs of distinct models (Yang et al.: over the seeds of one cell; CKA is
     symmetric, so the mean over unordered pairs is the same)."""

@@ -8,12 +8,15 @@ connectors by SGD on the loss at such points (one face and one point per batch);
 mean and the largest loss over points drawn the same way.
 
 For L(w) = 1/2 ||w - c_0||^2 and the pair faces, the optimum of the expected loss is c* = 2 c_0 - mean_i w_i
-(Dirichlet(1, 1, 1): E[lambda] = 1/3, E[lambda^2] = 1/6, E[lambda_a lambda_b] = 1/12), the closed form the tests
-train against.
+(Dirichlet(1, 1, 1): E[lambda] = 1/3, E[lambda^2] = 1/6, E[lambda_a lambda_b] = 1/12); for :func:`star_faces` with
+two connectors (triangles (w_i, c_1, c_2)) both connectors go to c* = (4/3) c_0 - (1/3) mean_i w_i (the stationarity
+conditions E[lambda_1 (p - c_0)] = 0 give (1/12) mean w + (1/6) c_1 + (1/12) c_2 = (1/3) c_0 and its mirror, whose
+unique solution is symmetric). The tests train against both closed forms.
 
 Example (the triangle's centroid is the mean of its corners)::
 
     >>> import torch
+
     >>> corners = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
     >>> point_in_face(corners, torch.full((3,), 1 / 3)).tolist()
     [1.0, 1.0]
@@ -27,6 +30,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from .paths import cosine_schedule
+
 Face = tuple[int, ...]  # indices into vertices + connectors (vertices first)
 
 
@@ -34,6 +39,13 @@ def pair_faces(vertices: int, connector: int | None = None) -> list[Face]:
     """The triangles (w_i, w_j, c) for every pair of vertices and one connector (index ``vertices`` by default)."""
     c = vertices if connector is None else connector
     return [(i, j, c) for i, j in itertools.combinations(range(vertices), 2)]
+
+
+def star_faces(vertices: int, connectors: int) -> list[Face]:
+    """The simplices (w_i, c_1, ..., c_m), one per vertex, all sharing the connectors (Benton et al.'s mode-connecting
+    complex): no face holds two solutions, so the straight segment between two of them, with its barrier, is not part
+    of it; two solutions connect through the connectors' shared face."""
+    return [(i, *range(vertices, vertices + connectors)) for i in range(vertices)]
 
 
 def uniform_weights(corners: int, generator: torch.Generator, dtype=torch.float64) -> torch.Tensor:
@@ -53,13 +65,16 @@ def _corners(points: Sequence[torch.Tensor], face: Face) -> torch.Tensor:
 
 def train_connectors(loss_of: Callable[[torch.Tensor, object], torch.Tensor], vertices: Sequence[torch.Tensor],
                      connectors: Sequence[torch.Tensor], faces: Sequence[Face], batches: Iterable[object], *, lr: float,
-                     momentum: float = 0.9, seed: int = 0) -> list[torch.Tensor]:
+                     momentum: float = 0.9, seed: int = 0, steps: int | None = None) -> list[torch.Tensor]:
     """Fit the connectors: per batch, a face drawn uniformly and a uniform point in it (one generator seeded with
-    ``seed``), an SGD step on ``loss_of(point, batch)``. The vertices stay fixed. Returns the connectors."""
+    ``seed``), an SGD step on ``loss_of(point, batch)``; with ``steps`` (the number of batches) the step size decays
+    to 0 on a cosine over them (a constant step leaves the connectors in SGD's noise, above the vertices' loss). The
+    vertices stay fixed. Returns the connectors."""
     g = torch.Generator().manual_seed(seed)
     fixed = [v.detach() for v in vertices]
     trained = [c.detach().clone().requires_grad_(True) for c in connectors]
     optimizer = torch.optim.SGD(trained, lr=lr, momentum=momentum)
+    schedule = cosine_schedule(optimizer, steps)
     for batch in batches:
         face = faces[int(torch.randint(len(faces), (), generator=g))]
         weights = uniform_weights(len(face), g)
@@ -67,6 +82,7 @@ def train_connectors(loss_of: Callable[[torch.Tensor, object], torch.Tensor], ve
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
     return [c.detach() for c in trained]
 
 

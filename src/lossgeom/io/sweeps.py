@@ -85,24 +85,31 @@ def apply(base: Mapping[str, Any], point: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def has_stage(sweep: Mapping[str, Any], key: str) -> bool:
+    """Whether a sweep asks for a stage (``hessian``, ``local``, ``connectivity``): ``<key>: true`` or a mapping of
+    settings (even an empty one)."""
+    return isinstance(sweep.get(key), Mapping) or bool(sweep.get(key))
+
+
+def stage_overrides(sweep: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The settings a sweep's ``<key>`` mapping sets over the config's block of that name ({} for true/false)."""
+    return dict(sweep[key]) if isinstance(sweep.get(key), Mapping) else {}
+
+
 def has_hessian(sweep: Mapping[str, Any]) -> bool:
-    """Whether a sweep computes Hessians: ``hessian: true`` or a mapping of settings (even an empty one)."""
-    return isinstance(sweep.get("hessian"), Mapping) or bool(sweep.get("hessian"))
+    return has_stage(sweep, "hessian")
 
 
 def hessian_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings a sweep's ``hessian`` mapping sets over the config's ``hessian`` block ({} for true/false)."""
-    return dict(sweep["hessian"]) if isinstance(sweep.get("hessian"), Mapping) else {}
+    return stage_overrides(sweep, "hessian")
 
 
 def has_local(sweep: Mapping[str, Any]) -> bool:
-    """Whether a sweep computes local geometry: ``local: true`` or a mapping of settings (even an empty one)."""
-    return isinstance(sweep.get("local"), Mapping) or bool(sweep.get("local"))
+    return has_stage(sweep, "local")
 
 
 def local_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings a sweep's ``local`` mapping sets over the config's ``local`` block ({} for true/false)."""
-    return dict(sweep["local"]) if isinstance(sweep.get("local"), Mapping) else {}
+    return stage_overrides(sweep, "local")
 
 
 def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

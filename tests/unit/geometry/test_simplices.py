@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lossgeom.geometry.simplices import pair_faces, point_in_face, simplex_loss, train_connectors, uniform_weights
+from lossgeom.geometry.simplices import (pair_faces, point_in_face, simplex_loss, star_faces, train_connectors,
+                                        uniform_weights)
 
 
 def test_faces_and_uniform_points():
@@ -32,6 +33,18 @@ def test_the_trained_connector_of_a_quadratic_is_the_closed_form_optimum():
     trained = simplex_loss(loss_of, vertices, [connector], faces, 4000, seed=2)
     best = simplex_loss(loss_of, vertices, [optimum], faces, 4000, seed=2)  # the same points
     assert best["mean"] <= trained["mean"] <= best["mean"] * 1.01
+
+
+def test_two_shared_connectors_of_a_quadratic_reach_the_closed_form_optimum():
+    assert star_faces(3, 2) == [(0, 3, 4), (1, 3, 4), (2, 3, 4)]
+    c0 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    vertices = [torch.tensor(v, dtype=torch.float64) for v in ([2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -3.0])]
+    optimum = 4 / 3 * c0 - torch.stack(vertices).mean(0) / 3
+    loss_of = lambda w, batch=None: 0.5 * (w - c0).pow(2).sum()  # noqa: E731
+    start = [torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)]  # apart: not symmetric at start
+    trained = train_connectors(loss_of, vertices, start, star_faces(3, 2), range(40000), lr=0.001, seed=4)
+    for connector in trained:
+        assert torch.linalg.vector_norm(connector - optimum) < 0.05 * torch.linalg.vector_norm(optimum)
 
 
 def test_a_trained_connector_lowers_the_loss_between_three_minima():
