@@ -147,7 +147,7 @@ def test_surfaces_random_and_hessian(tiny_run):
         assert (work / f"results/{name}/surfaces/tiles").is_dir()
 
 
-FIGURES = [f"F{i}" for i in range(1, 9)] + ["F13"]  # F13: the tiny sweep blobs_seeds
+FIGURES = [f"F{i}" for i in range(1, 9)] + ["F13", "F14"]  # the tiny sweeps blobs_seeds; blobs_lr and blobs_l2
 
 
 def test_every_figure_is_a_valid_pdf_and_png_with_its_executed_notebook(tiny_run):

@@ -193,13 +193,18 @@ def test_surface_parts_plan_part_jobs_and_a_light_merge(tmp_path, dry_run):
     assert not any("gpu=1" in line.split(", ") for line in resources_of(result.stdout, "surfaces"))
 
 
-def test_the_default_config_connects_its_seeds_in_one_job_after_one_batch(dry_run):
-    """The `connectivity` sweep: its six runs trained in one batch job, then one check_connectivity job and F13."""
+def test_the_default_config_plans_the_global_structure_stages(dry_run):
+    """The `connectivity` sweep: its six runs trained in one batch job, then one check_connectivity job and F13; the
+    trend sweeps' rows and F14."""
     result = dry_run(REPO / "config.yaml")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
     assert jobs["check_connectivity"] == 1 and jobs["F13"] == 1 and jobs["sweep_batch_connectivity_0"] == 1
     assert "results/checks/connectivity_connectivity.csv" in result.stdout
+    # the three trend sweeps (lr, width, L2) in two batch jobs each, then one row job across them and F14
+    assert jobs["check_trends"] == 1 and jobs["F14"] == 1
+    assert all(jobs[f"sweep_batch_{sweep}_{i}"] == 1 for sweep in ("lr", "width_curvature", "l2") for i in (0, 1))
+    assert "check_saddle" not in [r for r in jobs if jobs[r] > 1]  # the trend sweeps are not asked the saddle check
 
 
 def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):

@@ -187,6 +187,27 @@ rule check_saddle:
         "--grids {output.grids:q} --record {output.record:q} > {log:q} 2>&1"
 
 
+# Learning rate, width and L2 move the curvature alike (Fort & Jastrzebski): rows across the trend sweeps.
+rule check_trends:
+    input:
+        expand("results/sweeps/{sweep}/runs.csv", sweep=TREND_SWEEPS),
+    output:
+        "results/checks/trends.csv",
+    params:
+        tables=" ".join(shlex.quote(f"{sweep}=results/sweeps/{sweep}/runs.csv") for sweep in TREND_SWEEPS),
+    log:
+        "logs/checks/trends.log",
+    benchmark:
+        "results/checks/trends.benchmark.tsv"
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    conda:
+        "../../envs/lossgeom.yaml"
+    shell:
+        "python -m lossgeom check-trends --tables {params.tables} --out {output:q} > {log:q} 2>&1"
+
+
 # How a sweep's seeds connect (issue 15): lines, Bezier curves and simplices between them, CKA, and large -> small
 # batch continuation (lossgeom.stages.connectivity).
 rule check_connectivity:
@@ -230,7 +251,8 @@ rule checks_table:
         + expand("results/checks/spectra_{sweep}.csv", sweep=SPECTRA_SWEEPS)
         + expand("results/checks/saddle_{sweep}.csv", sweep=SADDLE_SWEEPS)
         + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS)
-        + expand("results/checks/connectivity_{sweep}.csv", sweep=CONNECTIVITY_SWEEPS),
+        + expand("results/checks/connectivity_{sweep}.csv", sweep=CONNECTIVITY_SWEEPS)
+        + (["results/checks/trends.csv"] if len(TREND_SWEEPS) >= 2 else []),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:
         table="results/checks/summary.csv",

@@ -131,6 +131,14 @@ def sweep_local_settings(wildcards):
     return json.dumps({"device": config["device"], **block("local"), **overrides}, sort_keys=True)
 
 
+# sweeps with Hessians (and no local geometry: those are the bulk-and-outlier sweeps, on other data) over one of
+# learning rate, width, L2 (and seeds): the trend rows across them (rule check_trends, F14; Fort & Jastrzebski)
+TREND_KEYS = ("train.lr", "model.hidden", "train.weight_decay")
+TREND_SWEEPS = [name for name in HESSIAN_SWEEPS if name not in LOCAL_SWEEPS
+                and [k for k in SWEEPS[name]["grid"] if k != "train.seed" and len(SWEEPS[name]["grid"][k]) > 1]
+                in [[key] for key in TREND_KEYS]]
+
+
 # sweeps whose seeds are connected by paths and simplices (rule check_connectivity, F13)
 CONNECTIVITY_SWEEPS = [name for name, sweep in SWEEPS.items() if has_stage(sweep, "connectivity")]
 
@@ -165,9 +173,11 @@ def sweep_measure_mem_mb(sweep, run_ids):
     return mem_mb
 
 
-# sweeps with Hessians at three snapshots at least (an early one between the ends) and the most negative eigenpair:
-# the saddle in Hessian vs random directions early in training (rule check_saddle, F12)
-SADDLE_SWEEPS = [name for name in HESSIAN_SWEEPS if len(SNAPSHOT_STEPS.get(name, [])) >= 3
+# the early-training sweeps (local geometry along training) with Hessians at three snapshots at least (an early one
+# between the ends) and the most negative eigenpair: the saddle in Hessian vs random directions early in training
+# (rule check_saddle, F12); sweeps that follow only lambda_max and tr(H) along training (the hyperparameter sweeps)
+# are not asked it
+SADDLE_SWEEPS = [name for name in LOCAL_TRAJECTORIES if len(SNAPSHOT_STEPS.get(name, [])) >= 3
                  and json.loads(sweep_hessian_settings(SimpleNamespace(sweep=name))).get("k_bottom", 1) >= 1]
 
 
