@@ -57,7 +57,7 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads" in msg
+    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, connectivity, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads" in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):
