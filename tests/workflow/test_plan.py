@@ -72,6 +72,8 @@ def test_lint_is_clean():
         ({"experiments": {"x": {"model": {"name": "mlp"}}}}, "experiments.x: 'dataset' is a required property"),
         ({"sweeps": {"c": {"base": "blobs_mlp", "grid": {"train.seed": [0]}, "connectivity": True}}},
          "sweeps.c.connectivity compares independently trained solutions: its grid needs train.seed with two values"),
+        ({"sweeps": {"c": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "connectivity": {"path_points": 10}}}},
+         "sweeps.c.connectivity (over the connectivity block): "),
         ({"sweeps": {"c": {"base": "sines_mlp", "grid": {"train.seed": [0, 1]}, "connectivity": True}}},
          "sweeps.c.connectivity: mode connectivity and CKA compare classifiers"),
     ],

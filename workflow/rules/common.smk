@@ -149,6 +149,22 @@ def sweep_connectivity_settings(sweep):
                        **stage_overrides(SWEEPS[sweep], "connectivity")}, sort_keys=True)
 
 
+def check_connectivity_settings():
+    """Each connectivity sweep's settings, checked when the workflow is planned (not in the job, after training)."""
+    from lossgeom.stages.connectivity import ConnectivitySettings  # torch: only when a sweep asks for connectivity
+
+    for name in CONNECTIVITY_SWEEPS:
+        try:
+            ConnectivitySettings.from_mapping(json.loads(sweep_connectivity_settings(name)))
+        except ConfigError as err:
+            raise WorkflowError(f"invalid configuration ({', '.join(CONFIG_SOURCES)}): sweeps.{name}.connectivity "
+                                f"(over the connectivity block): {err}") from None
+
+
+if CONNECTIVITY_SWEEPS:
+    check_connectivity_settings()
+
+
 def sweep_measure_gpus(sweep, stages=("hessian", "local")):
     """GPUs for a job that measures a sweep's runs in these stages: the sweep's Hessian or local-geometry device
     (the config block's, or the sweep's own override), whichever asks more."""

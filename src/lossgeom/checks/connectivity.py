@@ -68,9 +68,10 @@ def seed_rows(condition: str, record: Mapping[str, Any], sweep: str) -> list[Che
         decidable &= p["line"]["loss_barrier"] > BARRIER_FLOOR * ends
         ratios.append(p["bezier"]["loss_barrier"] / p["line"]["loss_barrier"] if p["line"]["loss_barrier"] > 0
                       else float("nan"))  # no barrier: the ratio is undefined
+    # np.max, not max: a NaN (a diverged path) makes the worst pair unknown, hence the row unresolved
     rows.append(CheckRow.exceeds(
         "global_bezier_removes_barrier", case, f"Bezier curve's barrier / the straight line's, worst pair < {REMOVED:g}",
-        REMOVED, max(ratios), 0.0, above=False, decidable=decidable,
+        REMOVED, float(np.max(ratios)), 0.0, above=False, decidable=decidable,
         detail=("" if decidable else f"a line barrier below {BARRIER_FLOOR:g} x its ends' loss: nothing to remove; ")
         + f"curve: {_listing(pairs, 'bezier')}"))
     simplex = record.get("simplex")
@@ -80,26 +81,35 @@ def seed_rows(condition: str, record: Mapping[str, Any], sweep: str) -> list[Che
             "global_simplex_low_loss", case, f"mean training loss on the simplex / its vertices' mean <= "
             f"{SIMPLEX_FACTOR:g}", SIMPLEX_FACTOR, ratio, SIGMAS * simplex["standard_error"] / simplex["vertices_mean"],
             above=False, detail=f"{len(simplex['vertices'])} vertices, {len(simplex['faces'])} simplices of "
-            f"{len(simplex['faces'][0])} corners; mean {simplex['mean']:.4g}, max {simplex['max']:.4g}, vertices' mean "
+            f"{len(simplex['faces'][0])} corners (connectors {simplex.get('connector_distance', float('nan')):.3g} apart, "
+            f"seeds {simplex.get('seed_distance', float('nan')):.3g}); mean {simplex['mean']:.4g}, max "
+            f"{simplex['max']:.4g}, vertices' mean "
             f"{simplex['vertices_mean']:.4g}"))
     return rows
 
 
 def large_to_small_rows(summary: Mapping[str, Any], sweep: str) -> list[CheckRow]:
-    continued = summary.get("continued", [])
-    if not continued:
-        return []
-    reference = summary["conditions"].get(continued[0]["small_condition"], {}).get("pairs", [])
-    seeds_barrier = float(np.mean([p["line"]["loss_barrier"] for p in reference])) if reference else float("nan")
-    worst = max(c["loss_barrier"] for c in continued)
-    listing = ", ".join(f"{c['run']}: {c['loss_barrier']:.3g} (distance {c['distance']:.3g})" for c in continued)
-    decidable = math.isfinite(seeds_barrier) and seeds_barrier > 0
-    return [CheckRow.exceeds(
-        "global_large_small_batch_one_basin", f"{sweep}: batch {continued[0]['from_batch']} -> "
-        f"{continued[0]['to_batch']} continued", f"barrier on the line large-batch solution -> small-batch training "
-        f"continued from it, worst run / independent small-batch seeds' mean line barrier < {REMOVED:g}",
-        REMOVED, worst / seeds_barrier if decidable else float("nan"), 0.0, above=False, decidable=decidable,
-        detail=f"seeds' mean line barrier {seeds_barrier:.3g} ({continued[0]['small_condition']}); {listing}")]
+    """One row per small-batch condition the large-batch runs were continued into."""
+    groups: dict[str, list] = {}
+    for item in summary.get("continued", []):
+        groups.setdefault(item["small_condition"], []).append(item)
+    rows = []
+    for small, continued in groups.items():
+        reference = summary["conditions"].get(small, {}).get("pairs", [])
+        seeds_barrier = float(np.mean([p["line"]["loss_barrier"] for p in reference])) if reference else float("nan")
+        ends = float(np.mean([np.mean(p["line"]["end_losses"]) for p in reference])) if reference else float("nan")
+        worst = float(np.max([c["loss_barrier"] for c in continued]))  # NaN stays NaN: unresolved
+        listing = ", ".join(f"{c['run']}: {c['loss_barrier']:.3g} (distance {c['distance']:.3g})" for c in continued)
+        decidable = math.isfinite(seeds_barrier) and seeds_barrier > BARRIER_FLOOR * ends
+        rows.append(CheckRow.exceeds(
+            "global_large_small_batch_one_basin", f"{sweep}: batch {continued[0]['from_batch']} -> "
+            f"{continued[0]['to_batch']} continued ({small})", f"barrier on the line large-batch solution -> "
+            f"small-batch training continued from it, worst run / independent small-batch seeds' mean line barrier < "
+            f"{REMOVED:g}", REMOVED, worst / seeds_barrier if decidable else float("nan"), 0.0, above=False,
+            decidable=decidable,
+            detail=("" if decidable else "the small-batch seeds show no barrier to compare with; ")
+            + f"seeds' mean line barrier {seeds_barrier:.3g} ({small}); {listing}"))
+    return rows
 
 
 def connectivity_rows(summary: Mapping[str, Any], sweep: str) -> list[CheckRow]:

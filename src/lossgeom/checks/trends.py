@@ -54,7 +54,10 @@ def trend(table: pd.DataFrame, measure: str) -> float:
 
 def trend_rows(tables: dict[str, pd.DataFrame]) -> list[CheckRow]:
     """The agreement rows for run tables {sweep: runs.csv} of trend sweeps (two at least; else no rows)."""
-    tables = {sweep: t for sweep, t in tables.items() if trend_key(t) is not None}
+    # in a fixed order (learning rate, width, L2, then by name), whatever order the config lists the sweeps in
+    order = list(HYPERPARAMETERS)
+    tables = dict(sorted(((sweep, t) for sweep, t in tables.items() if trend_key(t) is not None),
+                         key=lambda item: (order.index(trend_key(item[1])), item[0])))
     if len(tables) < 2:
         return []
     out = []

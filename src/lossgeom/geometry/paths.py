@@ -95,6 +95,9 @@ def train_bend(loss_of: Callable[[torch.Tensor, object], torch.Tensor], w1: torc
     for batch in batches:
         t = float(torch.rand((), generator=g, dtype=torch.float64))
         loss = loss_of(bezier(w1, b, w2, t), batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the Bezier bend's fit diverged at step {schedule.last_epoch + 1} (loss "
+                                     f"{loss.item()}); lower its learning rate ({lr:g})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -63,13 +63,23 @@ def _corners(points: Sequence[torch.Tensor], face: Face) -> torch.Tensor:
     return torch.stack([points[a] for a in face])
 
 
+def log_volume(corners: torch.Tensor) -> torch.Tensor:
+    """log of the (k-1)-volume of the simplex with corners (k, N), up to the constant -log((k-1)!):
+    1/2 log det(E E^T) with E the edges from the first corner (differentiable; -inf for a flat simplex)."""
+    edges = corners[1:] - corners[0]
+    return 0.5 * torch.logdet(edges @ edges.T)
+
+
 def train_connectors(loss_of: Callable[[torch.Tensor, object], torch.Tensor], vertices: Sequence[torch.Tensor],
                      connectors: Sequence[torch.Tensor], faces: Sequence[Face], batches: Iterable[object], *, lr: float,
-                     momentum: float = 0.9, seed: int = 0, steps: int | None = None) -> list[torch.Tensor]:
+                     momentum: float = 0.9, seed: int = 0, steps: int | None = None,
+                     volume_weight: float = 0.0) -> list[torch.Tensor]:
     """Fit the connectors: per batch, a face drawn uniformly and a uniform point in it (one generator seeded with
-    ``seed``), an SGD step on ``loss_of(point, batch)``; with ``steps`` (the number of batches) the step size decays
-    to 0 on a cosine over them (a constant step leaves the connectors in SGD's noise, above the vertices' loss). The
-    vertices stay fixed. Returns the connectors."""
+    ``seed``), an SGD step on ``loss_of(point, batch) - volume_weight * log_volume(face)``; with ``steps`` (the number
+    of batches) the step size decays to 0 on a cosine over them (a constant step leaves the connectors in SGD's noise,
+    above the vertices' loss). The vertices stay fixed. Without the volume term nothing keeps connectors apart (on a
+    quadratic they meet at one optimum), so the faces may flatten; Benton et al. reward volume the same way. Returns
+    the connectors; a non-finite loss stops the fit with an error naming the step."""
     g = torch.Generator().manual_seed(seed)
     fixed = [v.detach() for v in vertices]
     trained = [c.detach().clone().requires_grad_(True) for c in connectors]
@@ -78,7 +88,13 @@ def train_connectors(loss_of: Callable[[torch.Tensor, object], torch.Tensor], ve
     for batch in batches:
         face = faces[int(torch.randint(len(faces), (), generator=g))]
         weights = uniform_weights(len(face), g)
-        loss = loss_of(point_in_face(_corners(fixed + trained, face), weights), batch)
+        corners = _corners(fixed + trained, face)
+        loss = loss_of(point_in_face(corners, weights), batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the connectors' fit diverged at step {schedule.last_epoch + 1} (loss "
+                                     f"{loss.item()}); lower its learning rate ({lr:g})")
+        if volume_weight:
+            loss = loss - volume_weight * log_volume(corners)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

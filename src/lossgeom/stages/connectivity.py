@@ -11,7 +11,8 @@ seeds are independent solutions. For each condition:
   t = 0, 1/4, 1/2, 3/4, 1;
 - three seeds or more: the low-loss simplicial complex (Fort & Jastrzebski; Benton et al.'s construction): the seeds
   as fixed vertices w_i, ``connectors`` trained points c_j shared by the simplices (w_i, c_1, ..., c_m), one per
-  seed (no simplex holds two seeds, so the straight segment between two, with its barrier, is not part of it); the
+  seed (no simplex holds two seeds, so the straight segment between two, with its barrier, is not part of it),
+  fitted with a reward for the simplices' log volume (``volume_weight``) that keeps the connectors apart; the
   mean and largest training loss over uniform points of them, against the vertices' mean; a 2D slice of the loss
   through the plane of the first simplex's first three corners;
 - linear CKA between the seeds' softmax outputs on mixup inputs (Beta(16, 16) between training examples), the mean
@@ -72,6 +73,9 @@ class ConnectivitySettings:
     connector_epochs: int = 40  # passes to fit the connectors (one simplex and one point per minibatch)
     connector_lr: float = 0.05
     connectors: int = 2  # trained points shared by every seed's simplex (w_i, c_1, ..., c_m)
+    # the connectors' fit minimizes loss - volume_weight x log volume: without it they ended 1.3 apart (seeds: 19) on
+    # the default sweep, the triangles flattened into segments; at 0.1, 13 apart, with the same mean loss
+    volume_weight: float = 0.1
     batch_size: int = 32  # minibatch of the bend and connector fits
     simplex_samples: int = 200  # uniform points of the simplex at which the training loss is measured
     slice_points: int = 21  # the loss slice through the first triangle's plane: slice_points^2 points
@@ -87,10 +91,15 @@ class ConnectivitySettings:
         require(isinstance(self.path_points, int) and self.path_points >= 5 and (self.path_points - 1) % 4 == 0,
                 "connectivity", "path_points", self.path_points,
                 "an integer >= 5 with path_points - 1 divisible by 4 (so that t = 0, 1/4, 1/2, 3/4, 1 are on the path)")
-        for key in ("bend_epochs", "connector_epochs", "continue_epochs", "batch_size", "simplex_samples",
-                    "slice_points", "cka_examples", "eval_batch_size", "connectors"):
+        for key in ("bend_epochs", "connector_epochs", "continue_epochs", "batch_size", "slice_points",
+                    "eval_batch_size", "connectors"):
             require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "connectivity", key,
                     getattr(self, key), "an integer >= 1")
+        for key in ("simplex_samples", "cka_examples"):  # a standard error, a centred matrix: two at least
+            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 2, "connectivity", key,
+                    getattr(self, key), "an integer >= 2")
+        require(isinstance(self.volume_weight, (int, float)) and self.volume_weight >= 0, "connectivity",
+                "volume_weight", self.volume_weight, "a number >= 0")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "ConnectivitySettings":
@@ -108,6 +117,13 @@ class Solution:
 
 def _condition(grid: Mapping[str, Any], skip=(SEED_KEY,)) -> str:
     return ", ".join(f"{k.split('.')[-1]}={json.dumps(v)}" for k, v in grid.items() if k not in skip) or "all runs"
+
+
+def _stream(seed: int, purpose: str, *indices: int) -> int:
+    """A seed of its own for each random stream of the step (a bend per pair, the connectors, the samples), derived
+    from the settings' seed, so that no two fits share a data order or a draw of t."""
+    words = [seed, sum(ord(c) * 31**i for i, c in enumerate(purpose)) % 2**31, *indices]
+    return int(np.random.SeedSequence(words).generate_state(1)[0] >> 1)
 
 
 def _path_rows(model, points, ts, splits, task, settings, **labels) -> list[dict[str, Any]]:
@@ -158,6 +174,11 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
         _, loss_of = flat_loss(model, loss_fn)
         record: dict[str, Any] = {"runs": [s.run for s in seeds], "grid": {k: v for k, v in seeds[0].grid.items()
                                                                               if k != SEED_KEY}, "pairs": []}
+        if len(seeds) >= 2:  # before the fits below, which run seeds[0]'s model in training mode (BatchNorm buffers)
+            inputs_mixed = mixup_inputs(x, settings.cka_examples, settings.mixup_concentration, settings.seed)
+            with torch.no_grad():
+                outputs = [torch.softmax(s.model.eval()(inputs_mixed), dim=1) for s in seeds]
+            record["cka"] = mean_pairwise_cka(outputs)
         for a, b in itertools.combinations(range(len(seeds)), 2):
             first, second = seeds[a], seeds[b]
             slot = partial.slot(f"pair/{condition}/{first.run}/{second.run}")
@@ -165,9 +186,10 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
             if done is None:
                 log(f"{condition}: {first.run} -- {second.run}: line, then a Bezier bend ({settings.bend_epochs} epochs)")
                 model.train()
+                stream = _stream(settings.seed, "bend", a, b)
                 bend = train_bend(loss_of, first.weights, second.weights,
-                                  minibatches(x, y, settings.batch_size, settings.bend_epochs, settings.seed + a * 97 + b),
-                                  lr=settings.bend_lr, seed=settings.seed + a * 97 + b,
+                                  minibatches(x, y, settings.batch_size, settings.bend_epochs, stream),
+                                  lr=settings.bend_lr, seed=stream,
                                   steps=settings.bend_epochs * -(-len(x) // settings.batch_size))
                 model.eval()
                 rows = []
@@ -187,11 +209,6 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
         if len(seeds) >= 3:
             record["simplex"], slices[condition] = _simplex(partial, condition, seeds, model, loss_of, x, y, splits,
                                                             dataset.task, settings, log)
-        if len(seeds) >= 2:
-            inputs_mixed = mixup_inputs(x, settings.cka_examples, settings.mixup_concentration, settings.seed)
-            with torch.no_grad():
-                outputs = [torch.softmax(s.model(inputs_mixed), dim=1) for s in seeds]
-            record["cka"] = mean_pairwise_cka(outputs)
         conditions[condition] = record
         log(f"condition {number + 1} of {len(groups)} ({condition}) done")
 
@@ -223,22 +240,24 @@ def _simplex(partial, condition, seeds, model, loss_of, x, y, splits, task, sett
         log(f"{condition}: simplices on {len(vertices)} seeds, {settings.connectors} connectors fitted for "
             f"{settings.connector_epochs} epochs")
         stacked = torch.stack(vertices)
-        g = torch.Generator().manual_seed(settings.seed + 3)
+        g = torch.Generator().manual_seed(_stream(settings.seed, "start"))
         spread = float(stacked.std(0).norm()) / stacked.shape[1] ** 0.5
         start = [stacked.mean(0) + 0.01 * spread * torch.randn(stacked.shape[1], generator=g, dtype=torch.float64)
                  .to(stacked) for _ in range(settings.connectors)]
         model.train()
         connectors = train_connectors(loss_of, vertices, start, faces,
                                         minibatches(x, y, settings.batch_size, settings.connector_epochs,
-                                                    settings.seed + 1),
-                                        lr=settings.connector_lr, seed=settings.seed + 1,
-                                        steps=settings.connector_epochs * -(-len(x) // settings.batch_size))
+                                                    _stream(settings.seed, "connectors")),
+                                        lr=settings.connector_lr, seed=_stream(settings.seed, "connectors"),
+                                        steps=settings.connector_epochs * -(-len(x) // settings.batch_size),
+                                        volume_weight=settings.volume_weight)
         model.eval()
 
         def train_loss(w):
             return evaluate_path(model, [w], {"train": splits["train"]}, task, settings.eval_batch_size)[0]["train_loss"]
 
-        measured = simplex_loss(train_loss, vertices, connectors, faces, settings.simplex_samples, settings.seed + 2)
+        measured = simplex_loss(train_loss, vertices, connectors, faces, settings.simplex_samples,
+                                _stream(settings.seed, "samples"))
         # the plane of the first simplex's first three corners (w_0, c_1, c_2 with two connectors; w_0, c_1, w_1 with
         # one): p = (1 - a - b) p_0 + a p_1 + b p_2
         plane = ([vertices[0], *connectors[:2]] if len(connectors) >= 2 else [vertices[0], connectors[0], vertices[1]])
@@ -251,10 +270,16 @@ def _simplex(partial, condition, seeds, model, loss_of, x, y, splits, task, sett
         # lists, not arrays: partial.pt is read back with weights_only, which refuses numpy arrays
         done = {"measured": measured, "slice": {"coordinates": a.tolist(), "loss": grid.tolist()},
                 "connector_offsets": [float(torch.linalg.vector_norm(c - stacked.mean(0))) for c in connectors],
+                # how far apart the connectors ended (0: the simplices flattened into segments to one point)
+                "connector_distance": (float(torch.linalg.vector_norm(connectors[0] - connectors[1]))
+                                       if len(connectors) >= 2 else float("nan")),
                 "plane": ["w_0", "c_1", "c_2"] if len(connectors) >= 2 else ["w_0", "c_1", "w_1"]}
         slot.save(done, final=True)
     return ({**done["measured"], "vertices": [s.run for s in seeds], "faces": [list(f) for f in faces],
-             "connector_offsets": done["connector_offsets"], "plane": done["plane"]},
+             "connector_offsets": done["connector_offsets"], "connector_distance": done["connector_distance"],
+             "seed_distance": float(np.mean([torch.linalg.vector_norm(u - v).item()
+                                             for u, v in itertools.combinations(vertices, 2)])),
+             "plane": done["plane"]},
             {k: np.asarray(v) for k, v in done["slice"].items()})
 
 

@@ -49,3 +49,20 @@ def test_a_barrier_below_the_ends_loss_fails():
     """A barrier is >= 0 by construction; the claim is that it matters: above the ends' own loss (0.01 here)."""
     summary = _summary(lines=(0.001, 0.002, 0.0015))
     assert _verdicts(summary)["global_seeds_barrier"] == "FAIL"
+
+
+def test_a_diverged_path_leaves_the_row_unresolved_not_passed():
+    """A NaN barrier (a fit that diverged) hides the worst pair: the row cannot pass on the others."""
+    summary = _summary(curves=(0.01, float("nan"), 0.0))
+    assert _verdicts(summary)["global_bezier_removes_barrier"] == "unresolved"
+    summary = _summary(continued=(0.0, float("nan")))
+    assert _verdicts(summary)["global_large_small_batch_one_basin"] == "unresolved"
+
+
+def test_one_large_to_small_row_per_small_batch_condition():
+    summary = _summary()
+    summary["conditions"]["batch_size=32, width=8"] = summary["conditions"]["batch_size=32"]
+    summary["continued"].append({"run": "w8", "from_batch": 512, "to_batch": 32, "loss_barrier": 0.5,
+                                 "small_condition": "batch_size=32, width=8", "distance": 5.0})
+    rows = [r for r in connectivity_rows(summary, "demo") if r.check == "global_large_small_batch_one_basin"]
+    assert [r.verdict for r in rows] == ["pass", "FAIL"] and "width=8" in rows[1].case

@@ -35,6 +35,9 @@ def test_trends_one_way_pass_and_width_follows_n():
               "l2": _table("train.weight_decay", [0.0, 1e-4, 1e-3, 1e-2], -0.5)}
     rows = trend_rows(tables)
     assert [r.verdict for r in rows] == ["pass", "pass"] and rows[0].measured == pytest.approx(1.0)
+    # the rows do not depend on the order the sweeps come in (a config written back by yaml sorts them)
+    assert rows[0].case == "lambda_max: learning rate, width (N), L2"
+    assert [r.__dict__ for r in trend_rows(dict(reversed(tables.items())))] == [r.__dict__ for r in rows]
 
 
 def test_a_decided_trend_the_other_way_fails_and_an_undecided_one_is_unresolved():

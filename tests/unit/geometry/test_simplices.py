@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lossgeom.geometry.simplices import (pair_faces, point_in_face, simplex_loss, star_faces, train_connectors,
-                                        uniform_weights)
+from lossgeom.geometry.simplices import (log_volume, pair_faces, point_in_face, simplex_loss, star_faces,
+                                        train_connectors, uniform_weights)
 
 
 def test_faces_and_uniform_points():
@@ -45,6 +45,23 @@ def test_two_shared_connectors_of_a_quadratic_reach_the_closed_form_optimum():
     trained = train_connectors(loss_of, vertices, start, star_faces(3, 2), range(40000), lr=0.001, seed=4)
     for connector in trained:
         assert torch.linalg.vector_norm(connector - optimum) < 0.05 * torch.linalg.vector_norm(optimum)
+
+
+def test_the_volume_term_keeps_the_connectors_apart():
+    """log_volume of a right triangle with legs 3 in 3-D is log(2 x area) = log 9; with a volume reward the two
+    connectors of the quadratic part (without it both go to the one optimum, as above)."""
+    triangle = torch.tensor([[0.0, 0.0, 1.0], [3.0, 0.0, 1.0], [0.0, 3.0, 1.0]], dtype=torch.float64)
+    assert float(log_volume(triangle)) == pytest.approx(float(torch.log(torch.tensor(9.0))))
+    c0 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    vertices = [torch.tensor(v, dtype=torch.float64) for v in ([2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -3.0])]
+    loss_of = lambda w, batch=None: 0.5 * (w - c0).pow(2).sum()  # noqa: E731
+    start = [torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)]
+    apart = {}
+    for weight in (0.0, 0.5):
+        c1, c2 = train_connectors(loss_of, vertices, start, star_faces(3, 2), range(20000), lr=0.002, seed=4,
+                                  volume_weight=weight)
+        apart[weight] = float(torch.linalg.vector_norm(c1 - c2))
+    assert apart[0.0] < 0.1 and apart[0.5] > 0.5, apart
 
 
 def test_a_trained_connector_lowers_the_loss_between_three_minima():

@@ -56,6 +56,7 @@ def test_paths_start_and_end_at_the_solutions_and_every_output_is_written(runs, 
     record = summary["conditions"]["batch_size=20"]
     assert len(record["pairs"]) == 3 and 0 <= record["cka"] <= 1
     assert record["simplex"]["faces"] == [[0, 3, 4], [1, 3, 4], [2, 3, 4]]
+    assert record["simplex"]["connector_distance"] > 0 and record["simplex"]["seed_distance"] > 0
     # each large-batch run continued at batch 20, from its own weights: the line's t = 0 is that solution
     assert [c["run"] for c in summary["continued"]] == ["b60_s0", "b60_s1", "b60_s2"]
     first = paths[(paths["kind"] == "large_to_small") & (paths["start"] == "b60_s0")]
