@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..problems.models import trainable_parameters
+from ..training.continuation import descend
 from ..training.evaluation import evaluate
 
 YANG_POINTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # where Yang et al. evaluate the curve's training error
@@ -94,13 +95,7 @@ def train_bend(loss_of: Callable[[torch.Tensor, object], torch.Tensor], w1: torc
     schedule = cosine_schedule(optimizer, steps)
     for batch in batches:
         t = float(torch.rand((), generator=g, dtype=torch.float64))
-        loss = loss_of(bezier(w1, b, w2, t), batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the Bezier bend's fit diverged at step {schedule.last_epoch + 1} (loss "
-                                     f"{loss.item()}); lower its learning rate ({lr:g})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss_of(bezier(w1, b, w2, t), batch), "the Bezier bend's fit", schedule.last_epoch + 1, lr)
         schedule.step()
     return b.detach()
 

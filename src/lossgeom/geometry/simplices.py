@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from ..training.continuation import descend
 from .paths import cosine_schedule
 
 Face = tuple[int, ...]  # indices into vertices + connectors (vertices first)
@@ -90,14 +91,9 @@ def train_connectors(loss_of: Callable[[torch.Tensor, object], torch.Tensor], ve
         weights = uniform_weights(len(face), g)
         corners = _corners(fixed + trained, face)
         loss = loss_of(point_in_face(corners, weights), batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the connectors' fit diverged at step {schedule.last_epoch + 1} (loss "
-                                     f"{loss.item()}); lower its learning rate ({lr:g})")
         if volume_weight:
             loss = loss - volume_weight * log_volume(corners)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss, "the connectors' fit", schedule.last_epoch + 1, lr)
         schedule.step()
     return [c.detach() for c in trained]
 

@@ -29,6 +29,17 @@ def minibatches(x: torch.Tensor, y: torch.Tensor, batch_size: int, epochs: int, 
             yield x[idx], y[idx]
 
 
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, step: int, lr: float) -> None:
+    """One optimizer step on ``loss``, refused when the loss is not finite (one error naming the fit and the step,
+    instead of weights quietly turned to NaN)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{what} diverged at step {step} (loss {loss.item()}); lower its learning rate "
+                                 f"({lr:g})")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def continue_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, *, epochs: int,
                       batch_size: int, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, seed: int = 0
                       ) -> list[float]:
@@ -40,12 +51,7 @@ def continue_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
     losses, total = [], 0.0
     for step, (xb, yb) in enumerate(minibatches(x, y, batch_size, epochs, seed), 1):
         loss = loss_fn(model(xb), yb)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"continued training diverged at step {step} (loss {loss.item()}); lower its lr "
-                                     f"({lr:g})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loss, "continued training", step, lr)
         total += loss.item()
         if step % steps_per_epoch == 0:
             losses.append(total / steps_per_epoch)

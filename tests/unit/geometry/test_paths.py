@@ -98,3 +98,10 @@ def test_batchnorm_statistics_are_recomputed_at_the_point():
     assert torch.allclose(bn.running_var, batch_vars.mean(0), atol=1e-12)
     assert bn.momentum == 0.1  # the layer's own momentum is restored
     assert not recompute_batchnorm(torch.nn.Linear(3, 2), x, 16)
+
+
+def test_a_diverging_bend_fit_stops_with_one_error_naming_it():
+    w1, w2 = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    loss_of = lambda w, batch=None: (w.sum() * float("inf"))  # noqa: E731
+    with pytest.raises(FloatingPointError, match="Bezier bend's fit diverged at step 1"):
+        train_bend(loss_of, w1, w2, range(5), lr=0.1)
