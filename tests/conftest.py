@@ -27,6 +27,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dataset_cache(tmp_path_factory):
+    """Generated datasets (MNIST-1D) are cached in a folder of the test session, not the user's ~/.cache; the
+    Snakemake runs below inherit it."""
+    folder = tmp_path_factory.mktemp("dataset_cache")
+    previous = os.environ.get("LOSSGEOM_CACHE")
+    os.environ["LOSSGEOM_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("LOSSGEOM_CACHE", None)
+    else:
+        os.environ["LOSSGEOM_CACHE"] = previous
+
+
 def run_snakemake(*args: str, cwd: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run this workflow's Snakemake with the test interpreter; output captured as text."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]

@@ -230,3 +230,30 @@ def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):
     asked = [int(part.removeprefix("mem_mb=")) for line in resources_of(result.stdout, "sweep_run_trajectory")
              for part in line.split(", ") if part.startswith("mem_mb=")]
     assert max(asked) >= 4 * 8 * 14218**2 / 1e6 and min(asked) == 8000, sorted(set(asked))
+
+
+def test_the_taxonomy_config_plans_yang_et_al_s_grid_through_the_slurm_profile(tmp_path):
+    """configs/taxonomy.yaml (ResNet-18 of 13 widths x 13 batch sizes x 5 seeds on CIFAR-10): every run's training and
+    Hessian on a GPU with the sweep's runtimes, one submission per run (as its header says to submit it), the
+    connectivity in 13 parts of whole cells and one merge, the phase diagram's table, rows and figure; CIFAR-10
+    downloaded once, not needed to plan."""
+    config = yaml.safe_load((REPO / "configs/taxonomy.yaml").read_text())
+    sweep = config["sweeps"]["taxonomy_cifar10"]
+    runs = math.prod(len(values) for values in sweep["grid"].values())
+    result = run_snakemake("-n", "--profile", str(REPO / "profiles/slurm"), "--configfile",
+                           str(REPO / "configs/taxonomy.yaml"), "--group-components", "sweeps=1", "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert runs == 845 and jobs["sweep_train"] == jobs["sweep_hessian"] == runs
+    assert (result.stdout + result.stderr).count("Group job sweeps") == runs  # a run's train and hessian per submission
+    assert jobs["connectivity_part"] == sweep["connectivity"]["parts"] == 13 and jobs["merge_connectivity"] == 1
+    assert jobs["check_taxonomy"] == jobs["F15"] == jobs["download_data"] == 1
+    # the jobs inside group jobs are indented: each rule line, then its own fields up to the next rule
+    entries = re.findall(r"^\s*rule (\w+):\n(.*?)(?=^\s*\[|\Z)", result.stdout, re.M | re.S)
+    fields = lambda rule, name: [re.search(rf"{name}: (.*)", body).group(1) for r, body in entries if r == rule]  # noqa: E731
+    for rule, runtime in (("sweep_train", 180), ("sweep_hessian", 75), ("connectivity_part", 720)):
+        lines = fields(rule, "resources")
+        assert len(lines) == jobs[rule] and all({"gpu=1", f"runtime={runtime}"} <= set(line.split(", ")) for line in lines), (
+            rule, lines[:2])
+    # each part holds whole cells: 13 cells x 5 seeds = 65 models
+    assert [len(models.split(", ")) for models in fields("connectivity_part", "input")] == [65] * 13

@@ -230,16 +230,102 @@ rule check_connectivity:
         "results/checks/connectivity_{sweep}.benchmark.tsv"
     threads: config["threads"]
     resources:
-        runtime=60,
+        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "connectivity"),
         mem_mb=8000,
         gpu=lambda wildcards: gpus(json.loads(sweep_connectivity_settings(wildcards.sweep))["device"]),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(CONNECTIVITY_SWEEPS),
+        sweep=one_of(set(CONNECTIVITY_SWEEPS) - set(SPLIT_CONNECTIVITY)),
     shell:
         "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
         "--settings {params.settings:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
+
+
+# A sweep with many conditions (connectivity: {parts: n}, e.g. configs/taxonomy.yaml's 169 cells) in n jobs of whole
+# conditions each, then one job that merges their outputs into what check_connectivity writes.
+rule connectivity_part:
+    input:
+        models=lambda wildcards: [f"results/sweeps/{wildcards.sweep}/{run_id}/model.pt"
+                                  for run_id in CONNECTIVITY_PARTS[wildcards.sweep][int(wildcards.part)]],
+    output:
+        summary="results/sweeps/{sweep}/connectivity/part{part}/summary.json",
+        paths="results/sweeps/{sweep}/connectivity/part{part}/paths.csv",
+        slices="results/sweeps/{sweep}/connectivity/part{part}/simplex_slice.npz",
+    params:
+        runs=lambda wildcards: json.dumps({
+            run_id: {"model": f"results/sweeps/{wildcards.sweep}/{run_id}/model.pt",
+                     "grid": SWEEP_GRIDS[wildcards.sweep][run_id]}
+            for run_id in CONNECTIVITY_PARTS[wildcards.sweep][int(wildcards.part)]}),
+        settings=lambda wildcards: sweep_connectivity_settings(wildcards.sweep),
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
+    log:
+        "logs/checks/connectivity_{sweep}/part{part}.log",
+    benchmark:
+        "results/sweeps/{sweep}/connectivity/part{part}/benchmark.tsv"
+    threads: config["threads"]
+    resources:
+        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "connectivity"),
+        mem_mb=8000,
+        gpu=lambda wildcards: gpus(json.loads(sweep_connectivity_settings(wildcards.sweep))["device"]),
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(SPLIT_CONNECTIVITY),
+        part=r"\d+",
+    shell:
+        "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
+        "--settings {params.settings:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule merge_connectivity:
+    input:
+        parts=lambda wildcards: [f"results/sweeps/{wildcards.sweep}/connectivity/part{i}/summary.json"
+                                 for i in range(len(CONNECTIVITY_PARTS[wildcards.sweep]))],
+    output:
+        rows="results/checks/connectivity_{sweep}.csv",
+        summary="results/sweeps/{sweep}/connectivity/summary.json",
+        paths="results/sweeps/{sweep}/connectivity/paths.csv",
+        slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
+    params:
+        folders=lambda wildcards, input: [str(Path(p).parent) for p in input.parts],
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
+    log:
+        "logs/checks/connectivity_{sweep}.log",
+    benchmark:
+        "results/checks/connectivity_{sweep}.benchmark.tsv"
+    resources:
+        runtime=10,
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(SPLIT_CONNECTIVITY),
+    shell:
+        "python -m lossgeom connectivity-merge --sweep {wildcards.sweep:q} --parts {params.folders:q} "
+        "--out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
+
+
+# Yang et al.'s phase diagram of a width x batch-size (or label-noise) sweep: the cell table with phases, and its rows
+# (lossgeom.stages.taxonomy).
+rule check_taxonomy:
+    input:
+        runs="results/sweeps/{sweep}/runs.csv",
+        connectivity="results/sweeps/{sweep}/connectivity/summary.json",
+    output:
+        rows="results/checks/taxonomy_{sweep}.csv",
+        cells="results/sweeps/{sweep}/taxonomy/cells.csv",
+        meta="results/sweeps/{sweep}/taxonomy/cells.json",
+    log:
+        "logs/checks/taxonomy_{sweep}.log",
+    benchmark:
+        "results/checks/taxonomy_{sweep}.benchmark.tsv"
+    conda:
+        "../../envs/lossgeom.yaml"
+    wildcard_constraints:
+        sweep=one_of(TAXONOMY_SWEEPS),
+    shell:
+        "python -m lossgeom taxonomy --sweep {wildcards.sweep:q} --runs-table {input.runs:q} "
+        "--connectivity {input.connectivity:q} --cells {output.cells:q} --rows {output.rows:q} > {log:q} 2>&1"
 
 
 rule checks_table:
@@ -251,7 +337,8 @@ rule checks_table:
         + expand("results/checks/spectra_{sweep}.csv", sweep=SPECTRA_SWEEPS)
         + expand("results/checks/saddle_{sweep}.csv", sweep=SADDLE_SWEEPS)
         + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS)
-        + expand("results/checks/connectivity_{sweep}.csv", sweep=CONNECTIVITY_SWEEPS)
+        + expand("results/checks/connectivity_{sweep}.csv", sweep=[s for s in CONNECTIVITY_SWEEPS if s not in TAXONOMY_SWEEPS])
+        + expand("results/checks/taxonomy_{sweep}.csv", sweep=TAXONOMY_SWEEPS)
         + (["results/checks/trends.csv"] if len(TREND_SWEEPS) >= 2 else []),
         signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
     output:

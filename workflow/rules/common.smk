@@ -139,6 +139,23 @@ TREND_SWEEPS = [name for name in HESSIAN_SWEEPS if name not in LOCAL_SWEEPS
                 in [[key] for key in TREND_KEYS]]
 
 
+SWEEP_RUNTIMES = {"train": 60, "hessian": 120, "connectivity": 60}  # minutes, unless a sweep's `runtime` says
+
+
+def sweep_runtime(sweep, job):
+    """A sweep job's cluster runtime (minutes): the sweep's `runtime` mapping (paper-scale sweeps on GPUs, e.g.
+    configs/taxonomy.yaml), else the defaults above. A batch job of n runs asks n x (train + hessian), or 30 minutes a
+    run when the sweep sets neither."""
+    return int(SWEEPS[sweep].get("runtime", {}).get(job, SWEEP_RUNTIMES[job]))
+
+
+def batch_runtime(sweep, runs):
+    own = SWEEPS[sweep].get("runtime", {})
+    if not own:
+        return 30 * runs
+    return int(runs * (own.get("train", 30) + (own.get("hessian", 0) if sweep in HESSIAN_SWEEPS else 0)))
+
+
 # sweeps whose seeds are connected by paths and simplices (rule check_connectivity, F13)
 CONNECTIVITY_SWEEPS = [name for name, sweep in SWEEPS.items() if has_stage(sweep, "connectivity")]
 
@@ -163,6 +180,52 @@ def check_connectivity_settings():
 
 if CONNECTIVITY_SWEEPS:
     check_connectivity_settings()
+
+
+def connectivity_parts(sweep):
+    """The sweep's runs in the connectivity block's `parts` jobs: whole conditions (grid values but the seed) each,
+    dealt round robin in the grid's order (one part: every run)."""
+    wanted = json.loads(sweep_connectivity_settings(sweep)).get("parts", 1)
+    conditions = {}
+    for run_id, grid in SWEEP_GRIDS[sweep].items():
+        conditions.setdefault(json.dumps({k: v for k, v in grid.items() if k != "train.seed"}), []).append(run_id)
+    parts = [[] for _ in range(min(wanted, len(conditions)))]
+    for index, run_ids in enumerate(conditions.values()):
+        parts[index % len(parts)] += run_ids
+    return parts
+
+
+CONNECTIVITY_PARTS = {name: connectivity_parts(name) for name in CONNECTIVITY_SWEEPS}
+SPLIT_CONNECTIVITY = [name for name, parts in CONNECTIVITY_PARTS.items() if len(parts) > 1]
+
+
+# sweeps over width x batch size (or label noise) x seeds with Hessians and connectivity: Yang et al.'s phase diagram
+# (rule check_taxonomy, F15); their per-cell connectivity rows stay in results/checks/connectivity_<sweep>.csv, out of
+# the summary (dozens of cells, each with the pair rows of the connectivity sweep: the phase rows are the claims here)
+TAXONOMY_SWEEPS = [name for name, sweep in SWEEPS.items() if sweep.get("taxonomy")]
+
+
+def check_taxonomy_sweeps():
+    """A taxonomy sweep needs Hessians, connectivity and a grid of width, one second axis and seeds (planned here, not
+    found after training)."""
+    from lossgeom.checks.taxonomy import taxonomy_axis
+
+    for name in TAXONOMY_SWEEPS:
+        where = f"invalid configuration ({', '.join(CONFIG_SOURCES)}): sweeps.{name}.taxonomy"
+        missing = [key for key in ("hessian", "connectivity") if not has_stage(SWEEPS[name], key)]
+        if missing:
+            raise WorkflowError(f"{where}: the phase diagram needs {' and '.join(missing)} on this sweep (true, or a "
+                                "mapping of settings): lambda_max and tr(H) per run, mc and CKA per cell")
+        try:
+            taxonomy_axis(list(SWEEPS[name]["grid"]))
+        except ValueError as err:
+            raise WorkflowError(f"{where}: {err}") from None
+        if SNAPSHOT_STEPS.get(name):
+            raise WorkflowError(f"{where}: remove this sweep's snapshots (the phase diagram reads each run's final model)")
+
+
+if TAXONOMY_SWEEPS:
+    check_taxonomy_sweeps()
 
 
 def sweep_measure_gpus(sweep, stages=("hessian", "local")):

@@ -26,9 +26,12 @@ FIGURES = {
              for name in ("summary.json", "paths.csv", "simplex_slice.npz")], CONNECTIVITY_SWEEPS),
     "F14": ([f"results/sweeps/{sweep}/{name}" for sweep in TREND_SWEEPS for name in
              ("runs.csv",) + (("trajectory.csv",) if sweep in SNAPSHOT_STEPS else ())], TREND_SWEEPS),
+    "F15": ([f"results/sweeps/{sweep}/taxonomy/cells.csv" for sweep in TAXONOMY_SWEEPS]
+            + [f"results/checks/taxonomy_{sweep}.csv" for sweep in TAXONOMY_SWEEPS], TAXONOMY_SWEEPS),
 }
 FIGURES = {name: spec for name, spec in FIGURES.items() if spec[1] is None or spec[1]}
-SHOWN_AS = {"F9": "sweeps", "F10": "sweeps", "F11": "sweeps", "F12": "sweeps", "F13": "sweeps", "F14": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
+SHOWN_AS = {"F9": "sweeps", "F10": "sweeps", "F11": "sweeps", "F12": "sweeps", "F13": "sweeps", "F14": "sweeps",
+            "F15": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
 
 
 for figure, (data, experiments) in FIGURES.items():

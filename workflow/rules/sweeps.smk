@@ -26,7 +26,7 @@ use rule train as sweep_train with:
     group:
         "sweeps"
     resources:
-        runtime=60,
+        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "train"),
         mem_mb=4000,
         gpu=lambda wildcards: spec_gpus(SWEEP_SPECS[wildcards.sweep][wildcards.run]),
     wildcard_constraints:
@@ -63,7 +63,7 @@ use rule hessian as sweep_hessian with:
     group:
         "sweeps"
     resources:
-        runtime=120,
+        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "hessian"),
         mem_mb=8000,
         gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep, ["hessian"]),
     wildcard_constraints:
@@ -163,7 +163,7 @@ for sweep, batches in BATCHES.items():
                 f"results/sweeps/{sweep}/batch{index}.benchmark.tsv"
             threads: config["threads"]
             resources:
-                runtime=30 * len(batch),
+                runtime=batch_runtime(sweep, len(batch)),
                 mem_mb=sweep_measure_mem_mb(sweep, batch) if sweep in HESSIAN_SWEEPS else 8000,
                 gpu=max([spec_gpus(SWEEP_SPECS[sweep][run_id]) for run_id in batch]
                         + ([sweep_measure_gpus(sweep)] if sweep in HESSIAN_SWEEPS else [])),

@@ -20,7 +20,9 @@ so every fraction sees inputs on the same scale.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,11 +231,36 @@ def digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     return _classification("digits", x[train], target[train], x[test], target[test], 10)
 
 
-@DATASETS.register("mnist1d")
-def mnist1d(*, num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -> Dataset:
-    """MNIST-1D (Greydanus 2020), generated procedurally: 10 classes of length-40 signals, shape (1, 40)."""
+CACHE_ENV = "LOSSGEOM_CACHE"
+MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def cache_dir() -> Path | None:
+    """Where generated datasets are kept between processes: ``$LOSSGEOM_CACHE``, else ``~/.cache/lossgeom``; the
+    variable set to ``off`` (or empty) keeps none."""
+    value = os.environ.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip() in ("", "off") else Path(value)
+    return Path.home() / ".cache" / "lossgeom"
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(num_samples: int, train_split: float, seed: int) -> dict[str, np.ndarray]:
+    """The generated arrays, once per process and (with :func:`cache_dir`) once per machine: generating the 5,000
+    signals takes about 5 s (20,000 scipy interpolations), more than training a small model on them. The cache file is
+    named by the generator's version and arguments, so another version or argument generates afresh."""
+    from importlib.metadata import version
+
     from mnist1d.data import get_dataset_args, make_dataset
 
+    folder = cache_dir()
+    path = None if folder is None else folder / f"mnist1d-{version('mnist1d')}-{num_samples}-{train_split!r}-{seed}.npz"
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as cached:
+                return {key: cached[key] for key in MNIST1D_KEYS}
+        except (OSError, ValueError, KeyError):  # unreadable or incomplete (written by other code): generate afresh
+            pass
     args = get_dataset_args()
     args.num_samples, args.train_split, args.seed = num_samples, train_split, seed
     state = np.random.get_state()  # make_dataset reseeds numpy's global RNG; leave it as we found it
@@ -241,6 +268,22 @@ def mnist1d(*, num_samples: int = 5000, train_split: float = 0.8, seed: int = 42
         raw = make_dataset(args)
     finally:
         np.random.set_state(state)
+    arrays = {key: np.asarray(raw[key]) for key in MNIST1D_KEYS}
+    if path is not None:
+        try:
+            from ..io.atomic import write_npz  # atomic: a process reading it meanwhile sees all of it or nothing
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_npz(arrays, path)
+        except OSError:  # a read-only home: generate in every process, as without a cache
+            pass
+    return arrays
+
+
+@DATASETS.register("mnist1d")
+def mnist1d(*, num_samples: int = 5000, train_split: float = 0.8, seed: int = 42) -> Dataset:
+    """MNIST-1D (Greydanus 2020), generated procedurally: 10 classes of length-40 signals, shape (1, 40)."""
+    raw = {key: value.copy() for key, value in _mnist1d_arrays(num_samples, train_split, seed).items()}
     return _classification("mnist1d", raw["x"][:, None, :], raw["y"], raw["x_test"][:, None, :], raw["y_test"], 10)
 
 

@@ -177,6 +177,48 @@ def resnet(input_shape, output_dim, *, depth: int = 20, width: int = 16) -> nn.M
     return CifarResNet(input_shape[0], output_dim, depth, width)
 
 
+class _ProjectionBlock(nn.Module):
+    """Two 3x3 conv-BN layers; the shortcut is a 1x1 conv-BN where the shape changes (option B), else the identity."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.shortcut = (nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+                         if stride != 1 or in_ch != out_ch else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+@MODELS.register("resnet18")
+def resnet18(input_shape, output_dim, *, width: int = 64) -> nn.Module:
+    """ResNet-18 for 32x32 images as Yang et al. 2021 scale it: a 3x3 stride-1 stem (no max-pool), four stages of two
+    basic blocks with (k, 2k, 4k, 8k) channels, projection shortcuts, global average pooling. k = 64 is the usual
+    CIFAR ResNet-18 (11,173,962 parameters with 10 classes); Yang et al. vary k from 2 to 128."""
+    if len(input_shape) != 3:
+        raise ConfigError(f"resnet18 needs image inputs (C, H, W), got {list(input_shape)}")
+    if not isinstance(width, int) or width < 1:
+        raise ConfigError(f"resnet18 width must be an integer >= 1 (k: channels of the first stage), got {width!r}")
+    stem = nn.Sequential(nn.Conv2d(input_shape[0], width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+    blocks, in_ch = [], width
+    for stage, out_ch in enumerate((width, 2 * width, 4 * width, 8 * width)):
+        for i in range(2):
+            blocks.append(_ProjectionBlock(in_ch, out_ch, 2 if (stage > 0 and i == 0) else 1))
+            in_ch = out_ch
+    return nn.Sequential(stem, *blocks, _GlobalMean(), nn.Linear(in_ch, output_dim))
+
+
+class _GlobalMean(nn.Module):
+    """The mean over H x W (global average pooling; see _DenseNet32 for why not adaptive_avg_pool2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
 def _densenet32_class() -> type[nn.Module]:
     """torchvision's DenseNet with global average pooling written as a mean over H x W.
 

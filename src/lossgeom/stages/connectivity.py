@@ -80,6 +80,9 @@ class ConnectivitySettings:
     simplex_samples: int = 200  # uniform points of the simplex at which the training loss is measured
     slice_points: int = 21  # the loss slice through the first triangle's plane: slice_points^2 points
     continue_epochs: int = 10  # small-batch training continued from each large-batch solution
+    simplices: bool = True  # the simplicial complex per condition with three seeds or more (off: pairs and CKA only)
+    continuation: bool = True  # large -> small batch continuation when the grid varies train.batch_size
+    parts: int = 1  # jobs the workflow splits the conditions over (whole conditions each), merged by one more job
     cka_examples: int = 768  # mixup inputs on which the seeds' softmax outputs are compared
     mixup_concentration: float = 16.0
     eval_batch_size: int = 4096
@@ -100,6 +103,11 @@ class ConnectivitySettings:
                     getattr(self, key), "an integer >= 2")
         require(isinstance(self.volume_weight, (int, float)) and self.volume_weight >= 0, "connectivity",
                 "volume_weight", self.volume_weight, "a number >= 0")
+        for key in ("simplices", "continuation"):
+            require(isinstance(getattr(self, key), bool), "connectivity", key, getattr(self, key), "true or false")
+        require(isinstance(self.parts, int) and self.parts >= 1, "connectivity", "parts", self.parts, "an integer >= 1")
+        require(self.parts == 1 or not self.continuation, "connectivity", "parts", self.parts,
+                "1 while continuation is on (a continuation crosses conditions; set continuation: false to split)")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "ConnectivitySettings":
@@ -206,7 +214,7 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
                                     "bend_offset": done["bend_offset"],
                                     **{kind: _path_summary([r for r in rows if r["kind"] == kind])
                                        for kind in ("line", "bezier")}})
-        if len(seeds) >= 3:
+        if len(seeds) >= 3 and settings.simplices:
             record["simplex"], slices[condition] = _simplex(partial, condition, seeds, model, loss_of, x, y, splits,
                                                             dataset.task, settings, log)
         conditions[condition] = record
@@ -217,15 +225,44 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
     summary = {"sweep": sweep, "conditions": conditions, "continued": continued,
                "settings": dataclasses.asdict(settings), "inputs": inputs,
                "wall_s": time.perf_counter() - tick, "provenance": provenance(seed=settings.seed)}
-    frame = rows_to_frame(connectivity_rows(summary, sweep))
-    write_csv(pd.DataFrame(path_rows), out_dir / "paths.csv")
-    write_npz({f"{k}__{name}": v for k, arrays in slices.items() for name, v in arrays.items()},
-              out_dir / "simplex_slice.npz")
-    write_json(summary, out_dir / "summary.json")
-    write_csv(frame, rows_out)
+    _write(summary, pd.DataFrame(path_rows), {f"{k}__{name}": v for k, arrays in slices.items() for name, v in arrays.items()},
+           out_dir, rows_out, log)
     partial.remove()
-    log(f"connectivity of {sweep}: {len(conditions)} conditions, {len(continued)} continuations, "
-        f"{time.perf_counter() - tick:.1f} s; rows: " + ", ".join(f"{v} {n}" for v, n in frame["verdict"].value_counts().items()))
+    return summary
+
+
+def _write(summary, paths: pd.DataFrame, slices: Mapping[str, np.ndarray], out_dir, rows_out, log) -> None:
+    """The step's outputs; the rows only when ``rows_out`` is given (not for one part of a split sweep)."""
+    out_dir = Path(out_dir)
+    write_csv(paths, out_dir / "paths.csv")
+    write_npz(dict(slices), out_dir / "simplex_slice.npz")
+    write_json(summary, out_dir / "summary.json")
+    verdicts = ""
+    if rows_out is not None:
+        frame = rows_to_frame(connectivity_rows(summary, summary["sweep"]))
+        write_csv(frame, rows_out)
+        verdicts = "; rows: " + ", ".join(f"{v} {n}" for v, n in frame["verdict"].value_counts().items())
+    log(f"connectivity of {summary['sweep']}: {len(summary['conditions'])} conditions, {len(summary['continued'])} "
+        f"continuations, {summary['wall_s']:.1f} s" + verdicts)
+
+
+def merge(parts, out_dir, rows_out, sweep: str, log: Callable = print) -> dict[str, Any]:
+    """One summary, path table, slices and rows from the folders of a split sweep's parts (each a run of :func:`run` on
+    whole conditions): as one job over all of them would have written, the wall time the parts' sum."""
+    summaries = [json.loads((Path(p) / "summary.json").read_text()) for p in parts]
+    conditions: dict[str, Any] = {}
+    for s in summaries:
+        conditions.update(s["conditions"])
+    summary = {"sweep": sweep, "conditions": conditions, "continued": [c for s in summaries for c in s["continued"]],
+               "settings": summaries[0]["settings"], "inputs": {k: v for s in summaries for k, v in s["inputs"].items()},
+               "wall_s": sum(s["wall_s"] for s in summaries), "parts": [str(p) for p in parts],
+               "provenance": provenance(seed=summaries[0]["settings"]["seed"])}
+    frames = [pd.read_csv(Path(p) / "paths.csv") for p in parts if (Path(p) / "paths.csv").stat().st_size > 1]
+    slices: dict[str, np.ndarray] = {}
+    for p in parts:
+        with np.load(Path(p) / "simplex_slice.npz") as arrays:
+            slices.update({k: arrays[k] for k in arrays.files})
+    _write(summary, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), slices, out_dir, rows_out, log)
     return summary
 
 
@@ -286,7 +323,7 @@ def _simplex(partial, condition, seeds, model, loss_of, x, y, splits, task, sett
 def _small_from_large(partial, solutions, ts, settings, device, log) -> list[dict[str, Any]]:
     """Each largest-batch run continued with the smallest batch size; the straight line between the two."""
     sizes = sorted({s.grid[BATCH_KEY] for s in solutions if BATCH_KEY in s.grid})
-    if len(sizes) < 2:
+    if len(sizes) < 2 or not settings.continuation:
         return []
     out = []
     for s in (s for s in solutions if s.grid[BATCH_KEY] == sizes[-1]):
@@ -325,7 +362,14 @@ def add_commands(steps) -> None:
     command.add_argument("--runs", required=True, help='JSON: run id -> {"model": model.pt, "grid": {key: value}}')
     command.add_argument("--settings", default="{}", help="the connectivity config block as JSON")
     command.add_argument("--out-dir", required=True, type=Path)
-    command.add_argument("--rows", required=True, type=Path, help="the check rows (CSV)")
+    command.add_argument("--rows", type=Path, help="the check rows (CSV); omit for one part of a split sweep")
     command.set_defaults(func=lambda args: run(
         json.loads(args.runs), ConnectivitySettings.from_mapping(json.loads(args.settings)), args.out_dir, args.rows,
         args.sweep, log=logging.getLogger(__name__).info))
+    command = steps.add_parser("connectivity-merge", help="one connectivity summary and its rows from a split sweep's parts")
+    command.add_argument("--sweep", required=True)
+    command.add_argument("--parts", required=True, nargs="+", type=Path, help="the parts' output folders")
+    command.add_argument("--out-dir", required=True, type=Path)
+    command.add_argument("--rows", required=True, type=Path, help="the check rows (CSV)")
+    command.set_defaults(func=lambda args: merge(args.parts, args.out_dir, args.rows, args.sweep,
+                                                 log=logging.getLogger(__name__).info))

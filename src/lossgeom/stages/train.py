@@ -95,6 +95,8 @@ def table(summary_files: list[str | os.PathLike]) -> pd.DataFrame:
             "model": s["spec"]["model"]["name"],
             "dataset": s["dataset"]["name"],
             "task": s["dataset"]["task"],
+            "output_dim": s["dataset"]["output_dim"],  # classes, or regression outputs
+            "n_train": s["dataset"]["n_train"],
             "n_parameters": s["n_parameters"],
             "epochs": s["epochs"],
         }

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from lossgeom.problems import data
 from lossgeom.problems.data import _stratified_split, example_subset, load_dataset, sum_of_sines
 from lossgeom.errors import ConfigError, DataError
 
@@ -95,7 +96,9 @@ def test_gaussian_mixture_labels_are_clusters_mod_classes():
         assert len(set(y[cluster == c])) == 1
 
 
-def test_mnist1d_leaves_numpy_global_rng_alone():
+def test_mnist1d_leaves_numpy_global_rng_alone(monkeypatch):
+    monkeypatch.setenv("LOSSGEOM_CACHE", "off")
+    data._mnist1d_arrays.cache_clear()  # generate here, not from a cache
     np.random.seed(7)
     expected = np.random.rand()
     np.random.seed(7)
@@ -249,3 +252,23 @@ def test_the_download_step_records_the_dataset_it_loaded(tmp_path):
     record = download.run({"name": "cifar10", "root": str(tmp_path)}, tmp_path / "cifar10.json", log=lambda *_: None)
     assert record["dataset"]["download"] is True and record["n_train"] == 40 and record["n_test"] == 8
     assert (tmp_path / "cifar10.json").exists()
+
+
+def test_mnist1d_is_generated_once_per_machine_and_the_cached_copy_is_the_same(monkeypatch, tmp_path):
+    spec = {"name": "mnist1d", "num_samples": 200}
+    monkeypatch.setenv("LOSSGEOM_CACHE", "off")
+    data._mnist1d_arrays.cache_clear()
+    fresh = load_dataset(spec)
+    monkeypatch.setenv("LOSSGEOM_CACHE", str(tmp_path))
+    data._mnist1d_arrays.cache_clear()
+    load_dataset(spec)  # generates and writes the cache file
+    (written,) = tmp_path.glob("mnist1d-*-200-0.8-42.npz")
+    data._mnist1d_arrays.cache_clear()
+    cached = load_dataset(spec)  # reads it
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(fresh, key), getattr(cached, key)), key
+    cached.y_train[:] = 0  # a caller changing its copy leaves the process's arrays alone
+    assert torch.equal(load_dataset(spec).y_train, fresh.y_train)
+    written.write_bytes(b"not an npz")  # a damaged cache file: generated afresh, not an error
+    data._mnist1d_arrays.cache_clear()
+    assert torch.equal(load_dataset(spec).x_test, fresh.x_test)

@@ -59,6 +59,33 @@ def test_resnet56_is_the_published_size():
     assert round(n / 1e6, 2) == 0.85  # He et al. (2016), Table 6
 
 
+def resnet18_count(k: int, classes: int = 10, channels: int = 3) -> int:
+    """Weights of ResNet-18(k) by hand: stem conv + BN, per block two 3x3 convs + BNs, a 1x1 conv + BN shortcut where
+    the channels double, the linear head."""
+    total = 9 * channels * k + 2 * k
+    c_in = k
+    for c_out in (k, 2 * k, 4 * k, 8 * k):
+        for block in range(2):
+            total += 9 * c_in * c_out + 9 * c_out * c_out + 4 * c_out
+            if c_in != c_out:
+                total += c_in * c_out + 2 * c_out
+            c_in = c_out
+    return total + 8 * k * classes + classes
+
+
+@pytest.mark.parametrize("k", [2, 3, 16, 64, 128])
+def test_resnet18_of_width_k(k):
+    net = build_model({"name": "resnet18", "width": k}, (3, 32, 32), 10)
+    assert count_parameters(net) == resnet18_count(k)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_resnet18_at_width_64_is_the_usual_cifar_resnet18():
+    assert count_parameters(build_model({"name": "resnet18"}, (3, 32, 32), 10)) == 11_173_962  # the published size
+    with pytest.raises(ConfigError, match="resnet18 needs image inputs"):
+        build_model({"name": "resnet18"}, (40,), 10)
+
+
 def test_densenet121_for_32x32():
     from torchvision.models import densenet121
 

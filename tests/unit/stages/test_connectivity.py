@@ -4,6 +4,7 @@ at the large-batch solution, a rerun after a kill reuses the finished units, and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lossgeom.errors import ConfigError
 from lossgeom.geometry.paths import flat_loss
 from lossgeom.geometry.similarity import mixup_inputs
 from lossgeom.io.partial import PartialFile
@@ -136,3 +138,58 @@ def test_mixup_inputs_lie_between_two_training_examples():
     copies = sum(bool(torch.isclose(m, x).all(dim=1).any()) for m in mixed)
     assert copies < 20
     assert (mixed >= x.min(0).values - 1e-6).all() and (mixed <= x.max(0).values + 1e-6).all()
+
+
+
+def test_simplices_and_continuation_can_be_left_out_and_the_taxonomy_step_reads_the_rest(runs, tmp_path):
+    """A phase diagram's many cells need the pairs (mc) and CKA only: with simplices and continuation off neither is
+    computed; the taxonomy step builds its cells from this summary and the run table, and refuses a table without
+    the runs' Hessians by naming the file and the sweep key to set."""
+    from pathlib import Path
+
+    from lossgeom.stages import sweep_table, taxonomy
+
+    lean = dataclasses.replace(SETTINGS, simplices=False, continuation=False)
+    summary = connectivity.run(runs, lean, tmp_path / "c", tmp_path / "rows.csv", "demo", log=quiet)
+    assert summary["continued"] == [] and all("simplex" not in r for r in summary["conditions"].values())
+    assert set(pd.read_csv(tmp_path / "rows.csv")["check"]) == {"global_seeds_barrier", "global_bezier_removes_barrier"}
+    # a width x batch-size grid of one width: the runs' grids and the summary's conditions with the width key
+    grid = {name: {"model.hidden": [6], **item["grid"]} for name, item in runs.items()}
+    for record in summary["conditions"].values():
+        record["grid"] = {"model.hidden": [6], **record["grid"]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    table = sweep_table.compute(grid, {name: Path(item["model"]).parent for name, item in runs.items()})
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(ValueError, match=r"runs\.csv: no column lambda_max, trace_hutchinson.*sweeps\.demo"):
+        taxonomy.run(tmp_path / "runs.csv", tmp_path / "summary.json", "demo", tmp_path / "cells.csv",
+                     tmp_path / "t.csv", log=quiet)
+    table.assign(lambda_max=1.0, trace_hutchinson=2.0).to_csv(tmp_path / "runs.csv", index=False)
+    cells = taxonomy.run(tmp_path / "runs.csv", tmp_path / "summary.json", "demo", tmp_path / "cells.csv",
+                         tmp_path / "t.csv", log=quiet)
+    assert list(cells["axis"]) == [20, 60] and list(cells["seeds"]) == [3, 3] and list(cells["pairs"]) == [3, 3]
+    for cell, record in zip(cells.itertuples(), summary["conditions"].values()):
+        assert cell.mc == pytest.approx(np.mean([p["bezier"]["mc"] for p in record["pairs"]]))
+        assert cell.cka == pytest.approx(record["cka"])
+        members = table[table["run"].isin(record["runs"])]
+        assert cell.train_loss == pytest.approx(members["train_loss"].mean())
+    assert json.loads((tmp_path / "cells.json").read_text())["inputs"]["runs"]["sha256"]
+
+
+def test_a_sweep_split_into_parts_merges_into_what_one_job_writes(runs, tmp_path):
+    """Whole conditions per part (as the workflow splits them), then one merge: the same conditions, numbers and rows
+    as one job over every run; a split with continuation on is refused (a continuation crosses conditions)."""
+    lean = dataclasses.replace(SETTINGS, continuation=False, simplices=False)
+    whole = connectivity.run(runs, lean, tmp_path / "whole", tmp_path / "whole.csv", "demo", log=quiet)
+    folders = []
+    for batch in (20, 60):
+        part = {name: item for name, item in runs.items() if item["grid"]["train.batch_size"] == batch}
+        folders.append(tmp_path / f"part{batch}")
+        connectivity.run(part, lean, folders[-1], None, "demo", log=quiet)
+        assert not (tmp_path / "rows.csv").exists()
+    merged = connectivity.merge(folders, tmp_path / "merged", tmp_path / "merged.csv", "demo", log=quiet)
+    assert merged["conditions"] == whole["conditions"] and set(merged["inputs"]) == set(whole["inputs"])
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged.csv"), pd.read_csv(tmp_path / "whole.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "paths.csv"),
+                                  pd.read_csv(tmp_path / "whole" / "paths.csv"))
+    with pytest.raises(ConfigError, match="connectivity.parts.*continuation: false"):
+        dataclasses.replace(SETTINGS, parts=2)

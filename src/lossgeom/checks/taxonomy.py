@@ -1,0 +1,182 @@
+"""Yang et al. 2021's taxonomy of loss landscapes over a grid of width x a second axis (batch size, or label noise):
+per cell, what training found (train loss, test accuracy), how sharp it is locally (lambda_max, tr(H) on the whole
+training set) and how well its seeds connect globally (mode connectivity mc along trained Bezier curves, CKA of
+their outputs); the cell's phase; and the check rows.
+
+A cell is one condition of a sweep's connectivity step (:mod:`lossgeom.stages.connectivity`): the runs that share
+every grid value but the seed. Its numbers are means over its seeds (lambda_max, tr(H), losses, accuracies; their
+sample standard deviation beside), mc is the mean over its seed pairs (Yang et al.'s mc, from the training error in
+percent at t = 0, 1/4, 1/2, 3/4, 1 of the trained curve: negative = a barrier), CKA the mean over its pairs.
+
+Phases (Yang et al.'s table; they read the boundaries off heat maps and give no numbers, so these are stated here):
+a cell is *fitted* when its train loss is below ``LOSS_FITTED`` x ln C (C classes: ln C is the loss of a uniform
+guess), *poorly connected* when mc < -``MC_CONNECTED``. Not fitted: I (poorly connected) or II (not); fitted: III
+(poorly connected) or IV, split by CKA at the median of the phase-IV cells into IV-A (below: dissimilar ensembles,
+overfitted) and IV-B (at or above: Yang et al.'s generalizing phase).
+
+Rows, per sweep (mc in percentage points of training error; margins are ``SIGMAS`` standard errors over seed pairs,
+which share seeds, so the spread is if anything understated):
+
+- ``taxonomy_small_width_poorly_connected``: the mean mc over the cells of the smallest width < 0;
+- ``taxonomy_large_width_well_connected``: |mean mc| over the fitted cells of the largest width < ``MC_CONNECTED``
+  (unresolved when none is fitted): an under-trained cell's mc is positive whatever the landscape (its curve finds
+  points better than its ends: Yang et al.'s phase II), so the claim is about the solutions training found;
+- ``taxonomy_best_cell_well_connected``: in the cell of the highest mean test accuracy, |mc| < ``MC_CONNECTED``;
+- ``taxonomy_spearman_<measure>``: Spearman's rho over cells of the mean test accuracy with CKA, lambda_max, tr(H)
+  and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`); decided where |rho| >= RHO_DECIDED
+  (as the trend rows, :mod:`lossgeom.checks.trends`);
+- with label noise as the second axis, ``taxonomy_noise_lowers_connectivity``: the mean mc over widths at the
+  largest noise is below that at the smallest (low-quality data: a poorly connected landscape).
+
+Example (two widths x two batch sizes; the narrow cells have barriers, the wide ones do not)::
+
+    >>> import pandas as pd
+    >>> cells = pd.DataFrame({"width": ["[4]", "[4]", "[64]", "[64]"], "n_parameters": [214, 214, 3274, 3274],
+    ...     "axis": [32, 256, 32, 256], "train_loss": [0.9, 1.2, 0.05, 0.1], "test_accuracy": [0.4, 0.35, 0.7, 0.65],
+    ...     "lambda_max": [30.0, 40.0, 5.0, 8.0], "trace_hutchinson": [90.0, 99.0, 40.0, 50.0],
+    ...     "mc": [-12.0, -15.0, 0.2, -0.4], "mc_se": [1.0, 1.0, 0.2, 0.2], "pairs": 3, "cka": [0.5, 0.6, 0.9, 0.8]})
+    >>> assign_phases(cells, classes=10)["phase"].tolist()
+    ['I', 'I', 'IV-B', 'IV-A']
+    >>> [(r.check, r.verdict) for r in taxonomy_rows(cells, "demo", "train.batch_size")][:3]
+    [('taxonomy_small_width_poorly_connected', 'pass'), ('taxonomy_large_width_well_connected', 'pass'), \
+('taxonomy_best_cell_well_connected', 'pass')]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .rows import SIGMAS, CheckRow
+from .trends import RHO_DECIDED
+
+WIDTH_KEYS = ("model.hidden", "model.width")  # an MLP's hidden widths; a ResNet-18's k
+SEED_KEY = "train.seed"
+NOISE_KEY = "dataset.label_noise"
+AXES = ("train.batch_size", NOISE_KEY)  # the second axis of a taxonomy sweep
+MC_CONNECTED = 2.0  # |mc| below this many percentage points of training error: well connected (Yang's mc: -30..+8)
+LOSS_FITTED = 0.1  # a cell is fitted when its train loss is below this fraction of ln C (a uniform guess's loss)
+# Yang et al.'s Spearman correlations of test accuracy over their 169 CIFAR-10 cells (ResNet18 width x batch size)
+YANG_SPEARMAN = {"cka": 0.89, "lambda_max": -0.88, "trace_hutchinson": -0.87, "mc": 0.61}
+MEASURES = ("train_loss", "test_accuracy", "lambda_max", "trace_hutchinson")
+PHASES = ("I", "II", "III", "IV-A", "IV-B")
+
+
+def width_key(grid_keys) -> str:
+    """The grid key that sets the width (one of :data:`WIDTH_KEYS`)."""
+    found = [k for k in grid_keys if k in WIDTH_KEYS]
+    if len(found) != 1:
+        raise ValueError(f"a taxonomy sweep's grid has one width key, one of {', '.join(WIDTH_KEYS)}; got "
+                         f"{', '.join(grid_keys)}")
+    return found[0]
+
+
+def taxonomy_axis(grid_keys) -> str:
+    """The sweep's second axis: the one grid key besides width and seed (one of :data:`AXES`)."""
+    others = [k for k in grid_keys if k not in (*WIDTH_KEYS, SEED_KEY)]
+    if len(others) != 1 or others[0] not in AXES or SEED_KEY not in grid_keys:
+        raise ValueError(f"a taxonomy sweep's grid is a width ({' or '.join(WIDTH_KEYS)}), one of {', '.join(AXES)}, "
+                         f"and {SEED_KEY}; got {', '.join(grid_keys)}")
+    width_key(grid_keys)
+    return others[0]
+
+
+def cell_table(runs: pd.DataFrame, connectivity: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per cell: ``runs`` is the sweep's run table (runs.csv), ``connectivity`` its connectivity summary."""
+    by_run = runs.set_index("run")
+    rows = []
+    for condition, record in connectivity["conditions"].items():
+        axis = taxonomy_axis(list(record["grid"]) + [SEED_KEY])
+        seeds = by_run.loc[record["runs"]]
+        mcs = np.asarray([p["bezier"]["mc"] for p in record["pairs"]], dtype=float)
+        row = {"cell": condition, "width": json.dumps(record["grid"][width_key(record["grid"])]),
+               "n_parameters": int(seeds["n_parameters"].iloc[0]), "axis_key": axis, "axis": record["grid"][axis],
+               "seeds": len(seeds), "pairs": len(mcs)}
+        for measure in MEASURES:
+            values = seeds[measure].to_numpy(dtype=float) if measure in seeds else np.full(len(seeds), np.nan)
+            row[measure] = float(np.mean(values))
+            row[f"{measure}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        row["mc"] = float(mcs.mean()) if len(mcs) else float("nan")
+        row["mc_se"] = float(mcs.std(ddof=1) / math.sqrt(len(mcs))) if len(mcs) > 1 else float("nan")
+        row["line_mc"] = float(np.mean([p["line"]["mc"] for p in record["pairs"]])) if len(mcs) else float("nan")
+        row["cka"] = float(record.get("cka", float("nan")))
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["n_parameters", "axis"], kind="stable").reset_index(drop=True)
+
+
+def assign_phases(cells: pd.DataFrame, classes: int) -> pd.DataFrame:
+    """``cells`` with the columns ``fitted``, ``poorly_connected`` and ``phase`` (see the module docstring)."""
+    out = cells.copy()
+    out["fitted"] = out["train_loss"] < LOSS_FITTED * math.log(classes)
+    out["poorly_connected"] = out["mc"] < -MC_CONNECTED
+    phase = np.where(out["fitted"], np.where(out["poorly_connected"], "III", "IV"),
+                     np.where(out["poorly_connected"], "I", "II")).astype(object)
+    four = phase == "IV"
+    split = float(np.median(out.loc[four, "cka"])) if four.any() else float("nan")
+    phase[four] = np.where(out.loc[four, "cka"] >= split, "IV-B", "IV-A")
+    out["phase"] = phase
+    return out
+
+
+def _pooled(cells: pd.DataFrame) -> tuple[float, float]:
+    """The mean mc over cells and its standard error from the cells' own (over pairs)."""
+    return float(cells["mc"].mean()), float(np.sqrt((cells["mc_se"] ** 2).sum()) / len(cells))
+
+
+def _listing(cells: pd.DataFrame) -> str:
+    return ", ".join(f"{a}: {m:+.2f} +- {s:.2f}" for a, m, s in zip(cells["axis"], cells["mc"], cells["mc_se"]))
+
+
+def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10) -> list[CheckRow]:
+    """The rows above for one sweep's cell table (``classes``: C, for which cells count as fitted)."""
+    sizes = sorted(cells["n_parameters"].unique())
+    smallest, widest = cells[cells["n_parameters"] == sizes[0]], cells[cells["n_parameters"] == sizes[-1]]
+    largest = widest[widest["train_loss"] < LOSS_FITTED * math.log(classes)]
+    rows = []
+    mean, se = _pooled(smallest)
+    rows.append(CheckRow.exceeds(
+        "taxonomy_small_width_poorly_connected", f"{sweep}: width {smallest['width'].iloc[0]} (N = {sizes[0]})",
+        f"mode connectivity mc (points of training error), mean over the smallest width's cells < 0", 0.0, mean,
+        SIGMAS * se, above=False, detail=f"mc per {axis}: {_listing(smallest)}"))
+    mean, se = _pooled(largest) if len(largest) else (math.nan, math.nan)
+    rows.append(CheckRow.exceeds(
+        "taxonomy_large_width_well_connected", f"{sweep}: width {widest['width'].iloc[0]} (N = {sizes[-1]})",
+        f"|mc|, mean over the largest width's fitted cells (train loss < {LOSS_FITTED:g} ln C) < {MC_CONNECTED:g}",
+        MC_CONNECTED, abs(mean), SIGMAS * se, above=False,
+        detail=(f"{len(largest)} of {len(widest)} cells fitted, mean mc {mean:+.2f}; " if len(largest) else
+                "no cell of this width fitted: nothing to judge; ") + f"every cell's mc per {axis}: {_listing(widest)}"))
+    order = cells.sort_values("test_accuracy", ascending=False)
+    best = order.iloc[0]
+    runners = ", ".join(f"{r.width}/{r.axis}: {r.test_accuracy:.3f} (mc {r.mc:+.2f})" for r in order.iloc[1:4].itertuples())
+    rows.append(CheckRow.exceeds(
+        "taxonomy_best_cell_well_connected", f"{sweep}: best test accuracy, width {best['width']}, {axis} {best['axis']}",
+        f"|mc| in the cell of the highest mean test accuracy < {MC_CONNECTED:g}", MC_CONNECTED, abs(best["mc"]),
+        SIGMAS * best["mc_se"], above=False,
+        detail=f"test accuracy {best['test_accuracy']:.3f} +- {best.get('test_accuracy_std', math.nan):.3f} (seeds), mc "
+               f"{best['mc']:+.2f}, phase {best.get('phase', '?')}; next: {runners}"))
+    for measure, theirs in YANG_SPEARMAN.items():
+        finite = np.isfinite(cells[measure].to_numpy(dtype=float)) & np.isfinite(cells["test_accuracy"].to_numpy(dtype=float))
+        x, y = cells["test_accuracy"][finite], cells[measure][finite]
+        # rho is undefined where either side is constant (or fewer than three cells): unresolved
+        rho = float(stats.spearmanr(x, y)[0]) if finite.sum() >= 3 and x.nunique() > 1 and y.nunique() > 1 else math.nan
+        rows.append(CheckRow.exceeds(
+            f"taxonomy_spearman_{measure}", f"{sweep}: {int(finite.sum())} cells",
+            f"Spearman rho of test accuracy with {measure} over cells, {'>' if theirs > 0 else '<'} 0 (decided at "
+            f"|rho| >= {RHO_DECIDED:g})", 0.0, rho, RHO_DECIDED, above=theirs > 0,
+            detail=f"Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}"))
+    if axis == NOISE_KEY:
+        levels = sorted(cells["axis"].unique())
+        clean, noisy = cells[cells["axis"] == levels[0]], cells[cells["axis"] == levels[-1]]
+        (m_clean, se_clean), (m_noisy, se_noisy) = _pooled(clean), _pooled(noisy)
+        rows.append(CheckRow.exceeds(
+            "taxonomy_noise_lowers_connectivity", f"{sweep}: label noise {levels[0]:g} vs {levels[-1]:g}",
+            "mean mc over widths, clean labels minus the noisiest > 0", 0.0, m_clean - m_noisy,
+            SIGMAS * math.hypot(se_clean, se_noisy),
+            detail=f"mc at noise {levels[0]:g}: {m_clean:+.2f} +- {se_clean:.2f}; at {levels[-1]:g}: "
+                   f"{m_noisy:+.2f} +- {se_noisy:.2f}"))
+    return rows

@@ -1,0 +1,125 @@
+"""Yang et al.'s taxonomy: cells from a run table and a connectivity summary, phases by the stated boundaries, and rows
+that pass, fail or stay unresolved as the numbers say (each built from cells whose answer is known)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lossgeom.checks.rows import SIGMAS
+from lossgeom.checks.taxonomy import (LOSS_FITTED, MC_CONNECTED, assign_phases, cell_table, taxonomy_axis,
+                                      taxonomy_rows)
+
+
+def _cells(mc, axis_values=(16, 256), widths=((4,), (64,)), se=0.1, **columns):
+    """A grid of cells: ``mc`` is {width index: [mc per axis value]}."""
+    rows = []
+    for w, width in enumerate(widths):
+        for a, value in enumerate(axis_values):
+            rows.append({"width": str(list(width)), "n_parameters": 100 * (w + 1), "axis": value,
+                         "train_loss": 0.01, "test_accuracy": 0.5 + 0.1 * w - 0.01 * a, "test_accuracy_std": 0.01,
+                         "lambda_max": 10.0 - w, "trace_hutchinson": 50.0 - w, "mc": mc[w][a], "mc_se": se,
+                         "pairs": 3, "cka": 0.5 + 0.2 * w})
+    cells = pd.DataFrame(rows)
+    for key, values in columns.items():
+        cells[key] = values
+    return cells
+
+
+def _row(rows, check):
+    (row,) = [r for r in rows if r.check == check]
+    return row
+
+
+def test_the_axis_is_the_one_key_beside_width_and_seed():
+    assert taxonomy_axis(["model.hidden", "train.batch_size", "train.seed"]) == "train.batch_size"
+    assert taxonomy_axis(["dataset.label_noise", "model.hidden", "train.seed"]) == "dataset.label_noise"
+    assert taxonomy_axis(["model.width", "train.batch_size", "train.seed"]) == "train.batch_size"  # ResNet-18's k
+    for keys in (["model.hidden", "train.seed"], ["train.lr", "train.batch_size", "train.seed"],
+                 ["model.hidden", "train.lr", "train.seed"], ["model.hidden", "train.batch_size", "train.lr"],
+                 ["model.hidden", "model.width", "train.batch_size", "train.seed"], ["train.batch_size", "train.seed"]):
+        with pytest.raises(ValueError, match="a taxonomy sweep's grid"):
+            taxonomy_axis(keys)
+
+
+def test_cells_average_seeds_and_pairs_and_come_in_order_of_size():
+    runs = pd.DataFrame({"run": ["a0", "a1", "a2", "b0", "b1", "b2"], "n_parameters": [900] * 3 + [50] * 3,
+                         "train_loss": [0.1, 0.2, 0.3, 1.0, 1.2, 1.4], "test_accuracy": [0.8, 0.7, 0.9, 0.4, 0.5, 0.3],
+                         "lambda_max": [1.0, 2.0, 3.0, 5.0, 7.0, 9.0], "trace_hutchinson": [10.0, 20.0, 30.0, 1, 2, 3]})
+    pair = lambda mc, line: {"bezier": {"mc": mc}, "line": {"mc": line}}  # noqa: E731
+    summary = {"conditions": {
+        "wide": {"runs": ["a0", "a1", "a2"], "grid": {"model.hidden": [30], "train.batch_size": 8},
+                 "pairs": [pair(0.5, -10), pair(-0.5, -20), pair(1.5, -30)], "cka": 0.9},
+        "narrow": {"runs": ["b0", "b1", "b2"], "grid": {"model.hidden": [2], "train.batch_size": 8},
+                   "pairs": [pair(-6.0, -9), pair(-4.0, -9), pair(-8.0, -9)], "cka": 0.4}}}
+    cells = cell_table(runs, summary)
+    assert list(cells["cell"]) == ["narrow", "wide"]  # by N, not in the summary's order
+    narrow = cells.iloc[0]
+    assert narrow["mc"] == pytest.approx(-6.0) and narrow["mc_se"] == pytest.approx(2.0 / math.sqrt(3))
+    assert narrow["train_loss"] == pytest.approx(1.2) and narrow["train_loss_std"] == pytest.approx(0.2)
+    assert narrow["lambda_max"] == pytest.approx(7.0) and narrow["cka"] == 0.4 and narrow["line_mc"] == -9
+    assert cells.iloc[1]["mc"] == pytest.approx(0.5) and cells.iloc[1]["width"] == "[30]"
+    assert list(cells["axis_key"]) == ["train.batch_size"] * 2 and list(cells["axis"]) == [8, 8]
+
+
+def test_phases_follow_loss_then_connectivity_then_cka():
+    fitted, unfitted = 0.5 * LOSS_FITTED * math.log(10), 2.0 * LOSS_FITTED * math.log(10)
+    cells = pd.DataFrame({"train_loss": [unfitted, unfitted, fitted, fitted, fitted, fitted, fitted],
+                          "mc": [-10.0, 3.0, -10.0, 0.0, -MC_CONNECTED, 0.5, 1.0],
+                          "cka": [0.9, 0.9, 0.9, 0.3, 0.6, 0.8, 0.95]})
+    phases = assign_phases(cells, classes=10)["phase"].tolist()
+    # mc = -MC_CONNECTED exactly is not poorly connected; phase IV splits at the median CKA of its cells (0.7)
+    assert phases == ["I", "II", "III", "IV-A", "IV-A", "IV-B", "IV-B"]
+
+
+def test_connectivity_rows_decide_on_the_pooled_mc_beyond_its_standard_error():
+    clear = taxonomy_rows(_cells({0: [-10.0, -12.0], 1: [0.2, -0.3]}), "s", "train.batch_size")
+    assert _row(clear, "taxonomy_small_width_poorly_connected").verdict == "pass"
+    assert _row(clear, "taxonomy_large_width_well_connected").verdict == "pass"
+    assert _row(clear, "taxonomy_best_cell_well_connected").verdict == "pass"  # the wide, small-batch cell: mc 0.2
+    wrong = taxonomy_rows(_cells({0: [5.0, 6.0], 1: [-9.0, -8.0]}), "s", "train.batch_size")
+    assert _row(wrong, "taxonomy_small_width_poorly_connected").verdict == "FAIL"
+    assert _row(wrong, "taxonomy_large_width_well_connected").verdict == "FAIL"
+    assert _row(wrong, "taxonomy_best_cell_well_connected").verdict == "FAIL"
+    # a mean mc of -1 with cells' standard errors of 2: the pooled SE is 2 / sqrt(2), the margin 4 x that: undecided
+    noisy = taxonomy_rows(_cells({0: [-1.0, -1.0], 1: [0.0, 0.0]}, se=2.0), "s", "train.batch_size")
+    row = _row(noisy, "taxonomy_small_width_poorly_connected")
+    assert row.verdict == "unresolved" and row.tolerance == pytest.approx(SIGMAS * 2.0 / math.sqrt(2))
+
+
+def test_spearman_rows_carry_yang_et_al_s_signs():
+    cells = _cells({0: [-10.0, -12.0], 1: [0.2, -0.3]})  # accuracy rises with width, CKA too, curvature falls
+    rows = taxonomy_rows(cells, "s", "train.batch_size")
+    for measure in ("cka", "lambda_max", "trace_hutchinson", "mc"):
+        assert _row(rows, f"taxonomy_spearman_{measure}").verdict == "pass", measure
+    reversed_cka = taxonomy_rows(cells.assign(cka=cells["cka"].to_numpy()[::-1]), "s", "train.batch_size")
+    assert _row(reversed_cka, "taxonomy_spearman_cka").verdict == "FAIL"
+    flat = taxonomy_rows(cells.assign(lambda_max=[1.0, 2.0, 2.0, 1.0]), "s", "train.batch_size")
+    assert _row(flat, "taxonomy_spearman_lambda_max").verdict == "unresolved"  # rho 0
+    missing = taxonomy_rows(cells.assign(cka=np.nan), "s", "train.batch_size")
+    assert _row(missing, "taxonomy_spearman_cka").verdict == "unresolved"
+
+
+def test_the_noise_row_only_with_label_noise_and_on_the_difference_of_the_ends():
+    assert not [r for r in taxonomy_rows(_cells({0: [0, 0], 1: [0, 0]}), "s", "train.batch_size")
+                if r.check == "taxonomy_noise_lowers_connectivity"]
+    lower = _cells({0: [-1.0, -9.0], 1: [0.0, -6.0]}, axis_values=(0.0, 0.4))
+    row = _row(taxonomy_rows(lower, "s", "dataset.label_noise"), "taxonomy_noise_lowers_connectivity")
+    assert row.verdict == "pass" and row.measured == pytest.approx(7.0)
+    higher = _cells({0: [-9.0, -1.0], 1: [-6.0, 0.0]}, axis_values=(0.0, 0.4))
+    assert _row(taxonomy_rows(higher, "s", "dataset.label_noise"), "taxonomy_noise_lowers_connectivity").verdict == "FAIL"
+
+
+def test_the_large_width_row_judges_the_fitted_cells_only():
+    """An under-trained cell's mc is positive whatever the landscape; the wide cells that fitted decide the row, and
+    with none fitted it is unresolved."""
+    high = 2.0 * LOSS_FITTED * math.log(10)
+    cells = _cells({0: [-10.0, -12.0], 1: [0.2, 15.0]}, train_loss=[1.5, 1.5, 0.01, high])
+    row = _row(taxonomy_rows(cells, "s", "train.batch_size"), "taxonomy_large_width_well_connected")
+    assert row.verdict == "pass" and row.measured == pytest.approx(0.2) and "1 of 2 cells fitted" in row.detail
+    unfitted = cells.assign(train_loss=high)
+    row = _row(taxonomy_rows(unfitted, "s", "train.batch_size"), "taxonomy_large_width_well_connected")
+    assert row.verdict == "unresolved" and "no cell of this width fitted" in row.detail
