@@ -120,7 +120,7 @@ def test_every_job_went_through_sbatch(slurm_run, cluster):
 
 
 GPU_RULES = {"train", "hessian", "surface_part", "check_model", "check_curvature", "sweep_run_trajectory",
-             "check_saddle", "job_costs", "check_connectivity"}
+             "check_saddle", "job_costs", "check_connectivity", "connectivity_part"}
 ESTIMATED = ("train", "hessian", "surface_part", "check_model", "check_curvature")  # rules whose runtime is estimated
 GROUPS = {"sweeps"}  # group jobs: the sweeps' train and hessian jobs, torch stages too
 

@@ -147,7 +147,7 @@ def test_surfaces_random_and_hessian(tiny_run):
         assert (work / f"results/{name}/surfaces/tiles").is_dir()
 
 
-FIGURES = [f"F{i}" for i in range(1, 9)] + ["F13", "F14"]  # the tiny sweeps blobs_seeds; blobs_lr and blobs_l2
+FIGURES = [f"F{i}" for i in range(1, 9)] + ["F13", "F14", "F15"]  # tiny sweeps blobs_seeds; blobs_lr, blobs_l2; blobs_phase
 
 
 def test_every_figure_is_a_valid_pdf_and_png_with_its_executed_notebook(tiny_run):
@@ -212,3 +212,24 @@ def test_editing_one_notebook_reruns_that_figure_only(tiny_run):
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert result.returncode == 0, result.stderr
     assert planned_jobs(result.stdout) == {"F4": 1, "all": 1}
+
+
+def test_the_phase_diagram_of_the_tiny_taxonomy_sweep(tiny_run):
+    """blobs_phase: connectivity in two parts of whole cells, merged; one cell per width x batch size with its seeds'
+    means and a phase; its rows in the summary table, its per-cell connectivity rows kept out of it."""
+    from lossgeom.checks.taxonomy import PHASES
+
+    work, _ = tiny_run
+    sweep = work / "results/sweeps/blobs_phase"
+    parts = [json.loads((sweep / f"connectivity/part{i}/summary.json").read_text()) for i in (0, 1)]
+    merged = json.loads((sweep / "connectivity/summary.json").read_text())
+    assert sorted(merged["conditions"]) == sorted(c for p in parts for c in p["conditions"])
+    assert all(p["conditions"] for p in parts) and not set(parts[0]["conditions"]) & set(parts[1]["conditions"])
+    cells = pd.read_csv(sweep / "taxonomy/cells.csv")
+    runs = pd.read_csv(sweep / "runs.csv")
+    assert len(cells) == 4 and set(cells["phase"]) <= set(PHASES) and (cells["seeds"] == 3).all()
+    assert cells["lambda_max"].mean() == pytest.approx(runs["lambda_max"].mean())  # every cell has three runs
+    summary = pd.read_csv(work / "results/checks/summary.csv")
+    ours = summary[summary["case"].str.startswith("blobs_phase")]
+    assert set(ours["check"]) >= {"taxonomy_small_width_poorly_connected", "taxonomy_spearman_cka"}
+    assert not ours["check"].str.startswith("global_").any()

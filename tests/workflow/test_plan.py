@@ -66,7 +66,7 @@ def test_lint_is_clean():
         ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, connectivity, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
-         "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, densenet121"),
+         "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, resnet18, densenet121"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "mlp"}, "train": {"lr": 0}}}},
          "experiments.x.train.lr: 0 is out of range; must be > 0"),
         ({"experiments": {"x": {"model": {"name": "mlp"}}}}, "experiments.x: 'dataset' is a required property"),
@@ -76,6 +76,16 @@ def test_lint_is_clean():
          "sweeps.c.connectivity (over the connectivity block): "),
         ({"sweeps": {"c": {"base": "sines_mlp", "grid": {"train.seed": [0, 1]}, "connectivity": True}}},
          "sweeps.c.connectivity: mode connectivity and CKA compare classifiers"),
+        ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.batch_size": [8],
+                                                       "train.seed": [0, 1]}, "connectivity": True, "taxonomy": True}}},
+         "sweeps.p.taxonomy: the phase diagram needs hessian on this sweep"),
+        ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.lr": [0.1], "train.seed": [0, 1]},
+                           "hessian": True, "connectivity": True, "taxonomy": True}}},
+         "sweeps.p.taxonomy: a taxonomy sweep's grid is a width (model.hidden or model.width), one of train.batch_size"),
+        ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"train.batch_size": [8, 16], "train.seed": [0, 1]},
+                           "connectivity": {"parts": 2}}}},
+         "sweeps.p.connectivity (over the connectivity block): connectivity.parts: 2 is out of range; it must be 1 while "
+         "continuation is on"),
     ],
 )
 def test_bad_config_stops_before_any_job(override, message, tmp_path):
@@ -207,6 +217,21 @@ def test_the_default_config_plans_the_global_structure_stages(dry_run):
     assert jobs["check_trends"] == 1 and jobs["F14"] == 1
     assert all(jobs[f"sweep_batch_{sweep}_{i}"] == 1 for sweep in ("lr", "width_curvature", "l2") for i in (0, 1))
     assert "check_saddle" not in [r for r in jobs if jobs[r] > 1]  # the trend sweeps are not asked the saddle check
+
+
+
+def test_the_default_config_plans_the_phase_diagrams(dry_run):
+    """phase_batch (5 widths x 5 batch sizes x 3 seeds) and phase_noise: runs in batch jobs of 15, one connectivity
+    job each (no simplices, no continuation), a cell table with rows each and F15; the summary table takes their
+    phase rows, not their per-cell connectivity rows."""
+    result = dry_run(REPO / "config.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert jobs["check_taxonomy"] == 2 and jobs["F15"] == 1 and jobs["check_connectivity"] == 3
+    assert all(jobs[f"sweep_batch_phase_batch_{i}"] == 1 for i in range(5))
+    (tables,) = field_of(result.stdout, "checks_table", "input")
+    assert "results/checks/taxonomy_phase_batch.csv" in tables and "results/checks/taxonomy_phase_noise.csv" in tables
+    assert "connectivity_phase_batch.csv" not in tables and "results/checks/connectivity_connectivity.csv" in tables
 
 
 def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):
