@@ -82,6 +82,10 @@ def test_lint_is_clean():
         ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.lr": [0.1], "train.seed": [0, 1]},
                            "hessian": True, "connectivity": True, "taxonomy": True}}},
          "sweeps.p.taxonomy: a taxonomy sweep's grid is a width (model.hidden or model.width), one of train.batch_size"),
+        ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.batch_size": [8, 16],
+                                                       "train.seed": [0, 1, 2]},
+                           "hessian": True, "connectivity": True, "taxonomy": True}}},
+         "sweeps.p.taxonomy: the phase diagram compares cells across its grid: give model.hidden two values at least"),
         ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"train.batch_size": [8, 16], "train.seed": [0, 1]},
                            "connectivity": {"parts": 2}}}},
          "sweeps.p.connectivity (over the connectivity block): connectivity.parts: 2 is out of range; it must be 1 while "

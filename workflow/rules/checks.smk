@@ -289,6 +289,7 @@ rule merge_connectivity:
         slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
     params:
         folders=lambda wildcards, input: [str(Path(p).parent) for p in input.parts],
+        order=lambda wildcards: json.dumps(list(SWEEP_GRIDS[wildcards.sweep])),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}.log",
@@ -302,7 +303,7 @@ rule merge_connectivity:
         sweep=one_of(SPLIT_CONNECTIVITY),
     shell:
         "python -m lossgeom connectivity-merge --sweep {wildcards.sweep:q} --parts {params.folders:q} "
-        "--out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
+        "--order {params.order:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
 
 
 # Yang et al.'s phase diagram of a width x batch-size (or label-noise) sweep: the cell table with phases, and its rows

@@ -144,16 +144,17 @@ SWEEP_RUNTIMES = {"train": 60, "hessian": 120, "connectivity": 60}  # minutes, u
 
 def sweep_runtime(sweep, job):
     """A sweep job's cluster runtime (minutes): the sweep's `runtime` mapping (paper-scale sweeps on GPUs, e.g.
-    configs/taxonomy.yaml), else the defaults above. A batch job of n runs asks n x (train + hessian), or 30 minutes a
-    run when the sweep sets neither."""
+    configs/taxonomy.yaml), else the defaults above."""
     return int(SWEEPS[sweep].get("runtime", {}).get(job, SWEEP_RUNTIMES[job]))
 
 
 def batch_runtime(sweep, runs):
-    own = SWEEPS[sweep].get("runtime", {})
-    if not own:
+    """A batch job of `runs` runs: runs x (train + hessian) of the sweep's `runtime` mapping (the defaults above
+    for what it leaves out), or 30 minutes a run when the sweep has none (small runs, seconds each)."""
+    if not SWEEPS[sweep].get("runtime"):
         return 30 * runs
-    return int(runs * (own.get("train", 30) + (own.get("hessian", 0) if sweep in HESSIAN_SWEEPS else 0)))
+    measure = sweep_runtime(sweep, "hessian") if sweep in HESSIAN_SWEEPS else 0
+    return int(runs * (sweep_runtime(sweep, "train") + measure))
 
 
 # sweeps whose seeds are connected by paths and simplices (rule check_connectivity, F13)
@@ -220,6 +221,10 @@ def check_taxonomy_sweeps():
             taxonomy_axis(list(SWEEPS[name]["grid"]))
         except ValueError as err:
             raise WorkflowError(f"{where}: {err}") from None
+        short = [key for key, values in SWEEPS[name]["grid"].items() if len(values) < 2]
+        if short:
+            raise WorkflowError(f"{where}: the phase diagram compares cells across its grid: give {', '.join(short)} "
+                                "two values at least (three seeds for a spread of mc)")
         if SNAPSHOT_STEPS.get(name):
             raise WorkflowError(f"{where}: remove this sweep's snapshots (the phase diagram reads each run's final model)")
 

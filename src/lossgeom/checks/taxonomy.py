@@ -1,6 +1,6 @@
 """Yang et al. 2021's taxonomy of loss landscapes over a grid of width x a second axis (batch size, or label noise):
-per cell, what training found (train loss, test accuracy), how sharp it is locally (lambda_max, tr(H) on the whole
-training set) and how well its seeds connect globally (mode connectivity mc along trained Bezier curves, CKA of
+per cell, what training found (train loss, test accuracy), how sharp it is locally (lambda_max, tr(H) on the
+Hessian stage's examples: the whole training set in the default config, 10,000 images in configs/taxonomy.yaml) and how well its seeds connect globally (mode connectivity mc along trained Bezier curves, CKA of
 their outputs); the cell's phase; and the check rows.
 
 A cell is one condition of a sweep's connectivity step (:mod:`lossgeom.stages.connectivity`): the runs that share
@@ -12,7 +12,8 @@ Phases (Yang et al.'s table; they read the boundaries off heat maps and give no 
 a cell is *fitted* when its train loss is below ``LOSS_FITTED`` x ln C (C classes: ln C is the loss of a uniform
 guess), *poorly connected* when mc < -``MC_CONNECTED``. Not fitted: I (poorly connected) or II (not); fitted: III
 (poorly connected) or IV, split by CKA at the median of the phase-IV cells into IV-A (below: dissimilar ensembles,
-overfitted) and IV-B (at or above: Yang et al.'s generalizing phase).
+overfitted) and IV-B (at or above: Yang et al.'s generalizing phase). A cell whose train loss or mc is unknown (NaN:
+a diverged path) gets ``?``; a phase-IV cell without a CKA stays ``IV``.
 
 Rows, per sweep (mc in percentage points of training error; margins are ``SIGMAS`` standard errors over seed pairs,
 which share seeds, so the spread is if anything understated):
@@ -23,7 +24,7 @@ which share seeds, so the spread is if anything understated):
   points better than its ends: Yang et al.'s phase II), so the claim is about the solutions training found;
 - ``taxonomy_best_cell_well_connected``: in the cell of the highest mean test accuracy, |mc| < ``MC_CONNECTED``;
 - ``taxonomy_spearman_<measure>``: Spearman's rho over cells of the mean test accuracy with CKA, lambda_max, tr(H)
-  and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`); decided where |rho| >= RHO_DECIDED
+  and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`); decided where |rho| > RHO_DECIDED
   (as the trend rows, :mod:`lossgeom.checks.trends`);
 - with label noise as the second axis, ``taxonomy_noise_lowers_connectivity``: the mean mc over widths at the
   largest noise is below that at the smallest (low-quality data: a poorly connected landscape).
@@ -86,14 +87,23 @@ def taxonomy_axis(grid_keys) -> str:
     return others[0]
 
 
+def _number(value) -> float:
+    """A number of a JSON summary, NaN where it is missing (the summaries store NaN as null)."""
+    return math.nan if value is None else float(value)
+
+
 def cell_table(runs: pd.DataFrame, connectivity: Mapping[str, Any]) -> pd.DataFrame:
     """One row per cell: ``runs`` is the sweep's run table (runs.csv), ``connectivity`` its connectivity summary."""
     by_run = runs.set_index("run")
     rows = []
     for condition, record in connectivity["conditions"].items():
         axis = taxonomy_axis(list(record["grid"]) + [SEED_KEY])
+        missing = [run for run in record["runs"] if run not in by_run.index]
+        if missing:
+            raise ValueError(f"condition {condition}: runs {', '.join(missing)} are not in the run table; the table and "
+                             "the connectivity summary are of different sweeps or grids (rebuild both)")
         seeds = by_run.loc[record["runs"]]
-        mcs = np.asarray([p["bezier"]["mc"] for p in record["pairs"]], dtype=float)
+        mcs = np.asarray([_number(p["bezier"]["mc"]) for p in record["pairs"]], dtype=float)
         row = {"cell": condition, "width": json.dumps(record["grid"][width_key(record["grid"])]),
                "n_parameters": int(seeds["n_parameters"].iloc[0]), "axis_key": axis, "axis": record["grid"][axis],
                "seeds": len(seeds), "pairs": len(mcs)}
@@ -103,8 +113,8 @@ def cell_table(runs: pd.DataFrame, connectivity: Mapping[str, Any]) -> pd.DataFr
             row[f"{measure}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
         row["mc"] = float(mcs.mean()) if len(mcs) else float("nan")
         row["mc_se"] = float(mcs.std(ddof=1) / math.sqrt(len(mcs))) if len(mcs) > 1 else float("nan")
-        row["line_mc"] = float(np.mean([p["line"]["mc"] for p in record["pairs"]])) if len(mcs) else float("nan")
-        row["cka"] = float(record.get("cka", float("nan")))
+        row["line_mc"] = float(np.mean([_number(p["line"]["mc"]) for p in record["pairs"]])) if len(mcs) else math.nan
+        row["cka"] = _number(record.get("cka"))
         rows.append(row)
     return pd.DataFrame(rows).sort_values(["n_parameters", "axis"], kind="stable").reset_index(drop=True)
 
@@ -116,9 +126,12 @@ def assign_phases(cells: pd.DataFrame, classes: int) -> pd.DataFrame:
     out["poorly_connected"] = out["mc"] < -MC_CONNECTED
     phase = np.where(out["fitted"], np.where(out["poorly_connected"], "III", "IV"),
                      np.where(out["poorly_connected"], "I", "II")).astype(object)
-    four = phase == "IV"
-    split = float(np.median(out.loc[four, "cka"])) if four.any() else float("nan")
-    phase[four] = np.where(out.loc[four, "cka"] >= split, "IV-B", "IV-A")
+    phase[out[["train_loss", "mc"]].isna().any(axis=1).to_numpy()] = "?"  # NaN compares false: no phase to claim
+    cka = out["cka"].to_numpy(dtype=float)
+    four = (phase == "IV") & np.isfinite(cka)
+    if four.any():
+        split = float(np.median(cka[four]))
+        phase[four] = np.where(cka[four] >= split, "IV-B", "IV-A")
     out["phase"] = phase
     return out
 

@@ -152,7 +152,8 @@ def _path_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
 def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, out_dir, rows_out, sweep: str,
         log: Callable = print) -> dict[str, Any]:
     """``runs``: {run id: {"model": model.pt, "grid": {key path: value}}}. Writes paths.csv, summary.json,
-    simplex_slice.npz under ``out_dir`` and the check rows to ``rows_out``; returns the summary."""
+    simplex_slice.npz under ``out_dir`` and the check rows to ``rows_out`` (None: no rows, as for one part of a split
+    sweep); returns the summary."""
     out_dir = Path(out_dir)
     tick = time.perf_counter()
     torch.set_grad_enabled(True)
@@ -246,23 +247,31 @@ def _write(summary, paths: pd.DataFrame, slices: Mapping[str, np.ndarray], out_d
         f"continuations, {summary['wall_s']:.1f} s" + verdicts)
 
 
-def merge(parts, out_dir, rows_out, sweep: str, log: Callable = print) -> dict[str, Any]:
+def merge(parts, out_dir, rows_out, sweep: str, order=None, log: Callable = print) -> dict[str, Any]:
     """One summary, path table, slices and rows from the folders of a split sweep's parts (each a run of :func:`run` on
-    whole conditions): as one job over all of them would have written, the wall time the parts' sum."""
+    whole conditions): what one job over all of them writes, the wall time the parts' sum. ``order``: the sweep's run
+    ids in its grid's order, which puts the conditions (and the rows and paths) in the order one job would have."""
     summaries = [json.loads((Path(p) / "summary.json").read_text()) for p in parts]
-    conditions: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     for s in summaries:
-        conditions.update(s["conditions"])
+        found.update(s["conditions"])
+    position = {run: i for i, run in enumerate(order or [])}
+    rank = lambda item: min(position.get(run, len(position)) for run in item[1]["runs"])  # noqa: E731
+    conditions = dict(sorted(found.items(), key=rank)) if order else found
     summary = {"sweep": sweep, "conditions": conditions, "continued": [c for s in summaries for c in s["continued"]],
                "settings": summaries[0]["settings"], "inputs": {k: v for s in summaries for k, v in s["inputs"].items()},
                "wall_s": sum(s["wall_s"] for s in summaries), "parts": [str(p) for p in parts],
                "provenance": provenance(seed=summaries[0]["settings"]["seed"])}
     frames = [pd.read_csv(Path(p) / "paths.csv") for p in parts if (Path(p) / "paths.csv").stat().st_size > 1]
+    paths = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(paths) and order:  # the conditions' order, each condition's rows as they were
+        places = {condition: i for i, condition in enumerate(conditions)}
+        paths = paths.iloc[paths["condition"].map(places).to_numpy().argsort(kind="stable")]
     slices: dict[str, np.ndarray] = {}
     for p in parts:
         with np.load(Path(p) / "simplex_slice.npz") as arrays:
             slices.update({k: arrays[k] for k in arrays.files})
-    _write(summary, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), slices, out_dir, rows_out, log)
+    _write(summary, paths.reset_index(drop=True), slices, out_dir, rows_out, log)
     return summary
 
 
@@ -371,5 +380,7 @@ def add_commands(steps) -> None:
     command.add_argument("--parts", required=True, nargs="+", type=Path, help="the parts' output folders")
     command.add_argument("--out-dir", required=True, type=Path)
     command.add_argument("--rows", required=True, type=Path, help="the check rows (CSV)")
+    command.add_argument("--order", help="JSON list: the sweep's run ids in its grid's order")
     command.set_defaults(func=lambda args: merge(args.parts, args.out_dir, args.rows, args.sweep,
+                                                 json.loads(args.order) if args.order else None,
                                                  log=logging.getLogger(__name__).info))

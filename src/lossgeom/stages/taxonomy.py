@@ -25,12 +25,18 @@ from ..io.provenance import input_record, provenance
 def run(runs_table, connectivity_summary, sweep: str, cells_out, rows_out, log: Callable = print) -> pd.DataFrame:
     runs = pd.read_csv(runs_table)
     summary = json.loads(Path(connectivity_summary).read_text())
-    missing = [c for c in ("lambda_max", "trace_hutchinson", "output_dim") if c not in runs]
+    missing = [c for c in ("lambda_max", "trace_hutchinson") if c not in runs]
     if missing:
         raise ValueError(f"{runs_table}: no column {', '.join(missing)}; the phase diagram needs each run's Hessian "
                          f"(set hessian: true, or a mapping, on sweeps.{sweep})")
+    if "output_dim" not in runs:
+        raise ValueError(f"{runs_table}: no column output_dim (a run table written by an older version); rebuild it: "
+                         f"snakemake --forcerun sweep_table results/sweeps/{sweep}/runs.csv")
     classes = int(runs["output_dim"].iloc[0])
-    cells = assign_phases(cell_table(runs, summary), classes)
+    try:
+        cells = assign_phases(cell_table(runs, summary), classes)
+    except ValueError as err:
+        raise ValueError(f"{runs_table} and {connectivity_summary}: {err}") from None
     axis = cells["axis_key"].iloc[0]
     frame = rows_to_frame(taxonomy_rows(cells, sweep, axis, classes))
     write_csv(cells, cells_out)

@@ -65,6 +65,21 @@ def test_cells_average_seeds_and_pairs_and_come_in_order_of_size():
     assert list(cells["axis_key"]) == ["train.batch_size"] * 2 and list(cells["axis"]) == [8, 8]
 
 
+def test_missing_numbers_of_a_summary_are_nan_not_a_crash_and_give_no_phase():
+    """A summary written to JSON stores NaN (a constant model's CKA, a diverged path's mc) as null."""
+    runs = pd.DataFrame({"run": ["a", "b"], "n_parameters": [10, 10], "train_loss": [0.01, 0.01],
+                         "test_accuracy": [0.5, 0.6], "lambda_max": [1.0, 1.0], "trace_hutchinson": [2.0, 2.0]})
+    summary = {"conditions": {"c": {"runs": ["a", "b"], "grid": {"model.hidden": [4], "train.batch_size": 8},
+                                    "pairs": [{"bezier": {"mc": None}, "line": {"mc": None}}], "cka": None}}}
+    cells = assign_phases(cell_table(runs, summary), classes=10)
+    assert math.isnan(cells["mc"].iloc[0]) and math.isnan(cells["cka"].iloc[0]) and cells["phase"].iloc[0] == "?"
+    with pytest.raises(ValueError, match="runs b are not in the run table"):
+        cell_table(runs.iloc[:1], summary)
+    # phase IV without a CKA stays IV; the others split at their own median
+    four = pd.DataFrame({"train_loss": [0.01] * 3, "mc": [0.0] * 3, "cka": [np.nan, 0.2, 0.9]})
+    assert assign_phases(four, classes=10)["phase"].tolist() == ["IV", "IV-A", "IV-B"]
+
+
 def test_phases_follow_loss_then_connectivity_then_cka():
     fitted, unfitted = 0.5 * LOSS_FITTED * math.log(10), 2.0 * LOSS_FITTED * math.log(10)
     cells = pd.DataFrame({"train_loss": [unfitted, unfitted, fitted, fitted, fitted, fitted, fitted],

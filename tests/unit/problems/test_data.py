@@ -269,6 +269,9 @@ def test_mnist1d_is_generated_once_per_machine_and_the_cached_copy_is_the_same(m
         assert torch.equal(getattr(fresh, key), getattr(cached, key)), key
     cached.y_train[:] = 0  # a caller changing its copy leaves the process's arrays alone
     assert torch.equal(load_dataset(spec).y_train, fresh.y_train)
-    written.write_bytes(b"not an npz")  # a damaged cache file: generated afresh, not an error
-    data._mnist1d_arrays.cache_clear()
-    assert torch.equal(load_dataset(spec).x_test, fresh.x_test)
+    good = written.read_bytes()
+    for damage in (b"not an npz", b"", good[: len(good) // 2]):  # a damaged cache file: generated afresh, not an error
+        written.write_bytes(damage)
+        data._mnist1d_arrays.cache_clear()
+        assert torch.equal(load_dataset(spec).x_test, fresh.x_test)
+        assert written.read_bytes() == good  # and written again

@@ -181,12 +181,14 @@ def test_a_sweep_split_into_parts_merges_into_what_one_job_writes(runs, tmp_path
     lean = dataclasses.replace(SETTINGS, continuation=False, simplices=False)
     whole = connectivity.run(runs, lean, tmp_path / "whole", tmp_path / "whole.csv", "demo", log=quiet)
     folders = []
-    for batch in (20, 60):
+    for batch in (60, 20):  # the parts in the other order than the grid's: the merge restores the grid's
         part = {name: item for name, item in runs.items() if item["grid"]["train.batch_size"] == batch}
         folders.append(tmp_path / f"part{batch}")
         connectivity.run(part, lean, folders[-1], None, "demo", log=quiet)
-        assert not (tmp_path / "rows.csv").exists()
-    merged = connectivity.merge(folders, tmp_path / "merged", tmp_path / "merged.csv", "demo", log=quiet)
+        assert sorted(p.name for p in folders[-1].iterdir()) == ["paths.csv", "simplex_slice.npz", "summary.json"]
+    merged = connectivity.merge(folders, tmp_path / "merged", tmp_path / "merged.csv", "demo", order=list(runs),
+                                log=quiet)
+    assert list(merged["conditions"]) == list(whole["conditions"]) == ["batch_size=20", "batch_size=60"]
     assert merged["conditions"] == whole["conditions"] and set(merged["inputs"]) == set(whole["inputs"])
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged.csv"), pd.read_csv(tmp_path / "whole.csv"))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged" / "paths.csv"),
