@@ -177,21 +177,16 @@ def resnet(input_shape, output_dim, *, depth: int = 20, width: int = 16) -> nn.M
     return CifarResNet(input_shape[0], output_dim, depth, width)
 
 
-class _ProjectionBlock(nn.Module):
-    """Two 3x3 conv-BN layers; the shortcut is a 1x1 conv-BN where the shape changes (option B), else the identity."""
+class _ProjectionBlock(_BasicBlock):
+    """The basic block with a 1x1 conv-BN shortcut where the shape changes (option B), else the identity."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.shortcut = (nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
-                         if stride != 1 or in_ch != out_ch else nn.Identity())
+        super().__init__(in_ch, out_ch, stride)
+        self.projection = (nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch))
+                           if stride != 1 or in_ch != out_ch else None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.projection is None else self.projection(x)
 
 
 @MODELS.register("resnet18")
