@@ -215,8 +215,11 @@ def test_the_default_config_plans_the_global_structure_stages(dry_run):
     result = dry_run(REPO / "config.yaml")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    assert jobs["check_connectivity"] == 1 and jobs["F13"] == 1 and jobs["sweep_batch_connectivity_0"] == 1
+    # one check_connectivity job per connectivity sweep: connectivity, and the phase diagrams' phase_batch, phase_noise
+    assert jobs["check_connectivity"] == 3 and jobs["F13"] == 1 and jobs["sweep_batch_connectivity_0"] == 1
     assert "results/checks/connectivity_connectivity.csv" in result.stdout
+    (figure,) = field_of(result.stdout, "F13", "input")  # the seed-pair sweep only: the phase diagrams are F15's
+    assert "sweeps/connectivity/connectivity/summary.json" in figure and "phase_" not in figure
     # the three trend sweeps (lr, width, L2) in two batch jobs each, then one row job across them and F14
     assert jobs["check_trends"] == 1 and jobs["F14"] == 1
     assert all(jobs[f"sweep_batch_{sweep}_{i}"] == 1 for sweep in ("lr", "width_curvature", "l2") for i in (0, 1))

@@ -3,6 +3,9 @@
 # Each figure is also a named target: `snakemake F5` (or `snakemake results/figures/F5.pdf`).
 
 
+PAIR_SWEEPS = [sweep for sweep in CONNECTIVITY_SWEEPS if sweep not in TAXONOMY_SWEEPS]
+
+
 # figure -> (its input files, the experiments it shows or None); a figure without experiments to show is left out
 FIGURES = {
     "F1": (["results/synthetic/landscapes.npz"], None),
@@ -22,8 +25,9 @@ FIGURES = {
     "F11": ([f"results/sweeps/{sweep}/runs.csv" for sweep in SPECTRA_SWEEPS], SPECTRA_SWEEPS),
     "F12": ([f"results/sweeps/{sweep}/saddle/saddle.json" for sweep in SADDLE_SWEEPS]
             + [f"results/checks/saddle_{sweep}.csv" for sweep in SADDLE_SWEEPS], SADDLE_SWEEPS),
-    "F13": ([f"results/sweeps/{sweep}/connectivity/{name}" for sweep in CONNECTIVITY_SWEEPS
-             for name in ("summary.json", "paths.csv", "simplex_slice.npz")], CONNECTIVITY_SWEEPS),
+    # the phase diagrams' many cells are F15's, not F13's
+    "F13": ([f"results/sweeps/{sweep}/connectivity/{name}" for sweep in PAIR_SWEEPS
+             for name in ("summary.json", "paths.csv", "simplex_slice.npz")], PAIR_SWEEPS),
     "F14": ([f"results/sweeps/{sweep}/{name}" for sweep in TREND_SWEEPS for name in
              ("runs.csv",) + (("trajectory.csv",) if sweep in SNAPSHOT_STEPS else ())], TREND_SWEEPS),
     "F15": ([f"results/sweeps/{sweep}/taxonomy/cells.csv" for sweep in TAXONOMY_SWEEPS]
