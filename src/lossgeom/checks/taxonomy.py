@@ -119,10 +119,15 @@ def cell_table(runs: pd.DataFrame, connectivity: Mapping[str, Any]) -> pd.DataFr
     return pd.DataFrame(rows).sort_values(["n_parameters", "axis"], kind="stable").reset_index(drop=True)
 
 
+def fitted(cells: pd.DataFrame, classes: int) -> pd.Series:
+    """Whether each cell's train loss is below ``LOSS_FITTED`` x ln C (the one definition the phases and rows share)."""
+    return cells["train_loss"] < LOSS_FITTED * math.log(classes)
+
+
 def assign_phases(cells: pd.DataFrame, classes: int) -> pd.DataFrame:
     """``cells`` with the columns ``fitted``, ``poorly_connected`` and ``phase`` (see the module docstring)."""
     out = cells.copy()
-    out["fitted"] = out["train_loss"] < LOSS_FITTED * math.log(classes)
+    out["fitted"] = fitted(out, classes)
     out["poorly_connected"] = out["mc"] < -MC_CONNECTED
     phase = np.where(out["fitted"], np.where(out["poorly_connected"], "III", "IV"),
                      np.where(out["poorly_connected"], "I", "II")).astype(object)
@@ -149,7 +154,7 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
     """The rows above for one sweep's cell table (``classes``: C, for which cells count as fitted)."""
     sizes = sorted(cells["n_parameters"].unique())
     smallest, widest = cells[cells["n_parameters"] == sizes[0]], cells[cells["n_parameters"] == sizes[-1]]
-    largest = widest[widest["train_loss"] < LOSS_FITTED * math.log(classes)]
+    largest = widest[fitted(widest, classes)]
     rows = []
     mean, se = _pooled(smallest)
     rows.append(CheckRow.exceeds(
@@ -180,7 +185,7 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
         rows.append(CheckRow.exceeds(
             f"taxonomy_spearman_{measure}", f"{sweep}: {int(finite.sum())} cells",
             f"Spearman rho of test accuracy with {measure} over cells, {'>' if theirs > 0 else '<'} 0 (decided at "
-            f"|rho| >= {RHO_DECIDED:g})", 0.0, rho, RHO_DECIDED, above=theirs > 0,
+            f"|rho| > {RHO_DECIDED:g})", 0.0, rho, RHO_DECIDED, above=theirs > 0,
             detail=f"Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}"))
     if axis == NOISE_KEY:
         levels = sorted(cells["axis"].unique())

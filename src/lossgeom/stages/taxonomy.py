@@ -1,7 +1,7 @@
 """The ``taxonomy`` step: Yang et al.'s phase diagram of one sweep over width x batch size (or label noise).
 
 Reads the sweep's run table (``runs.csv``: each run's final train loss, test accuracy, lambda_max and tr(H) on
-the whole training set) and its connectivity summary (mc along trained Bezier curves and CKA per cell), and writes
+the Hessian stage's examples) and its connectivity summary (mc along trained Bezier curves and CKA per cell), and writes
 the cell table with each cell's phase (``cells.csv``, :func:`lossgeom.checks.taxonomy.cell_table`) and the check
 rows (:func:`lossgeom.checks.taxonomy.taxonomy_rows`). Both inputs' fingerprints go into ``cells.json`` beside
 the table.
