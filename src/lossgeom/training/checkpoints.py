@@ -2,6 +2,11 @@
 
 A file that cannot be read (truncated, corrupt, not a checkpoint) raises :class:`CheckpointError`
 naming the file and what to do, instead of an unpickling traceback.
+
+A model file's bytes depend only on its weights, its experiment spec and the few fixed fields of ``info``
+(:data:`MODEL_INFO_KEYS`): no time, wall time, host or version goes in (those are the provenance in train.json,
+beside it). A retried job that rewrites a model therefore writes the same bytes, so results keyed on the file's
+SHA-256 (e.g. the Hessian stage's partial.pt) stay valid.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io.atomic import save_torch
-from ..problems.data import Dataset, load_dataset
 from ..errors import CheckpointError
+from ..io.atomic import atomic_path
+from ..problems.data import Dataset, load_dataset
 from ..problems.models import build_model
 
 MODEL_FORMAT = "lossgeom-model-v1"
@@ -51,13 +56,33 @@ def _how_to_rebuild(path: Path, expected_format: str) -> str:
             "from it), or rerun the library step that writes it")
 
 
+# What a model file's ``info`` may hold: the experiment's name, the spec's fingerprint and, for a snapshot, its
+# step, epoch, learning rate and metrics (functions of the weights and the spec). Anything else (train.json's wall time,
+# device, provenance with its time and host) would make two saves of the same weights differ.
+MODEL_INFO_KEYS = frozenset({"experiment", "spec_hash", "step", "epoch", "lr"}
+                            | {f"{split}_{metric}" for split in ("train", "test")
+                               for metric in ("loss", "accuracy", "mse", "r2")})
+
+
 def save_model(path: str | os.PathLike, model: nn.Module, experiment: dict[str, Any], info: dict[str, Any]) -> None:
-    """Write final weights plus the resolved experiment spec needed to rebuild the model."""
+    """Write final weights plus the resolved experiment spec needed to rebuild the model.
+
+    Of ``info`` only the keys of :data:`MODEL_INFO_KEYS` are kept, so the same weights and spec give the same bytes."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    kept = {k: v for k, v in info.items() if k in MODEL_INFO_KEYS}
     # A JSON round trip keeps the metadata to plain types, which weights_only loading accepts
     # (e.g. torch.__version__ is a TorchVersion object, which it refuses).
-    plain = json.loads(json.dumps({"experiment": experiment, "info": info}, default=str))
-    save_torch({"format": MODEL_FORMAT, "state_dict": state, **plain}, path)
+    plain = json.loads(json.dumps({"experiment": experiment, "info": kept}, default=str))
+    save_torch_reproducibly({"format": MODEL_FORMAT, "state_dict": state, **plain}, path)
+
+
+def save_torch_reproducibly(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically, with bytes that depend on ``obj`` only.
+
+    Given a file name, torch.save names the zip archive's folder after it, and an atomic write saves to a random
+    temporary name first, so every save differed. Given an open file, the folder is always ``archive``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, Dataset, dict[str, Any]]:
