@@ -4,12 +4,14 @@ dense float64 Hessian: what each stage returns is checked against that exact ref
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
-from lossgeom.engine.hessian import dense_hessian
+from lossgeom.engine.hessian import dense_hessian, flat_model
 from lossgeom.problems.losses import loss_function
 from lossgeom.stages import check_curvature, check_model, hessian, surfaces, train
 
@@ -38,7 +40,7 @@ def chain(tmp_path_factory):
     meta = json.loads(json.dumps(meta))
     curvature = check_curvature.compute(model, ds, eigenvectors, grids, meta, "chain", log=quiet)
     return dict(H=H, exact=exact, hessian=h, grids=grids, meta=meta, checks=checks, curvature=curvature, ds=ds,
-                model=model)
+                model=model, eigenvectors=eigenvectors)
 
 
 def test_hessian_compute_matches_the_dense_hessian(chain):
@@ -67,11 +69,61 @@ def test_check_model_compute_uses_the_exact_trace_of_a_small_model(chain):
     assert result.sign["lambda_min"] == chain["hessian"].summary["eigen"]["bottom"]["values"][0]
 
 
+def _dense_projection(chain, eta: torch.Tensor, delta: torch.Tensor, a: float, b: float):
+    """(M, g) of L(theta + a eta + b delta) from the dense float64 Hessian and gradient of a model built at that point."""
+    ds = chain["ds"]
+    theta, outputs_of_flat = flat_model(chain["model"], ds.x_train)
+    y = ds.y_train.double() if ds.y_train.is_floating_point() else ds.y_train
+    loss = lambda t: loss_function(ds.task)(outputs_of_flat(t), y)  # noqa: E731
+    point = theta + a * eta + b * delta
+    H = torch.autograd.functional.hessian(loss, point)
+    gradient = torch.autograd.functional.jacobian(loss, point)
+    P = torch.stack([eta, delta], dim=1)
+    return (P.T @ H @ P).numpy(), (P.T @ gradient).numpy()
+
+
+def _graph_curvatures(M: np.ndarray, g: np.ndarray) -> list[float]:
+    """Principal curvatures of the graph z = L(a, b): the generalized eigenvalues of its second fundamental form
+    M / sqrt(1 + |g|^2) against its first, 1 + g g^T (largest first)."""
+    return sorted(scipy.linalg.eigh(M / np.sqrt(1.0 + g @ g), np.eye(2) + np.outer(g, g), eigvals_only=True), reverse=True)
+
+
 def test_check_curvature_compute_compares_each_pair_with_exact_curvatures(chain):
-    rows = chain["curvature"]
+    """Each pair's rows: the exact side (theory) against curvatures from the dense float64 Hessian and gradient of
+    models built at the grid's centre and at its off-centre point; the Hessian pair's centre curvatures also against
+    the closed form lambda_max |eta|^2, lambda_min |delta|^2; the smooth tanh model's grid agrees within each row's
+    stated tolerance."""
+    rows, grids, meta = chain["curvature"], chain["grids"], chain["meta"]
     assert len(rows) == 16 and set(rows["verdict"]) <= {"pass", "FAIL"}
-    centre = rows[rows["quantity"].str.startswith("kappa+ of the grid")]
-    assert len(centre) == 2 and np.isfinite(centre["theory"]).all()
+    settings = surfaces.SurfaceSettings.from_mapping(meta["settings"])
+    exact = chain["exact"]
+    for pair in ("random", "hessian"):
+        eta, delta = (d.to(torch.float64) for d in surfaces.direction_pair(chain["model"], settings, chain["eigenvectors"], pair))
+        assert [float(eta.norm()), float(delta.norm())] == pytest.approx(
+            [meta["surfaces"][pair]["eta_norm"], meta["surfaces"][pair]["delta_norm"]], rel=1e-6)
+        ours = rows[rows["case"].str.endswith(f" {pair} r=0.1")]
+        assert len(ours) == 8, ours.to_string()
+        fd, graph, saddle, away = ours.iloc[0:2], ours.iloc[2:4], ours.iloc[4:6], ours.iloc[6:8]
+        assert fd["quantity"].str.contains("of the grid \\(central differences\\)").all()
+        assert graph["quantity"].str.contains("graph surface").all() and away["quantity"].str.contains("graph surface").all()
+        assert saddle["quantity"].str.contains("shows a saddle").all()
+        M, g = _dense_projection(chain, eta, delta, 0.0, 0.0)
+        kappas = sorted(np.linalg.eigvalsh(M), reverse=True)
+        scale = float(np.abs(M).max())
+        assert fd["theory"].tolist() == pytest.approx(kappas, abs=1e-9 * scale)
+        assert graph["theory"].tolist() == pytest.approx(_graph_curvatures(M, g), abs=1e-9 * scale)
+        assert saddle["theory"].tolist() == [float(kappas[0] * kappas[1] < 0)] * 2
+        if pair == "hessian":  # eta, delta: v_max, v_min rescaled, so M = diag(lambda_max |eta|^2, lambda_min |delta|^2)
+            closed = sorted([float(exact[-1]) * float(eta.norm()) ** 2, float(exact[0]) * float(delta.norm()) ** 2], reverse=True)
+            assert fd["theory"].tolist() == pytest.approx(closed, abs=1e-6 * scale)
+        # the grid's central differences agree with the dense curvatures within each row's stated tolerance
+        assert (np.abs(fd["measured"].to_numpy() - kappas) <= fd["tolerance"].to_numpy()).all(), fd.to_string()
+        a, b = grids[f"{pair}_r0.1_2d_a"], grids[f"{pair}_r0.1_2d_b"]
+        where = re.match(r"at \(a, b\) = \(([^,]+), ([^)]+)\)", away["detail"].iloc[0])
+        i, j = (int(np.argmin(np.abs(axis - float(v)))) for axis, v in ((a, where[1]), (b, where[2])))
+        assert (i, j) != (len(a) // 2, len(b) // 2) and abs(a[i] - float(where[1])) < 1e-4 and abs(b[j] - float(where[2])) < 1e-4
+        M_away, g_away = _dense_projection(chain, eta, delta, float(a[i]), float(b[j]))
+        assert away["theory"].tolist() == pytest.approx(_graph_curvatures(M_away, g_away), abs=1e-9 * scale)
 
 
 def test_check_model_reuses_the_hessian_steps_probes_and_draws_only_the_rest(chain):
