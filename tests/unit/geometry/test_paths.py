@@ -50,14 +50,16 @@ def test_barrier_needs_the_path_in_order():
         barrier([0.0, 0.7, 0.5, 1.0], [0, 1, 2, 0])
 
 
-@pytest.mark.parametrize("errors, sign", [([2.0, 20.0, 40.0, 20.0, 4.0], -1),  # a barrier: poorly connected
-                                          ([10.0, 6.0, 2.0, 6.0, 10.0], 1),    # the path beats its ends
-                                          ([3.0, 3.0, 3.0, 3.0, 3.0], 0)])     # flat: well connected
-def test_mode_connectivity_sign_convention(errors, sign):
-    mc = mode_connectivity(errors)
-    assert (mc > 0) - (mc < 0) == sign
-    u = max(range(1, 4), key=lambda i: abs(errors[i] - (errors[0] + errors[-1]) / 2))
-    assert mc == (errors[0] + errors[-1]) / 2 - errors[u]
+# mc worked by hand: the ends' mean m = (e_0 + e_last)/2; u the interior point farthest from m; mc = m - e_u
+@pytest.mark.parametrize("errors, mc", [([2.0, 20.0, 40.0, 20.0, 4.0], -37.0),  # m = 3, u: 40. A barrier: poorly connected
+                                        ([10.0, 6.0, 2.0, 6.0, 10.0], 8.0),     # m = 10, u: 2. The path beats its ends
+                                        ([3.0, 3.0, 3.0, 3.0, 3.0], 0.0),       # flat: well connected
+                                        ([2.0, 9.0, 1.0, 6.0], -5.0),           # m = 4: 9 is 5 away, 1 only 3
+                                        ([2.0, 5.0, 0.5, 6.0], 3.5),            # m = 4: the dip (3.5 away) beats the bump (1)
+                                        ([0.0, 3.0, 4.0, 10.0], 2.0)])          # m = 5: an end is 5 away; only 3 and 4 count
+def test_mode_connectivity_sign_convention(errors, mc):
+    """Yang et al.: mc < 0 a barrier, mc > 0 a path better than its ends; each value against one worked by hand."""
+    assert mode_connectivity(errors) == pytest.approx(mc, abs=1e-12)
 
 
 def test_mode_connectivity_is_unchanged_by_reversing_the_path():
