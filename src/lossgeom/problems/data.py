@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import os
 import pickle
@@ -244,25 +245,57 @@ def cache_dir() -> Path | None:
     return Path.home() / ".cache" / "lossgeom"
 
 
+def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the arrays of :data:`MNIST1D_KEYS`: each one's key, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for key in MNIST1D_KEYS:
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _mnist1d_shapes(args) -> dict[str, tuple[int, ...]]:
+    """The shapes make_dataset gives for ``args``: num_samples // 10 signals per class, split at int(n * train_split)."""
+    total = args.num_samples // 10 * 10
+    train = int(total * args.train_split)
+    length = args.final_seq_length
+    return {"x": (train, length), "y": (train,), "x_test": (total - train, length), "y_test": (total - train,)}
+
+
+def _read_mnist1d_cache(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None when the file is damaged, has other shapes or its content is not what was
+    generated (the digest stored at generation differs): then the caller generates afresh and rewrites it."""
+    try:
+        with np.load(path) as cached:
+            arrays = {key: cached[key] for key in MNIST1D_KEYS}
+            stored = str(cached["sha256"]) if "sha256" in cached.files else None
+    except Exception:  # noqa: BLE001 -- any damage (empty, truncated zip, another format): generate afresh
+        return None
+    if any(arrays[key].shape != shape for key, shape in shapes.items()) or stored != _arrays_digest(arrays):
+        return None
+    return arrays
+
+
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(num_samples: int, train_split: float, seed: int) -> dict[str, np.ndarray]:
     """The generated arrays, once per process and (with :func:`cache_dir`) once per machine: generating the 5,000
     signals takes about 5 s (20,000 scipy interpolations), more than training a small model on them. The cache file is
-    named by the generator's version and arguments, so another version or argument generates afresh."""
+    named by the generator's version and arguments, so another version or argument generates afresh; it holds the
+    arrays' SHA-256 taken at generation, and a file whose arrays have other shapes or another digest (or none) is
+    generated afresh and rewritten."""
     from importlib.metadata import version
 
     from mnist1d.data import get_dataset_args, make_dataset
 
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = num_samples, train_split, seed
     folder = cache_dir()
     path = None if folder is None else folder / f"mnist1d-{version('mnist1d')}-{num_samples}-{train_split!r}-{seed}.npz"
     if path is not None and path.exists():
-        try:
-            with np.load(path) as cached:
-                return {key: cached[key] for key in MNIST1D_KEYS}
-        except Exception:  # noqa: BLE001 -- any damage (empty, truncated zip, another format): generate afresh
-            pass
-    args = get_dataset_args()
-    args.num_samples, args.train_split, args.seed = num_samples, train_split, seed
+        cached = _read_mnist1d_cache(path, _mnist1d_shapes(args))
+        if cached is not None:
+            return cached
     state = np.random.get_state()  # make_dataset reseeds numpy's global RNG; leave it as we found it
     try:
         raw = make_dataset(args)
@@ -274,7 +307,7 @@ def _mnist1d_arrays(num_samples: int, train_split: float, seed: int) -> dict[str
             from ..io.atomic import write_npz  # atomic: a process reading it meanwhile sees all of it or nothing
 
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_npz(arrays, path)
+            write_npz({**arrays, "sha256": np.array(_arrays_digest(arrays))}, path)
         except OSError:  # a read-only home: generate in every process, as without a cache
             pass
     return arrays
