@@ -41,10 +41,11 @@ def dataset_cache(tmp_path_factory):
         os.environ["LOSSGEOM_CACHE"] = previous
 
 
-def run_snakemake(*args: str, cwd: Path = REPO, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run this workflow's Snakemake with the test interpreter; output captured as text."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"),
+def run_snakemake(*args: str, cwd: Path = REPO, timeout: float = 900, project: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the workflow of ``project`` (this repository, or a copy of it) with the test interpreter; output
+    captured as text."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(project / "Snakefile"), *args]
+    env = {**os.environ, "PYTHONPATH": str(project / "src"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # jobs' `python`
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 

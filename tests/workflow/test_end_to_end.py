@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -77,25 +81,57 @@ def test_hessian_stage_outputs_match_a_dense_reference(tiny_run):
 
 def test_checks_table_has_verdicts(tiny_run):
     work, _ = tiny_run
+    config = yaml.safe_load(TINY.read_text())
+    experiments, checks = config["experiments"], config["checks"]["models"]
     table = pd.read_csv(work / "results/checks/summary.csv")
     assert list(table.columns) == ["check", "case", "quantity", "theory", "measured", "tolerance", "detail", "verdict"]
     assert set(table["verdict"]) <= {"pass", "FAIL", "unresolved"}
+    # a decided row is decided by its numbers: all finite, and a FAIL misses its theory by more than its tolerance
+    # (two-sided rows and one-sided bounds alike)
+    decided = table[table["verdict"] != "unresolved"]
+    assert np.isfinite(decided[["theory", "measured", "tolerance"]].to_numpy()).all(), decided.to_string()
+    failed = table[table["verdict"] == "FAIL"]
+    assert ((failed["measured"] - failed["theory"]).abs() > failed["tolerance"]).all(), failed.to_string()
+    # the summary holds each model's own check tables row for row
+    for name in experiments:
+        for part in (f"model_{name}", f"curvature_{name}"):
+            rows = pd.read_csv(work / f"results/checks/{part}.csv")
+            assert len(rows) > 0, part
+            ours = table[table["check"].isin(set(rows["check"])) & table["case"].isin(set(rows["case"]))]
+            pd.testing.assert_frame_equal(ours.reset_index(drop=True), rows, check_dtype=False, rtol=1e-12, obj=part)
     synthetic = table[table["check"].str.startswith("synthetic")]
     assert len(synthetic) == 2 * 2 * 6  # tiny config: 2 dimensions x 2 mean curvatures x 6 quantities
     # no FAIL; the tiny config's 100 projections cannot decide a saddle fraction near 0.1 (unresolved, not pass)
     assert set(synthetic["verdict"]) <= {"pass", "unresolved"}, synthetic[synthetic["verdict"] == "FAIL"].to_string()
     undecided = synthetic[synthetic["verdict"] == "unresolved"]
     assert (undecided["tolerance"] >= undecided["theory"].abs()).all() and len(undecided) <= 4, undecided.to_string()
-    config = yaml.safe_load(TINY.read_text())
-    experiments, checks = config["experiments"], config["checks"]["models"]
     for name in experiments:
         rows = table[table["case"].str.startswith(f"{name} (")]
         assert "mean projected curvature (Gaussian) vs Hutchinson tr(H)" in set(rows["quantity"]), name
         trace = pd.read_csv(work / f"results/{name}/checks/trace_vs_samples.csv")
         assert trace["S"].tolist() == list(range(1, max(checks["slices"], checks["hutchinson_samples"]) + 1))
-    signs = pd.read_csv(work / "results/checks/sign_question.csv")
-    assert sorted(signs["experiment"]) == sorted(experiments)
-    assert ((signs["fraction_minimum"] + signs["fraction_maximum"] + signs["fraction_saddle"]) <= 1.0 + 1e-12).all()
+    # the sign question: one row per model, its eigenvalues those of the Hessian step, its fractions counts of the
+    # configured projections that sum to one (a Gaussian pair's curvature is 0 with probability 0) and equal to
+    # the fraction in the model's check row
+    signs = pd.read_csv(work / "results/checks/sign_question.csv").set_index("experiment")
+    assert sorted(signs.index) == sorted(experiments)
+    hessian = pd.read_csv(work / "results/hessian_summary.csv").set_index("experiment")
+    P = checks["projections"]
+    for name in experiments:
+        sign = signs.loc[name]
+        assert sign["n_parameters"] == hessian.loc[name, "n_parameters"], name
+        assert [sign["lambda_max"], sign["lambda_min"]] == pytest.approx(
+            [hessian.loc[name, "lambda_max"], hessian.loc[name, "lambda_min"]], rel=1e-12), name
+        assert sign["mean_curvature"] == pytest.approx(sign["trace"] / sign["n_parameters"], rel=1e-12), name
+        fractions = np.array([sign["fraction_minimum"], sign["fraction_maximum"], sign["fraction_saddle"]], dtype=float)
+        assert np.abs(fractions * P - np.round(fractions * P)).max() < 1e-9 and fractions.sum() == pytest.approx(1.0), name
+        assert bool(sign["looks_like_minimum_despite_negative_curvature"]) == (
+            sign["lambda_min"] < 0 and sign["fraction_minimum"] > 0.5), name
+        if sign["lambda_min"] > 1e-3 * abs(sign["lambda_max"]):  # H positive definite: so is every projection of it
+            assert sign["fraction_minimum"] == 1.0, name
+        row = table[table["case"].str.startswith(f"{name} (")
+                    & (table["quantity"] == "fraction of random projections showing a saddle")]
+        assert len(row) == 1 and row["measured"].iloc[0] == pytest.approx(sign["fraction_saddle"], abs=1e-12), name
 
 
 def test_smooth_model_passes_its_exact_trace_checks(tiny_run):
@@ -190,28 +226,39 @@ def test_report_builds_with_every_figure(tiny_run):
         assert f"{name}.png" in text or f"{name}.html" in text, name
 
 
-def test_editing_one_notebook_reruns_that_figure_only(tiny_run):
+def test_editing_one_notebook_reruns_that_figure_only(tiny_run, tmp_path):
     """An edited notebook is a changed input of its figure's job. (Touching it without a change does not
-    rerun anything: Snakemake compares the checksum of small inputs with the one it recorded.)"""
-    import os
+    rerun anything: Snakemake compares the checksum of small inputs with the one it recorded.)
 
+    The edit is made in a copy of the project, never in the repository's notebooks: the project and the tiny run
+    are copied (time stamps kept) to the same places relative to each other, so the copy's notebooks are the inputs
+    the run recorded, at the same relative paths (the workflow names them relative to the working directory)."""
     import nbformat
 
+    from tests.workflow.test_moved_project import PROJECT
     from tests.workflow.test_plan import planned_jobs
 
     work, _ = tiny_run
-    path = REPO / "notebooks/F4.ipynb"
-    original, stat = path.read_bytes(), path.stat()
-    try:
-        notebook = nbformat.reads(original.decode(), as_version=4)
-        notebook.cells.append(nbformat.v4.new_markdown_cell("An edit by the test."))
-        nbformat.write(notebook, path)
-        result = run_snakemake("-n", "--configfile", str(TINY), "-d", str(work))
-    finally:
-        path.write_bytes(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    common = Path(os.path.commonpath([work, REPO]))
+    project, copied = tmp_path / REPO.relative_to(common), tmp_path / work.relative_to(common)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in PROJECT:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, project / name, symlinks=True, ignore=ignore)
+        else:
+            shutil.copy2(REPO / name, project / name)
+    shutil.copytree(work, copied, symlinks=True)
+    assert os.path.relpath(project / "notebooks", copied) == os.path.relpath(REPO / "notebooks", work)
+    original = (REPO / "notebooks/F4.ipynb").read_bytes()
+    path = project / "notebooks/F4.ipynb"
+    notebook = nbformat.reads(path.read_text(), as_version=4)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("An edit by the test."))
+    nbformat.write(notebook, path)
+    result = run_snakemake("-n", "--configfile", str(project / "configs/tiny.yaml"), "-d", str(copied), cwd=project,
+                           project=project)
     assert result.returncode == 0, result.stderr
-    assert planned_jobs(result.stdout) == {"F4": 1, "all": 1}
+    assert planned_jobs(result.stdout) == {"F4": 1, "all": 1}, result.stdout[-4000:]
+    assert (REPO / "notebooks/F4.ipynb").read_bytes() == original
 
 
 def test_the_phase_diagram_of_the_tiny_taxonomy_sweep(tiny_run):
