@@ -44,7 +44,8 @@ def _defaults(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(all_defaults(), sort_keys=False, default_flow_style=False), end="")
 
 
-JSON_ARGUMENTS = {"settings", "spec", "grid", "runs", "experiments"}  # arguments that carry JSON text
+# arguments that carry JSON text (the two settings blocks: run-trajectory and sweep-batch)
+JSON_ARGUMENTS = {"settings", "spec", "grid", "runs", "experiments", "hessian_settings", "local_settings"}
 
 
 def _json_text(text: str) -> str:
@@ -70,12 +71,15 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 
 def _check_config(args: argparse.Namespace) -> None:
-    """Check config files before Snakemake reads them: YAML syntax (file, line, column), keys, types, ranges."""
-    from .io.configcheck import check_config_files
+    """Check config files as the workflow will: YAML syntax (file, line, column), keys, types, ranges, then the whole
+    plan (every generated run, the sweeps' stages and declared checks), so a config called valid here is planned."""
+    from .io.configcheck import read_config_files
+    from .planning import make_plan
 
-    config = check_config_files(args.files, args.schema)
-    sweeps = config.get("sweeps", {})
-    print(f"{', '.join(map(str, args.files))}: valid; {len(config['experiments'])} experiments, {len(sweeps)} sweeps")
+    sources = [str(path) for path in args.files]
+    plan = make_plan(read_config_files(args.files), sources=sources, schema=args.schema)
+    runs = sum(len(sweep.runs) for sweep in plan.sweeps.values())
+    print(f"{', '.join(sources)}: valid; {len(plan.experiments)} experiments, {len(plan.sweeps)} sweeps ({runs} runs)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 
+from ..errors import CheckpointError, ConfigError
 from ..io.atomic import write_json
 from ..io.provenance import file_fingerprint, input_record, provenance
 from ..training.checkpoints import MODEL_FORMAT, load_file
@@ -85,9 +87,10 @@ def run(snapshot_dir, final_model, hessian_settings, local_settings, out_dir, lo
     """Every snapshot of ``snapshot_dir`` (in step order), then ``final_model`` unless it equals the last snapshot;
     ``local_settings`` None: Hessians only. Writes the manifest last (its presence means the trajectory is complete)."""
     snapshot_dir, out_dir = Path(snapshot_dir), Path(out_dir)
-    steps = sorted(int(p.stem.removeprefix("step=")) for p in snapshot_dir.glob("step=*.pt"))
-    if not steps:
-        raise FileNotFoundError(f"{snapshot_dir}: no snapshot files (step=<k>.pt); rerun the run's training step")
+    steps = snapshot_steps(snapshot_dir)
+    if final_model is not None and not Path(final_model).is_file():  # before the points, not after their hours
+        raise CheckpointError(f"{final_model}: final model file not found; give the run's model.pt as --final-model "
+                              "(or omit it), or rerun the run's training step")
     points: dict[str, Any] = {}
     for number, step in enumerate(steps, 1):
         log(f"point {number} of {len(steps)}: step {step}")
@@ -110,6 +113,35 @@ def run(snapshot_dir, final_model, hessian_settings, local_settings, out_dir, lo
     return manifest
 
 
+def snapshot_steps(snapshot_dir: Path) -> list[int]:
+    """The steps of the snapshot files ``step=<k>.pt`` in ``snapshot_dir``, in order; CheckpointError when the folder
+    is missing, holds none, or holds a ``step=*.pt`` file whose step is not an integer."""
+    if not snapshot_dir.is_dir():
+        raise CheckpointError(f"{snapshot_dir}: no such snapshots folder; give the run's snapshots folder as "
+                              "--snapshots, or rerun the run's training step (its spec must ask for train.snapshots)")
+    steps = []
+    for path in sorted(snapshot_dir.glob("step=*.pt")):
+        match = re.fullmatch(r"step=(\d+)\.pt", path.name)
+        if match is None:
+            raise CheckpointError(f"{path}: not a snapshot file name (step=<k>.pt with an integer k >= 0); "
+                                  "move it out of the snapshots folder")
+        steps.append(int(match.group(1)))
+    if not steps:
+        raise CheckpointError(f"{snapshot_dir}: no snapshot files (step=<k>.pt); rerun the run's training step")
+    return sorted(steps)
+
+
+def settings_block(text: str | None, cls, option: str):
+    """``cls`` from a settings option's JSON text (None stays None); ConfigError when it is not a JSON object."""
+    if text is None:
+        return None
+    values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{option}: expected a JSON object of the config block's keys, e.g. '{{\"k_top\": 20}}', got "
+                          f"{text!r}")
+    return cls.from_mapping(values)
+
+
 def final_folder(run_dir: Path) -> Path | None:
     """The folder holding a run's final-model point (from its trajectory manifest), or None without a trajectory."""
     manifest = Path(run_dir) / "trajectory" / MANIFEST
@@ -129,6 +161,7 @@ def add_commands(steps) -> None:
     command.add_argument("--local-settings", help="the local config block as JSON (omit: Hessians only)")
     command.add_argument("--out-dir", required=True, type=Path, help="the run's trajectory folder")
     command.set_defaults(func=lambda args: run(
-        args.snapshots, args.final_model, hessian.HessianSettings.from_mapping(json.loads(args.hessian_settings)),
-        None if args.local_settings is None else local_geometry.LocalSettings.from_mapping(json.loads(args.local_settings)),
+        args.snapshots, args.final_model,
+        settings_block(args.hessian_settings, hessian.HessianSettings, "--hessian-settings"),
+        settings_block(args.local_settings, local_geometry.LocalSettings, "--local-settings"),
         args.out_dir, log=logging.getLogger(__name__).info))

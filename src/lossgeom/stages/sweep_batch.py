@@ -19,11 +19,37 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..errors import ConfigError
+from ..training.loop import resolve_experiment
 from . import hessian, local_geometry, run_trajectory, train
+
+RUNS_FORM = '{"<run name>": {"spec": {dataset, model, train}, "out_dir": "<folder>"}, ...}'
+
+
+def check_runs(runs: Any) -> None:
+    """ConfigError naming the run and key when ``runs`` is not {name: {"spec": experiment, "out_dir": folder}} or a
+    run's spec is not a valid experiment, before any run is trained."""
+    if not isinstance(runs, Mapping) or not runs:
+        raise ConfigError(f"--runs: expected a non-empty JSON object {RUNS_FORM}, got {json.dumps(runs)[:80]}")
+    for name, item in runs.items():
+        if not isinstance(item, Mapping) or set(item) != {"spec", "out_dir"}:
+            keys = sorted(item) if isinstance(item, Mapping) else type(item).__name__
+            raise ConfigError(f"--runs: run {name!r} must have exactly the keys 'spec' and 'out_dir', got {keys}; "
+                              f"the form is {RUNS_FORM}")
+        if not isinstance(item["out_dir"], str) or not item["out_dir"]:
+            raise ConfigError(f"--runs: run {name!r}: out_dir must be a folder name, got {item['out_dir']!r}")
+        if not isinstance(item["spec"], Mapping):
+            raise ConfigError(f"--runs: run {name!r}: spec must be an experiment {{dataset, model, train}}, got "
+                              f"{item['spec']!r}")
+        try:
+            resolve_experiment(item["spec"])
+        except ConfigError as err:
+            raise ConfigError(f"--runs: run {name!r}: {err}") from None
 
 
 def run(runs: Mapping[str, Mapping[str, Any]], hessian_settings=None, local_settings=None, log=print) -> list[str]:
     """``runs``: {name: {"spec": experiment spec, "out_dir": the run's folder}} in order. Returns the names done."""
+    check_runs(runs)
     done = []
     for number, (name, item) in enumerate(runs.items(), 1):
         folder = Path(item["out_dir"])
@@ -52,6 +78,6 @@ def add_commands(steps) -> None:
     command.add_argument("--local-settings", help="the local config block as JSON (omit: no local geometry)")
     command.set_defaults(func=lambda args: run(
         json.loads(args.runs),
-        None if args.hessian_settings is None else hessian.HessianSettings.from_mapping(json.loads(args.hessian_settings)),
-        None if args.local_settings is None else local_geometry.LocalSettings.from_mapping(json.loads(args.local_settings)),
+        run_trajectory.settings_block(args.hessian_settings, hessian.HessianSettings, "--hessian-settings"),
+        run_trajectory.settings_block(args.local_settings, local_geometry.LocalSettings, "--local-settings"),
         log=logging.getLogger(__name__).info))

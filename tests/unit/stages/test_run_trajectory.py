@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 
+from lossgeom.errors import CheckpointError
 from lossgeom.stages import hessian, local_geometry, run_trajectory, train
 from lossgeom.training.checkpoints import load_model, save_model
 
@@ -90,7 +91,7 @@ def test_a_rerun_keeps_current_points_and_redoes_stale_ones(trained, tmp_path):
 
 def test_no_snapshots_is_one_clear_error(tmp_path):
     (tmp_path / "snapshots").mkdir()
-    with pytest.raises(FileNotFoundError, match="no snapshot files"):
+    with pytest.raises(CheckpointError, match="no snapshot files"):
         run_trajectory.run(tmp_path / "snapshots", None, HESSIAN, None, tmp_path / "out", log=quiet)
 
 
