@@ -10,6 +10,13 @@ trained point at its centre), the three ways of :mod:`lossgeom.geometry.curvatur
   graph   the principal curvatures of the graph z = L(a, b) (shape operator, :func:`graph_principal_curvatures`),
           from (M_fit, g_fit) vs from the exact (M, g).
 
+What is compared with what: the loss is one function, :func:`lossgeom.problems.losses.loss_function` (the grid's
+values are its batch sums over the training split, via :func:`lossgeom.training.evaluation.evaluate`; the exact side
+differentiates it). So the check does not compare two definitions of the loss with each other: the reference is
+independent of the grid in how it is obtained, derivatives by automatic differentiation in float64 at the point
+itself, against differences of forward values stored in the grid's dtype at spacing h (the loss definition itself is
+checked against the textbook formulas in tests/unit/problems/test_losses.py).
+
 At the trained point: kappa+- of M_fd and of the graph vs exact, and whether the grid shows a saddle when M
 does. Halfway from the centre to the corner, where the gradient does not vanish and the graph's curvatures
 differ from eig(M): the graph's kappa+- from the grid vs exact (M and g recomputed there).

@@ -1,10 +1,15 @@
-"""Metrics of a model over a whole data split: mean loss and accuracy, or MSE and R^2."""
+"""Metrics of a model over a whole data split: mean loss and accuracy, or MSE and R^2.
+
+The loss is the training loss of :func:`lossgeom.problems.losses.loss_function` (its batch sums, added up and
+divided once), not a second definition of it.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-import torch.nn.functional as F
+
+from ..problems.losses import loss_function
 
 
 @torch.no_grad()
@@ -17,21 +22,19 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, batc
     was_training = model.training
     if was_training:
         model.eval()
-    loss_sum, correct, sse = 0.0, 0, 0.0
+    summed = loss_function(task, reduction="sum")
+    loss_sum, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         out = model(xb)
+        loss_sum += summed(out, yb).item()
         if task == "classification":
-            loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
-        else:
-            sse += ((out - yb) ** 2).sum().item()
     if was_training:
         model.train()
-    n = len(x)
+    loss = loss_sum / y.numel()  # classification: / examples; regression: / elements (loss_sum is the SSE)
     if task == "classification":
-        return {"loss": loss_sum / n, "accuracy": correct / n}
-    mse = sse / y.numel()
+        return {"loss": loss, "accuracy": correct / len(x)}
     total = ((y - y.mean()) ** 2).sum().item()
-    return {"loss": mse, "mse": mse, "r2": 1.0 - sse / total if total > 0 else float("nan")}
+    return {"loss": loss, "mse": loss, "r2": 1.0 - loss_sum / total if total > 0 else float("nan")}
 
