@@ -20,8 +20,9 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
+from .settings.base import DTYPE_NAMES
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}  # config names of the floating-point types
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # config names of the floating-point types
 
 
 def pick_device(name: str) -> torch.device:

@@ -54,11 +54,12 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from ..problems.models import trainable_parameters
+from ..settings.hessian import METHODS
 from ..timing import call_times
 
 log = logging.getLogger(__name__)
 
-METHODS = ("auto", "forward-over-reverse", "double-backward")
+# METHODS, the ways of a product, comes from lossgeom.settings.hessian: the config is checked against it without torch
 BLOCK = 8  # vectors per batched product when ``auto`` finds blocks faster
 # The candidates are timed on the whole first batch: on a subset of 256 examples a block of 8 on the digits CNN
 # timed 1.8x faster per vector, and on its full batch of 1,438 it was 0.7x (the default run's model check took

@@ -1,9 +1,10 @@
 """One module per workflow step. A torch stage has compute (in memory, returns results), write (owns every
 path) and run (both, what the CLI calls); the small table and figure-data steps have run only.
 
-A stage module also declares its command line (``add_commands(steps)``, found by :mod:`lossgeom.cli`) and
-the config blocks it reads (``CONFIG_BLOCKS``: key path -> settings dataclass, gathered by
-:mod:`lossgeom.stages.config_blocks`), so adding a stage means adding its module, not editing a registry.
+A stage module also declares its command line (``add_commands(steps)``, found by :mod:`lossgeom.cli`), so
+adding a stage means adding its module, not editing a registry. The config blocks a stage reads are settings
+dataclasses of the torch-free :mod:`lossgeom.settings` (its ``CONFIG_BLOCKS``: key path -> dataclass), which
+the stage imports and re-exports under its own name.
 """
 
 from __future__ import annotations

@@ -19,15 +19,14 @@ import pandas as pd
 
 from ..checks.models import model_checks
 from ..device import DTYPES, pick_device
-from ..errors import ConfigError
 from ..io.atomic import write_csv, write_json
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance, require_same_input
-from ..io.settings import settings_from_mapping, settings_help
 from ..problems.data import Dataset
+from ..settings import settings_help
+from ..settings.checks import ModelCheckSettings
 from ..training.checkpoints import load_model
 from .hessian import loss_examples
-
 
 # The HVP-free trace's step, chosen from the measured error of second differences against eta^T H eta
 # (results/<experiment>/checks/bias_vs_step.csv, figure F8). float64: on ReLU networks the error from kinks
@@ -37,32 +36,6 @@ from .hessian import loss_examples
 # float32: rounding explodes below r = 1e-4; 1e-3 is the best step of a smooth network (3e-5 tr(H)), and no
 # float32 step serves a ReLU network.
 DEFAULT_STEPS = {"float64": 1e-6, "float32": 1e-3}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelCheckSettings:
-    """The ``checks.models`` block of the config."""
-
-    projections: int = 100
-    slices: int = 1000
-    hutchinson_samples: int = 1000
-    relative_step: float | None = None  # r in h = r ||theta|| / ||eta||; None: DEFAULT_STEPS of slices_dtype
-    bias_slices: int = 20
-    exact_max_parameters: int = 5000
-    dtype: str = "float64"  # of the Hessian-vector products (b, Hutchinson, exact trace)
-    slices_dtype: str | None = None  # of the HVP-free slices (c); None: dtype
-    batch_size: int = 4096
-    seed: int = 0
-    device: str = "auto"
-    save_every_s: float = 60.0  # seconds between saves of the work in progress, for resuming
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "ModelCheckSettings":
-        settings = settings_from_mapping(cls, values, "checks.models", {"dtype": DTYPES})
-        if settings.slices_dtype not in (None, *DTYPES):
-            raise ConfigError(f"checks.models.slices_dtype {settings.slices_dtype!r} is unknown; allowed values: "
-                              f"{', '.join(DTYPES)} or null")
-        return settings
 
 
 @dataclasses.dataclass
@@ -130,9 +103,6 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
     write(result, rows_path, trace_path, sign_path, bias_path)
     partial.remove()
     return result
-
-
-CONFIG_BLOCKS = {"checks.models": ModelCheckSettings}
 
 
 def add_commands(steps) -> None:

@@ -20,22 +20,8 @@ import pandas as pd
 from ..checks.rows import count_verdicts, rows_to_frame
 from ..checks.synthetic import synthetic_checks
 from ..io.atomic import write_csv, write_npz
-from ..io.settings import settings_from_mapping, settings_help
-
-
-@dataclasses.dataclass(frozen=True)
-class SyntheticCheckSettings:
-    """The ``checks.synthetic`` block: saddles with tr(H)/N + linspace(-1, 1, N) spectra for each N and tr(H)/N."""
-
-    dimensions: tuple[int, ...] = (10, 100, 1000, 10_000, 100_000)
-    mean_curvatures: tuple[float, ...] = (0.5, -0.5, 0.0)
-    projections: int = 1000
-    prediction_samples: int = 20_000
-    seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "SyntheticCheckSettings":
-        return settings_from_mapping(cls, values, "checks.synthetic")
+from ..settings import settings_help
+from ..settings.checks import SyntheticCheckSettings
 
 
 def compute(settings: SyntheticCheckSettings) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
@@ -68,9 +54,6 @@ def run(settings: SyntheticCheckSettings, rows_path, samples_path=None) -> pd.Da
     rows, samples = compute(settings)
     write(rows, samples, rows_path, samples_path)
     return rows
-
-
-CONFIG_BLOCKS = {"checks.synthetic": SyntheticCheckSettings}
 
 
 def add_commands(steps) -> None:

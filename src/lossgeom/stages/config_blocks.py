@@ -1,32 +1,18 @@
-"""Which settings dataclass reads which block of the config, gathered from the stage modules' ``CONFIG_BLOCKS``.
+"""Which settings dataclass reads which block of the config: :data:`lossgeom.settings.CONFIG_BLOCKS`.
 
 The dataclasses hold the blocks' defaults (the schema checks keys, types and ranges only). A block's key
-path is its place in the config; ``experiments.*.train`` is the train block of every experiment.
+path is its place in the config; ``experiments.*.train`` is the train block of every experiment. The mapping
+and the dataclasses live in the torch-free :mod:`lossgeom.settings`; this module keeps the stages' former way
+in to them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from ..settings import CONFIG_BLOCKS, all_defaults
 
-from ..io.settings import defaults
-from . import modules
+__all__ = ["all_defaults", "blocks"]
 
 
 def blocks() -> dict[str, type]:
-    """{key path: settings dataclass} of every stage, in config order (as the stage modules list them)."""
-    found: dict[str, type] = {}
-    for module in modules():
-        found.update(getattr(module, "CONFIG_BLOCKS", {}))
-    return found
-
-
-def all_defaults() -> dict[str, Any]:
-    """The defaults of every block, nested as in a config file."""
-    out: dict[str, Any] = {}
-    for path, cls in sorted(blocks().items()):
-        node = out
-        *parents, leaf = path.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = defaults(cls)
-    return out
+    """{key path: settings dataclass} of every block, in the order of :data:`lossgeom.settings.CONFIG_BLOCKS`."""
+    return dict(CONFIG_BLOCKS)

@@ -54,64 +54,13 @@ from ..geometry.simplices import point_in_face, simplex_loss, star_faces, train_
 from ..io.atomic import write_csv, write_json, write_npz
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance
-from ..io.settings import require, settings_from_mapping
+from ..io.sweeps import SEED_KEY, condition_label
 from ..problems.losses import loss_function
+from ..settings.connectivity import ConnectivitySettings
 from ..training.checkpoints import load_model
 from ..training.continuation import continue_training, minibatches
 
-SEED_KEY = "train.seed"
 BATCH_KEY = "train.batch_size"
-
-
-@dataclasses.dataclass(frozen=True)
-class ConnectivitySettings:
-    """The ``connectivity`` block of the config."""
-
-    path_points: int = 21  # t = 0, 1/(n-1), ..., 1 on every path; n - 1 divisible by 4 (Yang et al.'s five points)
-    bend_epochs: int = 20  # passes over the training set to fit a Bezier bend (one t per minibatch)
-    bend_lr: float = 0.05  # SGD, momentum 0.9, cosine decay to 0 over the fit
-    connector_epochs: int = 40  # passes to fit the connectors (one simplex and one point per minibatch)
-    connector_lr: float = 0.05
-    connectors: int = 2  # trained points shared by every seed's simplex (w_i, c_1, ..., c_m)
-    # the connectors' fit minimizes loss - volume_weight x log volume: without it they ended 1.3 apart (seeds: 19) on
-    # the default sweep, the triangles flattened into segments; at 0.1, 13 apart, with the same mean loss
-    volume_weight: float = 0.1
-    batch_size: int = 32  # minibatch of the bend and connector fits
-    simplex_samples: int = 200  # uniform points of the simplex at which the training loss is measured
-    slice_points: int = 21  # the loss slice through the first triangle's plane: slice_points^2 points
-    continue_epochs: int = 10  # small-batch training continued from each large-batch solution
-    simplices: bool = True  # the simplicial complex per condition with three seeds or more (off: pairs and CKA only)
-    continuation: bool = True  # large -> small batch continuation when the grid varies train.batch_size
-    parts: int = 1  # jobs the workflow splits the conditions over (whole conditions each), merged by one more job
-    cka_examples: int = 768  # mixup inputs on which the seeds' softmax outputs are compared
-    mixup_concentration: float = 16.0
-    eval_batch_size: int = 4096
-    seed: int = 0
-    device: str = "auto"
-    save_every_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        require(isinstance(self.path_points, int) and self.path_points >= 5 and (self.path_points - 1) % 4 == 0,
-                "connectivity", "path_points", self.path_points,
-                "an integer >= 5 with path_points - 1 divisible by 4 (so that t = 0, 1/4, 1/2, 3/4, 1 are on the path)")
-        for key in ("bend_epochs", "connector_epochs", "continue_epochs", "batch_size", "slice_points",
-                    "eval_batch_size", "connectors"):
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "connectivity", key,
-                    getattr(self, key), "an integer >= 1")
-        for key in ("simplex_samples", "cka_examples"):  # a standard error, a centred matrix: two at least
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 2, "connectivity", key,
-                    getattr(self, key), "an integer >= 2")
-        require(isinstance(self.volume_weight, (int, float)) and self.volume_weight >= 0, "connectivity",
-                "volume_weight", self.volume_weight, "a number >= 0")
-        for key in ("simplices", "continuation"):
-            require(isinstance(getattr(self, key), bool), "connectivity", key, getattr(self, key), "true or false")
-        require(isinstance(self.parts, int) and self.parts >= 1, "connectivity", "parts", self.parts, "an integer >= 1")
-        require(self.parts == 1 or not self.continuation, "connectivity", "parts", self.parts,
-                "1 while continuation is on (a continuation crosses conditions; set continuation: false to split)")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "ConnectivitySettings":
-        return settings_from_mapping(cls, values, "connectivity")
 
 
 @dataclasses.dataclass
@@ -123,8 +72,6 @@ class Solution:
     path: str  # its model.pt
 
 
-def _condition(grid: Mapping[str, Any], skip=(SEED_KEY,)) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={json.dumps(v)}" for k, v in grid.items() if k not in skip) or "all runs"
 
 
 def _stream(seed: int, purpose: str, *indices: int) -> int:
@@ -171,7 +118,7 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
                          "(training error, softmax outputs)")
     groups: dict[str, list[Solution]] = {}
     for s in solutions:
-        groups.setdefault(_condition(s.grid), []).append(s)
+        groups.setdefault(condition_label(s.grid), []).append(s)
 
     ts = np.linspace(0.0, 1.0, settings.path_points)
     path_rows, conditions, slices = [], {}, {}
@@ -336,7 +283,7 @@ def _small_from_large(partial, solutions, ts, settings, device, log) -> list[dic
         return []
     out = []
     for s in (s for s in solutions if s.grid[BATCH_KEY] == sizes[-1]):
-        small_condition = _condition({**s.grid, BATCH_KEY: sizes[0]})
+        small_condition = condition_label({**s.grid, BATCH_KEY: sizes[0]})
         slot = partial.slot(f"continued/{s.run}")
         done = slot.load()
         if done is None:
@@ -351,7 +298,7 @@ def _small_from_large(partial, solutions, ts, settings, device, log) -> list[dic
             end, _ = flat_loss(model, loss_function(dataset.task))
             splits = {"train": (x, y), "test": (dataset.x_test.to(device), dataset.y_test.to(device))}
             rows = _path_rows(model, [line(s.weights, end.detach(), float(t)) for t in ts], ts, splits, dataset.task,
-                              settings, condition=_condition(s.grid), kind="large_to_small", start=s.run,
+                              settings, condition=condition_label(s.grid), kind="large_to_small", start=s.run,
                               end=f"{s.run} continued at batch {sizes[0]}")
             done = {"rows": rows, "losses": losses, "distance": float(torch.linalg.vector_norm(end - s.weights))}
             slot.save(done, final=True)
@@ -359,9 +306,6 @@ def _small_from_large(partial, solutions, ts, settings, device, log) -> list[dic
                     "distance": done["distance"], "epoch_losses": done["losses"], "rows": done["rows"],
                     **_path_summary(done["rows"])})
     return out
-
-
-CONFIG_BLOCKS = {"connectivity": ConnectivitySettings}
 
 
 def add_commands(steps) -> None:

@@ -10,45 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 from ..io.atomic import write_csv, write_json, write_npz
 from ..io.provenance import provenance
-from ..io.settings import settings_from_mapping, settings_help
+from ..settings import settings_help
+from ..settings.figures import LandscapeSettings, SaddleProbabilitySettings
 from ..theory.landscapes import saddle_probability_sweep, synthetic_landscapes
-
-
-@dataclass(frozen=True)
-class LandscapeSettings:
-    """Config block ``figures.landscapes``."""
-
-    dimension: int = 1000
-    mean_curvatures: tuple[float, ...] = (0.5, -0.5, 0.0)
-    quartic: float = 1.0
-    ranges: tuple[float, ...] = (2.0, 0.2)
-    points: int = 51
-    seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "LandscapeSettings":
-        return settings_from_mapping(cls, values, "figures.landscapes")
-
-
-@dataclass(frozen=True)
-class SaddleProbabilitySettings:
-    """Config block ``figures.saddle_probability``: tr(H)/N on ``steps`` points of [-1, 1] for each N."""
-
-    dimensions: tuple[int, ...] = (10, 100, 1000, 10_000)
-    steps: int = 21
-    samples: int = 2000
-    clt_samples: int = 200_000
-    seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "SaddleProbabilitySettings":
-        return settings_from_mapping(cls, values, "figures.saddle_probability")
 
 
 def run_landscapes(settings: LandscapeSettings, out: str | Path) -> None:
@@ -60,9 +28,6 @@ def run_landscapes(settings: LandscapeSettings, out: str | Path) -> None:
 
 def run_saddle_probability(settings: SaddleProbabilitySettings, out: str | Path, log=None) -> None:
     write_csv(saddle_probability_sweep(**dataclasses.asdict(settings), log=log), out)
-
-
-CONFIG_BLOCKS = {"figures.landscapes": LandscapeSettings, "figures.saddle_probability": SaddleProbabilitySettings}
 
 
 def add_commands(steps) -> None:

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,61 +23,19 @@ import torch
 
 from ..device import DTYPES, pick_device
 from ..engine.density import SpectralDensity, slq_density
-from ..engine.hessian import METHODS, HessianOperator
+from ..engine.hessian import HessianOperator
 from ..engine.lanczos import LanczosResult, extreme_eigenpairs
 from ..engine.trace import TraceEstimate, hutchinson_trace
 from ..io.atomic import save_torch, write_csv, write_json
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance
-from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset, example_subset
 from ..problems.losses import loss_function
+from ..settings import settings_help
+from ..settings.hessian import HessianSettings
 from ..training.checkpoints import load_model
 
 EIGENVECTORS_FORMAT = "lossgeom-eigenvectors-v1"
-
-
-@dataclasses.dataclass(frozen=True)
-class HessianSettings:
-    """The ``hessian`` block of the config."""
-
-    k_top: int = 10
-    k_bottom: int = 3
-    tol: float = 1e-5  # residual tolerance relative to |lambda_max|
-    max_basis: int = 120
-    max_hvps: int = 2000
-    hutchinson_samples: int = 100
-    slq_probes: int = 8
-    slq_steps: int = 64
-    dtype: str = "float64"
-    batch_size: int = 1024
-    split: str = "train"
-    examples: int = 0  # products on this many examples of the split (a seeded subset, the same in the checks); 0: all
-    seed: int = 0
-    device: str = "auto"
-    method: str = "auto"  # auto (the fastest by timing, with blocks) | forward-over-reverse | double-backward
-    compile: bool = False
-    explicit_residuals: bool = True  # recompute each returned pair's residual with one product (else the free estimate)
-    save_every_s: float = 60.0  # seconds between saves of the work in progress (partial.pt), for resuming
-
-    def __post_init__(self) -> None:
-        for key in ("k_top", "k_bottom"):  # one end alone is allowed here; the workflow's stages need both
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 0, "hessian", key, getattr(self, key),
-                    "an integer >= 0")
-        require(self.k_top + self.k_bottom >= 1, "hessian", "k_top", self.k_top,
-                ">= 1 when k_bottom is 0 (at least one eigenpair must be asked for)")
-        for key in ("max_basis", "max_hvps", "hutchinson_samples", "slq_probes", "slq_steps", "batch_size"):
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "hessian", key, getattr(self, key),
-                    "an integer >= 1")
-        require(isinstance(self.examples, int) and self.examples >= 0, "hessian", "examples", self.examples,
-                "an integer >= 0 (0: every example of the split)")
-        require(self.tol > 0, "hessian", "tol", self.tol, "> 0")
-        require(self.save_every_s >= 0, "hessian", "save_every_s", self.save_every_s, ">= 0")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "HessianSettings":
-        choices = {"dtype": DTYPES, "method": METHODS, "split": ("train", "test")}
-        return settings_from_mapping(cls, values, "hessian", choices)
 
 
 def loss_examples(dataset: Dataset, split: str, examples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,9 +277,6 @@ def table(summary_files) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-CONFIG_BLOCKS = {"hessian": HessianSettings}
 
 
 def add_commands(steps) -> None:

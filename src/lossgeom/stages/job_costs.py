@@ -29,47 +29,21 @@ import torch
 
 from ..checks.finite_differences import STEPS
 from ..device import DTYPES, pick_device
-from ..errors import ConfigError
 from ..engine.hessian import HessianOperator
+from ..errors import ConfigError
 from ..io.atomic import write_json
 from ..io.provenance import provenance
-from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset, load_dataset
 from ..problems.losses import loss_function
 from ..problems.models import build_model
+from ..settings import settings_help
+from ..settings.runtimes import RuntimeSettings, StageSettings
 from ..timing import call_times
 from ..training.evaluation import evaluate
-from ..training.loop import TrainSettings
-from .check_model import ModelCheckSettings
-from .hessian import HessianSettings, loss_examples
-from .surfaces import SurfaceSettings, part_points
+from .hessian import loss_examples
+from .surfaces import part_points
 
 JOBS = ("train", "hessian", "surfaces", "surface_part", "check_model", "check_curvature")
-
-
-@dataclasses.dataclass(frozen=True)
-class RuntimeSettings:
-    """The ``runtimes`` block of the config: whether and how cluster runtimes come from measured costs."""
-
-    estimate: bool = False  # measure each experiment's costs first and give its jobs the runtimes estimated here
-    safety: float = 2.0  # runtime = safety x estimate + startup
-    startup_min: float = 5.0  # minutes every job spends outside its measured work (imports, data, queue start)
-    max_min: int | None = None  # cap (a partition's time limit): a longer job is killed there and resumes on its retry
-    batches: int = 2  # full batches timed per kind of pass
-    repeats: int = 3  # timed repetitions (after one warm-up); the median counts
-
-    def __post_init__(self) -> None:
-        require(self.safety >= 1, "runtimes", "safety", self.safety, ">= 1 (a factor on the estimate)")
-        require(self.startup_min >= 0, "runtimes", "startup_min", self.startup_min, ">= 0")
-        require(self.max_min is None or (isinstance(self.max_min, int) and self.max_min >= 1), "runtimes", "max_min",
-                self.max_min, "an integer >= 1 (minutes) or null")
-        for key in ("batches", "repeats"):
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "runtimes", key,
-                    getattr(self, key), "an integer >= 1")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "RuntimeSettings":
-        return settings_from_mapping(cls, values, "runtimes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,25 +62,6 @@ class Pass:
     def key(self) -> str:
         subset = f", {self.examples} examples" if self.examples else ""
         return f"{self.kind} {self.split} {self.dtype} batch {self.batch_size}{subset}"
-
-
-@dataclasses.dataclass(frozen=True)
-class StageSettings:
-    """The settings of every stage whose work is planned here."""
-
-    train: TrainSettings
-    hessian: HessianSettings
-    surfaces: SurfaceSettings
-    checks: ModelCheckSettings
-    runtimes: RuntimeSettings
-
-    @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any], blocks: Mapping[str, Any]) -> "StageSettings":
-        """``blocks``: the config's hessian, surfaces, checks.models and runtimes blocks by those names."""
-        return cls(TrainSettings.from_mapping(spec.get("train", {})), HessianSettings.from_mapping(blocks.get("hessian", {})),
-                   SurfaceSettings.from_mapping(blocks.get("surfaces", {})),
-                   ModelCheckSettings.from_mapping(blocks.get("checks.models", {})),
-                   RuntimeSettings.from_mapping(blocks.get("runtimes", {})))
 
 
 def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[str, int, Pass]]]:
@@ -242,9 +197,6 @@ def run(name: str, spec: Mapping[str, Any], blocks: Mapping[str, Any], out: str 
     record = {"experiment": name, **compute(spec, settings, device, log=log)}
     write_json(record, out)
     return record
-
-
-CONFIG_BLOCKS = {"runtimes": RuntimeSettings}
 
 
 def add_commands(steps) -> None:

@@ -35,49 +35,22 @@ from ..device import DTYPES, pick_device
 from ..engine.frobenius import relative_distance
 from ..engine.gauss_newton import GaussNewtonOperator
 from ..engine.hessian import HessianOperator
-from ..engine.operator import dense_matrix
 from ..engine.logit_gradients import cosine_statistics, logit_gradients
+from ..engine.operator import dense_matrix
 from ..engine.outliers import near_zero_fraction, outlier_gap
 from ..errors import ConfigError
 from ..geometry.subspaces import gradient_overlap
 from ..io.atomic import write_json
 from ..io.provenance import input_record, provenance, require_same_input
-from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset, example_subset
 from ..problems.losses import loss_function
+from ..settings import settings_help
+from ..settings.local import LocalSettings
 from ..training.checkpoints import load_model
 from .hessian import loss_examples
 from .surfaces import load_eigenvectors
 
-
 DENSE_BLOCK = 128  # unit vectors per product pass when forming dense H and G (small models only)
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalSettings:
-    """The ``local`` block of the config."""
-
-    ggn_probes: int = 20  # shared probes for ||H - G||_F / ||H||_F (each costs one H and one G product)
-    exact_max_parameters: int = 1500  # dense float64 H and G (exact distance, whole spectrum) up to this many parameters
-    near_zero: float = 1e-3  # an eigenvalue with |lambda| < near_zero * max |lambda| counts as near zero (the bulk)
-    logit_examples: int = 200  # examples whose per-example logit gradients are compared (a seeded subset)
-    dtype: str = "float64"
-    batch_size: int = 4096
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        require(isinstance(self.ggn_probes, int) and self.ggn_probes >= 2, "local", "ggn_probes", self.ggn_probes,
-                "an integer >= 2 (a standard error needs two probes)")
-        require(isinstance(self.near_zero, (int, float)) and 0 < self.near_zero < 1, "local", "near_zero",
-                self.near_zero, "a number in (0, 1)")
-        for key in ("exact_max_parameters", "logit_examples", "batch_size"):
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 0, "local", key, getattr(self, key),
-                    "an integer >= 0")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "LocalSettings":
-        return settings_from_mapping(cls, values, "local", {"dtype": DTYPES})
 
 
 def spectrum_summary(eigenvalues, classes: int, near_zero: float) -> dict[str, Any]:
@@ -172,9 +145,6 @@ def run(model_path, hessian_summary_path, eigenvectors_path, settings: LocalSett
                    "inputs": input_record(model=model_path, hessian=hessian_summary_path, eigenvectors=eigenvectors_path)})
     write_json(result, out)
     return result
-
-
-CONFIG_BLOCKS = {"local": LocalSettings}
 
 
 def add_commands(steps) -> None:

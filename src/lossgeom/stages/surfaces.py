@@ -32,54 +32,16 @@ import numpy as np
 
 from ..device import DTYPES, pick_device
 from ..errors import ConfigError, InputMismatch
-from ..geometry.directions import KINDS, orthogonalize, random_direction
+from ..geometry.directions import orthogonalize, random_direction
 from ..geometry.surfaces import assemble_surface, compute_surface, tile_count, tile_key
 from ..io.atomic import write_json, write_npz
 from ..io.provenance import input_record, provenance, require_same_input
-from ..io.settings import require, settings_from_mapping, settings_help
 from ..problems.data import Dataset
 from ..problems.models import trainable_parameters
+from ..settings import settings_help
+from ..settings.surfaces import SurfaceSettings
 from ..training.checkpoints import load_file, load_model
 from .hessian import EIGENVECTORS_FORMAT
-
-
-@dataclasses.dataclass(frozen=True)
-class SurfaceSettings:
-    """The ``surfaces`` block of the config."""
-
-    pairs: tuple[str, ...] = ("random", "hessian")
-    ranges: tuple[float, ...] = (1.0, 0.1, 0.05)
-    points: int = 51
-    points_1d: int = 101
-    splits: tuple[str, ...] = ("train", "test")
-    normalization: str = "filter"
-    biasbn: str = "ignore"
-    seed: int = 0
-    tile_rows: int = 4
-    parts: int = 1  # jobs the tiles are dealt out to (then merged); 1: one job computes every surface
-    batch_size: int = 4096
-    curvature_batch_size: int | None = None  # examples per batch of the curvature check's float64 products; None: batch_size
-    dtype: str = "float32"
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        for key, least in (("points", 9), ("points_1d", 3)):
-            value = getattr(self, key)
-            require(isinstance(value, int) and value >= least and value % 2 == 1, "surfaces", key, value,
-                    f"an odd integer >= {least} (the trained point is the centre of the grid)")
-        for key in ("tile_rows", "batch_size", "parts"):
-            require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "surfaces", key, getattr(self, key),
-                    "an integer >= 1")
-        require(self.curvature_batch_size is None or (isinstance(self.curvature_batch_size, int) and self.curvature_batch_size >= 1),
-                "surfaces", "curvature_batch_size", self.curvature_batch_size, "an integer >= 1 or null (batch_size)")
-        require(all(r > 0 for r in self.ranges) and len(self.ranges) > 0, "surfaces", "ranges", self.ranges,
-                "a non-empty list of positive half-widths")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "SurfaceSettings":
-        return settings_from_mapping(cls, values, "surfaces", {
-            "normalization": KINDS, "biasbn": ("ignore", "include"), "dtype": DTYPES,
-            "pairs": ("random", "hessian"), "splits": ("train", "test")})
 
 
 def load_eigenvectors(path: str | Path, model_path: str | Path, model, need_bottom: bool = True) -> dict[str, Any]:
@@ -270,9 +232,6 @@ def merge(record_paths, out_dir, log=print) -> dict[str, Any]:
     write(arrays, meta, out_dir)
     log(f"merged {len(timings)} surfaces from {settings.parts} parts")
     return meta
-
-
-CONFIG_BLOCKS = {"surfaces": SurfaceSettings}
 
 
 def add_commands(steps) -> None:

@@ -19,9 +19,9 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..io.settings import settings_help
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import provenance
+from ..settings import settings_help
 from ..training.checkpoints import save_model
 from ..training.loop import TrainResult, TrainSettings, train_experiment
 from ..training.snapshots import Snapshots
@@ -106,9 +106,6 @@ def table(summary_files: list[str | os.PathLike]) -> pd.DataFrame:
             row.update({f"subspace_{k}": v for k, v in s["subspace"].items()})
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-CONFIG_BLOCKS = {"experiments.*.train": TrainSettings}  # the train block of every experiment
 
 
 def add_commands(steps) -> None:

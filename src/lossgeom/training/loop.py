@@ -37,42 +37,16 @@ from tqdm import tqdm
 from ..device import pick_device, use_deterministic_algorithms
 from ..errors import ConfigError, TrainingDiverged
 from ..io.atomic import save_torch
-from ..io.settings import require, settings_from_mapping
 from ..problems.data import DATASETS, Dataset, dataset_shapes, load_dataset
 from ..problems.losses import loss_function
 from ..problems.models import MODELS, build_model, count_parameters
+from ..settings.training import TrainSettings
 from .checkpoints import CHECKPOINT_FORMAT, load_file
 from .evaluation import evaluate
 from .snapshots import Snapshots
 from .subspace import SubspaceModel, deployable, start_curvature, subspace_seed
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSettings:
-    """Optimization settings of one experiment (the ``train`` block of the config)."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"  # cosine | constant
-    seed: int = 0
-    eval_batch_size: int = 1024
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    snapshots: tuple[int, ...] = ()  # optimizer steps at which to save the weights (0 = initialization)
-    subspace_dim: int = 0  # > 0: train only d coordinates of a random affine subspace (training.subspace)
-
-    def __post_init__(self) -> None:
-        require(isinstance(self.subspace_dim, int) and self.subspace_dim >= 0, "train", "subspace_dim",
-                self.subspace_dim, "an integer >= 0 (0: train every parameter)")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
-        return settings_from_mapping(cls, values, "train", {"optimizer": OPTIMIZERS, "schedule": ("cosine", "constant")})
 
 
 DIVERGENCE_FACTOR = 1e3  # a training loss this many times its initial value means divergence, not learning

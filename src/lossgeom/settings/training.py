@@ -1,0 +1,37 @@
+"""The ``train`` block of every experiment (``experiments.<name>.train``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from .base import require, settings_from_mapping
+
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw")  # names of training.loop.OPTIMIZERS, in its order
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """Optimization settings of one experiment (the ``train`` block of the config)."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # cosine | constant
+    seed: int = 0
+    eval_batch_size: int = 1024
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    snapshots: tuple[int, ...] = ()  # optimizer steps at which to save the weights (0 = initialization)
+    subspace_dim: int = 0  # > 0: train only d coordinates of a random affine subspace (training.subspace)
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.subspace_dim, int) and self.subspace_dim >= 0, "train", "subspace_dim",
+                self.subspace_dim, "an integer >= 0 (0: train every parameter)")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
+        return settings_from_mapping(cls, values, "train", {"optimizer": OPTIMIZER_NAMES, "schedule": SCHEDULES})
