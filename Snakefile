@@ -4,6 +4,10 @@
 # Config: config.yaml by default, another set with --configfile configs/<set>.yaml (which replaces it;
 #         --config key=value edits either)
 # Profile: profiles/default is loaded automatically (rerun incomplete jobs, print failed logs).
+from snakemake.utils import min_version
+
+min_version("9.27")  # the version the workflow is tested with (uv.lock, envs/)
+
 
 # Snakemake's `configfile:` directive would merge config.yaml UNDER a --configfile, so that a tiny set
 # inherits the default experiments; load it only when no config file was given.
@@ -30,8 +34,8 @@ rule all:
         rules.training_summary.output,
         rules.hessian_summary.output,
         rules.checks_table.output.table,
-        expand(rules.surfaces.output.meta, experiment=EXPERIMENTS),
+        expand(rules.surfaces.output.meta, experiment=PLAN.experiments),
         rules.figures.input,
         expand("results/sweeps/{sweep}/runs.csv", sweep=list(SWEEPS)),
-        expand("results/sweeps/{sweep}/trajectory.csv", sweep=list(SNAPSHOT_STEPS)),
+        expand("results/sweeps/{sweep}/trajectory.csv", sweep=PLAN.with_snapshots),
     default_target: True

@@ -77,15 +77,15 @@ def test_lint_is_clean():
         ({"sweeps": {"c": {"base": "sines_mlp", "grid": {"train.seed": [0, 1]}, "connectivity": True}}},
          "sweeps.c.connectivity: mode connectivity and CKA compare classifiers"),
         ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.batch_size": [8],
-                                                       "train.seed": [0, 1]}, "connectivity": True, "taxonomy": True}}},
-         "sweeps.p.taxonomy: the phase diagram needs hessian on this sweep"),
+                                                       "train.seed": [0, 1]}, "connectivity": True, "checks": ["taxonomy"]}}},
+         "sweeps.p.checks: taxonomy: the phase diagram needs hessian on this sweep"),
         ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.lr": [0.1], "train.seed": [0, 1]},
-                           "hessian": True, "connectivity": True, "taxonomy": True}}},
-         "sweeps.p.taxonomy: a taxonomy sweep's grid is a width (model.hidden or model.width), one of train.batch_size"),
+                           "hessian": True, "connectivity": True, "checks": ["taxonomy"]}}},
+         "sweeps.p.checks: taxonomy: a taxonomy sweep's grid is a width (model.hidden or model.width), one of train.batch_size"),
         ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"model.hidden": [[4]], "train.batch_size": [8, 16],
                                                        "train.seed": [0, 1, 2]},
-                           "hessian": True, "connectivity": True, "taxonomy": True}}},
-         "sweeps.p.taxonomy: the phase diagram compares cells across its grid: give model.hidden two values at least"),
+                           "hessian": True, "connectivity": True, "checks": ["taxonomy"]}}},
+         "sweeps.p.checks: taxonomy: the phase diagram compares cells across its grid: give model.hidden two values at least"),
         ({"sweeps": {"p": {"base": "blobs_mlp", "grid": {"train.batch_size": [8, 16], "train.seed": [0, 1]},
                            "connectivity": {"parts": 2}}}},
          "sweeps.p.connectivity (over the connectivity block): connectivity.parts: 2 is out of range; it must be 1 while "
@@ -252,8 +252,10 @@ def test_the_companion_papers_config_plans_its_sweeps_on_gpus(dry_run):
     with_snapshots = [name for name, sweep in config["sweeps"].items() if sweep.get("snapshots")]
     assert jobs["sweep_train_with_snapshots"] == jobs["sweep_run_trajectory"] == sum(runs[n] for n in with_snapshots)
     assert jobs["sweep_train"] == runs["goldilocks_mnist"] == 54
-    assert {rule: jobs.get(rule) for rule in ("check_local", "check_saddle", "check_spectra", "check_goldilocks")} == {
-        "check_local": 2, "check_saddle": 2, "check_spectra": 2, "check_goldilocks": 1}
+    assert {rule: jobs.get(rule) for rule in ("check_sweep", "check_saddle")} == {"check_sweep": 5, "check_saddle": 2}
+    for kind, sweeps in (("local", ["early_training_mnist", "early_training_cifar"]), ("spectra", ["clusters", "width"]),
+                         ("goldilocks", ["goldilocks_mnist"])):
+        assert all(f"results/checks/{kind}_{sweep}.csv" in result.stdout for sweep in sweeps)
     assert jobs["download_data"] == 2
     for rule in ("sweep_run_trajectory", "check_saddle"):
         lines = resources_of(result.stdout, rule)

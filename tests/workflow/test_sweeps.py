@@ -75,14 +75,14 @@ def test_a_bad_generated_run_stops_before_any_job(tmp_path, grid, message):
 
 def test_local_geometry_plans_with_the_sweeps_own_settings(tmp_path, dry_run):
     sweeps = {"early": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1]}, "hessian": {"k_top": 5},
-                        "local": {"logit_examples": 17}, "snapshots": [0, 2, 8]},
+                        "local": {"logit_examples": 17}, "snapshots": [0, 2, 8], "checks": ["local"]},
               "end": {"base": "blobs_mlp", "grid": {"train.seed": [0, 1, 2]}, "hessian": True, "local": True}}
     result = dry_run(config_with(tmp_path, sweeps), "results/checks/summary.csv", "F9", "results/sweeps/end/runs.csv")
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    assert {rule: jobs.get(rule) for rule in ("sweep_hessian", "sweep_local", "sweep_run_trajectory", "check_local",
+    assert {rule: jobs.get(rule) for rule in ("sweep_hessian", "sweep_local", "sweep_run_trajectory", "check_sweep",
                                               "F9")} == {
-        "sweep_hessian": 3, "sweep_local": 3, "sweep_run_trajectory": 2, "check_local": 1, "F9": 1}
+        "sweep_hessian": 3, "sweep_local": 3, "sweep_run_trajectory": 2, "check_sweep": 1, "F9": 1}
     assert "results/checks/local_early.csv" in result.stdout
     assert "results/sweeps/early/seed=1/trajectory/points.json" in result.stdout
     assert "results/sweeps/end/seed=2/local.json" in result.stdout

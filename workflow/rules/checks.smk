@@ -7,7 +7,7 @@ rule check_synthetic:
         rows="results/checks/synthetic.csv",
         samples="results/checks/synthetic_samples.npz",
     params:
-        settings=block_json("checks", "synthetic"),
+        settings=PLAN.block_json("checks", "synthetic"),
     priority: PRIORITY["check_synthetic"]
     log:
         "logs/checks/synthetic.log",
@@ -36,17 +36,17 @@ rule check_model:
         sign="results/{experiment}/checks/sign_question.json",
         bias="results/{experiment}/checks/bias_vs_step.csv",
     params:
-        settings=with_device("checks", "models"),
+        settings=PLAN.with_device("checks", "models"),
     priority: PRIORITY["check_model"]
     log:
         "logs/checks/model_{experiment}.log",
     benchmark:
         "results/{experiment}/checks/benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("check_model", 240),
         mem_mb=8000,
-        gpu=stage_gpus("checks", "models"),
+        gpu=PLAN.stage_gpus("checks", "models"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:
@@ -74,11 +74,11 @@ rule check_curvature:
         "logs/checks/curvature_{experiment}.log",
     benchmark:
         "results/{experiment}/checks/curvature.benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("check_curvature", 120),
         mem_mb=8000,
-        gpu=stage_gpus("surfaces"),
+        gpu=PLAN.stage_gpus("surfaces"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:
@@ -87,73 +87,29 @@ rule check_curvature:
         "--out {output.rows:q} --meta-out {output.meta:q} > {log:q} 2>&1"
 
 
-# The local Hessian phenomena along training (Sagun et al.; Fort & Ganguli): one table of rows per sweep with
-# snapshots and local geometry, from its trajectory table.
-rule check_local:
+# A sweep's checks that judge one of its tables (the kinds in lossgeom.planning.checks): the local phenomena along
+# training from trajectory.csv (Sagun et al.; Fort & Ganguli), bulk and outliers across data and width, and the
+# Goldilocks zone of subspace training (Fort & Ganguli; Fort & Scherlis; Li et al.) from runs.csv.
+rule check_sweep:
     input:
-        "results/sweeps/{sweep}/trajectory.csv",
+        lambda wildcards: PLAN.check_table(wildcards.kind, wildcards.sweep),
     output:
-        "results/checks/local_{sweep}.csv",
+        "results/checks/{kind}_{sweep}.csv",
     log:
-        "logs/checks/local_{sweep}.log",
+        "logs/checks/{kind}_{sweep}.log",
     benchmark:
-        "results/checks/local_{sweep}.benchmark.tsv"
+        "results/checks/{kind}_{sweep}.benchmark.tsv"
     resources:
         runtime=10,
         mem_mb=2000,
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(LOCAL_TRAJECTORIES),
+        kind="local|spectra|goldilocks",
+        sweep=one_of(PLAN.with_check("local") + PLAN.with_check("spectra") + PLAN.with_check("goldilocks")),
     shell:
-        "python -m lossgeom check-sweep --kind local --sweep {wildcards.sweep:q} --table {input:q} --out {output:q} "
-        "> {log:q} 2>&1"
-
-
-# Bulk and outliers across sweeps of the data and the width (Sagun et al.; Fort & Ganguli): rows per sweep from its
-# run table (the final models' spectra).
-rule check_spectra:
-    input:
-        "results/sweeps/{sweep}/runs.csv",
-    output:
-        "results/checks/spectra_{sweep}.csv",
-    log:
-        "logs/checks/spectra_{sweep}.log",
-    benchmark:
-        "results/checks/spectra_{sweep}.benchmark.tsv"
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of(SPECTRA_SWEEPS),
-    shell:
-        "python -m lossgeom check-sweep --kind spectra --sweep {wildcards.sweep:q} --table {input:q} --out {output:q} "
-        "> {log:q} 2>&1"
-
-
-# The Goldilocks zone and training in random subspaces (Fort & Ganguli; Fort & Scherlis; Li et al.): rows per sweep
-# over model.init_scale and train.subspace_dim, from its run table.
-rule check_goldilocks:
-    input:
-        "results/sweeps/{sweep}/runs.csv",
-    output:
-        "results/checks/goldilocks_{sweep}.csv",
-    log:
-        "logs/checks/goldilocks_{sweep}.log",
-    benchmark:
-        "results/checks/goldilocks_{sweep}.benchmark.tsv"
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of(GOLDILOCKS_SWEEPS),
-    shell:
-        "python -m lossgeom check-sweep --kind goldilocks --sweep {wildcards.sweep:q} --table {input:q} --out {output:q} "
-        "> {log:q} 2>&1"
+        "python -m lossgeom check-sweep --kind {wildcards.kind} --sweep {wildcards.sweep:q} --table {input:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # The paper's claim on a real network early in training (issue 14 g): at the snapshot of a trajectory sweep with the
@@ -166,21 +122,21 @@ rule check_saddle:
         grids="results/sweeps/{sweep}/saddle/grids.npz",
         record="results/sweeps/{sweep}/saddle/saddle.json",
     params:
-        settings=with_device("saddle"),
+        settings=PLAN.with_device("saddle"),
         sweep_dir=lambda wildcards: f"results/sweeps/{wildcards.sweep}",
     log:
         "logs/checks/saddle_{sweep}.log",
     benchmark:
         "results/checks/saddle_{sweep}.benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=60,
         mem_mb=8000,
-        gpu=stage_gpus("saddle"),
+        gpu=PLAN.stage_gpus("saddle"),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(SADDLE_SWEEPS),
+        sweep=one_of(PLAN.with_check("saddle")),
     shell:
         "python -m lossgeom --threads {threads} early-saddle --sweep {wildcards.sweep:q} --trajectory {input:q} "
         "--sweep-dir {params.sweep_dir:q} --settings {params.settings:q} --rows {output.rows:q} "
@@ -190,11 +146,11 @@ rule check_saddle:
 # Learning rate, width and L2 move the curvature alike (Fort & Jastrzebski): rows across the trend sweeps.
 rule check_trends:
     input:
-        expand("results/sweeps/{sweep}/runs.csv", sweep=TREND_SWEEPS),
+        expand("results/sweeps/{sweep}/runs.csv", sweep=PLAN.with_check("trends")),
     output:
         "results/checks/trends.csv",
     params:
-        tables=" ".join(shlex.quote(f"{sweep}=results/sweeps/{sweep}/runs.csv") for sweep in TREND_SWEEPS),
+        tables=" ".join(shlex.quote(f"{sweep}=results/sweeps/{sweep}/runs.csv") for sweep in PLAN.with_check("trends")),
     log:
         "logs/checks/trends.log",
     benchmark:
@@ -212,31 +168,29 @@ rule check_trends:
 # batch continuation (lossgeom.stages.connectivity).
 rule check_connectivity:
     input:
-        models=lambda wildcards: sweep_outputs(wildcards.sweep, "model.pt"),
+        models=lambda wildcards: PLAN.each_run(wildcards.sweep, "model.pt"),
     output:
         rows="results/checks/connectivity_{sweep}.csv",
         summary="results/sweeps/{sweep}/connectivity/summary.json",
         paths="results/sweeps/{sweep}/connectivity/paths.csv",
         slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
     params:
-        runs=lambda wildcards: json.dumps({
-            run_id: {"model": f"results/sweeps/{wildcards.sweep}/{run_id}/model.pt", "grid": grid}
-            for run_id, grid in SWEEP_GRIDS[wildcards.sweep].items()}),
-        settings=lambda wildcards: sweep_connectivity_settings(wildcards.sweep),
+        runs=lambda wildcards: json.dumps(PLAN.connectivity_runs(wildcards.sweep)),
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["connectivity"],
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}.log",
     benchmark:
         "results/checks/connectivity_{sweep}.benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
-        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "connectivity"),
+        runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "connectivity"),
         mem_mb=8000,
-        gpu=lambda wildcards: gpus(json.loads(sweep_connectivity_settings(wildcards.sweep))["device"]),
+        gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["connectivity"]),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(set(CONNECTIVITY_SWEEPS) - set(SPLIT_CONNECTIVITY)),
+        sweep=one_of([s for s in PLAN.with_stage("connectivity") if s not in PLAN.split_connectivity]),
     shell:
         "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
         "--settings {params.settings:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
@@ -246,32 +200,28 @@ rule check_connectivity:
 # conditions each, then one job that merges their outputs into what check_connectivity writes.
 rule connectivity_part:
     input:
-        models=lambda wildcards: [f"results/sweeps/{wildcards.sweep}/{run_id}/model.pt"
-                                  for run_id in CONNECTIVITY_PARTS[wildcards.sweep][int(wildcards.part)]],
+        models=lambda wildcards: [run["model"] for run in PLAN.connectivity_runs(wildcards.sweep, int(wildcards.part)).values()],
     output:
         summary="results/sweeps/{sweep}/connectivity/part{part}/summary.json",
         paths="results/sweeps/{sweep}/connectivity/part{part}/paths.csv",
         slices="results/sweeps/{sweep}/connectivity/part{part}/simplex_slice.npz",
     params:
-        runs=lambda wildcards: json.dumps({
-            run_id: {"model": f"results/sweeps/{wildcards.sweep}/{run_id}/model.pt",
-                     "grid": SWEEP_GRIDS[wildcards.sweep][run_id]}
-            for run_id in CONNECTIVITY_PARTS[wildcards.sweep][int(wildcards.part)]}),
-        settings=lambda wildcards: sweep_connectivity_settings(wildcards.sweep),
+        runs=lambda wildcards: json.dumps(PLAN.connectivity_runs(wildcards.sweep, int(wildcards.part))),
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["connectivity"],
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}/part{part}.log",
     benchmark:
         "results/sweeps/{sweep}/connectivity/part{part}/benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
-        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "connectivity"),
+        runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "connectivity"),
         mem_mb=8000,
-        gpu=lambda wildcards: gpus(json.loads(sweep_connectivity_settings(wildcards.sweep))["device"]),
+        gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["connectivity"]),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(SPLIT_CONNECTIVITY),
+        sweep=one_of(PLAN.split_connectivity),
         part=r"\d+",
     shell:
         "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
@@ -281,7 +231,7 @@ rule connectivity_part:
 rule merge_connectivity:
     input:
         parts=lambda wildcards: [f"results/sweeps/{wildcards.sweep}/connectivity/part{i}/summary.json"
-                                 for i in range(len(CONNECTIVITY_PARTS[wildcards.sweep]))],
+                                 for i in range(len(SWEEPS[wildcards.sweep].connectivity_parts))],
     output:
         rows="results/checks/connectivity_{sweep}.csv",
         summary="results/sweeps/{sweep}/connectivity/summary.json",
@@ -289,7 +239,7 @@ rule merge_connectivity:
         slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
     params:
         folders=lambda wildcards, input: [str(Path(p).parent) for p in input.parts],
-        order=lambda wildcards: json.dumps(list(SWEEP_GRIDS[wildcards.sweep])),
+        order=lambda wildcards: json.dumps(list(SWEEPS[wildcards.sweep].runs)),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}.log",
@@ -300,7 +250,7 @@ rule merge_connectivity:
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(SPLIT_CONNECTIVITY),
+        sweep=one_of(PLAN.split_connectivity),
     shell:
         "python -m lossgeom connectivity-merge --sweep {wildcards.sweep:q} --parts {params.folders:q} "
         "--order {params.order:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
@@ -323,7 +273,7 @@ rule check_taxonomy:
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(TAXONOMY_SWEEPS),
+        sweep=one_of(PLAN.with_check("taxonomy")),
     shell:
         "python -m lossgeom taxonomy --sweep {wildcards.sweep:q} --runs-table {input.runs:q} "
         "--connectivity {input.connectivity:q} --cells {output.cells:q} --rows {output.rows:q} > {log:q} 2>&1"
@@ -331,17 +281,8 @@ rule check_taxonomy:
 
 rule checks_table:
     input:
-        tables=[rules.check_synthetic.output.rows]
-        + expand("results/checks/model_{experiment}.csv", experiment=EXPERIMENTS)
-        + expand("results/checks/curvature_{experiment}.csv", experiment=EXPERIMENTS)
-        + expand("results/checks/local_{sweep}.csv", sweep=LOCAL_TRAJECTORIES)
-        + expand("results/checks/spectra_{sweep}.csv", sweep=SPECTRA_SWEEPS)
-        + expand("results/checks/saddle_{sweep}.csv", sweep=SADDLE_SWEEPS)
-        + expand("results/checks/goldilocks_{sweep}.csv", sweep=GOLDILOCKS_SWEEPS)
-        + expand("results/checks/connectivity_{sweep}.csv", sweep=[s for s in CONNECTIVITY_SWEEPS if s not in TAXONOMY_SWEEPS])
-        + expand("results/checks/taxonomy_{sweep}.csv", sweep=TAXONOMY_SWEEPS)
-        + (["results/checks/trends.csv"] if len(TREND_SWEEPS) >= 2 else []),
-        signs=expand("results/{experiment}/checks/sign_question.json", experiment=EXPERIMENTS),
+        tables=PLAN.check_tables(),
+        signs=expand("results/{experiment}/checks/sign_question.json", experiment=PLAN.experiments),
     output:
         table="results/checks/summary.csv",
         signs="results/checks/sign_question.csv",
@@ -364,7 +305,7 @@ rule synthetic_landscapes:
         grids="results/synthetic/landscapes.npz",
         meta="results/synthetic/landscapes.json",
     params:
-        settings=block_json("figures", "landscapes"),
+        settings=PLAN.block_json("figures", "landscapes"),
     log:
         "logs/synthetic/landscapes.log",
     benchmark:
@@ -383,7 +324,7 @@ rule saddle_probability:
     output:
         "results/synthetic/saddle_probability.csv",
     params:
-        settings=block_json("figures", "saddle_probability"),
+        settings=PLAN.block_json("figures", "saddle_probability"),
     log:
         "logs/synthetic/saddle_probability.log",
     benchmark:

@@ -4,23 +4,21 @@
 
 rule job_costs:
     input:
-        unpack(experiment_data_input),
+        unpack(lambda wildcards: data_input(CONFIG["experiments"][wildcards.experiment])),
     output:
         "results/{experiment}/job_costs.json",
     params:
-        spec=lambda wildcards: experiment_spec(wildcards.experiment),
-        settings=lambda wildcards: json.dumps({"hessian": json.loads(with_device("hessian")), "surfaces": block("surfaces"),
-                                               "checks.models": block("checks", "models"), "runtimes": block("runtimes")},
-                                              sort_keys=True),
+        spec=lambda wildcards: PLAN.spec_json(CONFIG["experiments"][wildcards.experiment]),
+        settings=PLAN.job_costs_settings(),
     log:
         "logs/job_costs/{experiment}.log",
     benchmark:
         "results/{experiment}/job_costs.benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=30,
         mem_mb=8000,
-        gpu=stage_gpus("hessian"),
+        gpu=PLAN.stage_gpus("hessian"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:

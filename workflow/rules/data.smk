@@ -7,12 +7,12 @@ rule download_data:
     output:
         "results/data/{dataset}.json",
     params:
-        dataset=lambda wildcards: json.dumps(DOWNLOADS[wildcards.dataset], sort_keys=True),
+        dataset=lambda wildcards: json.dumps(PLAN.downloads[wildcards.dataset], sort_keys=True),
     log:
         "logs/download_data/{dataset}.log",
     localrule: True
     wildcard_constraints:
-        dataset=one_of(re.escape(key) for key in DOWNLOADS),
+        dataset=one_of([re.escape(key) for key in PLAN.downloads]),
     conda:
         "../../envs/lossgeom.yaml"
     shell:

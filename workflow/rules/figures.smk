@@ -3,42 +3,10 @@
 # Each figure is also a named target: `snakemake F5` (or `snakemake results/figures/F5.pdf`).
 
 
-PAIR_SWEEPS = [sweep for sweep in CONNECTIVITY_SWEEPS if sweep not in TAXONOMY_SWEEPS]
+FIGURES = figure_inputs(PLAN)  # figure -> (its input files, what it shows or None, the notebook parameter)
 
 
-# figure -> (its input files, the experiments it shows or None); a figure without experiments to show is left out
-FIGURES = {
-    "F1": (["results/synthetic/landscapes.npz"], None),
-    "F2": (["results/checks/synthetic_samples.npz"], None),
-    "F3": (["results/synthetic/saddle_probability.csv", "results/checks/synthetic.csv"], None),
-    "F4": (per_experiment("results/{experiment}/checks/trace_vs_samples.csv", EXPERIMENTS), EXPERIMENTS),
-    "F5": (per_experiment("results/{experiment}/surfaces/surfaces.npz", CLASSIFIERS)
-           + per_experiment("results/{experiment}/hessian/summary.json", CLASSIFIERS), CLASSIFIERS),
-    "F6": (per_experiment("results/{experiment}/surfaces/surfaces.npz", REGRESSORS)
-           + per_experiment("results/{experiment}/hessian/summary.json", REGRESSORS), REGRESSORS),
-    "F7": (per_experiment("results/{experiment}/hessian/density.csv", EXPERIMENTS)
-           + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
-    "F8": (per_experiment("results/{experiment}/checks/bias_vs_step.csv", EXPERIMENTS)
-           + per_experiment("results/{experiment}/hessian/summary.json", EXPERIMENTS), EXPERIMENTS),
-    "F9": ([f"results/sweeps/{sweep}/trajectory.csv" for sweep in LOCAL_TRAJECTORIES], LOCAL_TRAJECTORIES),
-    "F10": ([f"results/sweeps/{sweep}/runs.csv" for sweep in GOLDILOCKS_SWEEPS], GOLDILOCKS_SWEEPS),
-    "F11": ([f"results/sweeps/{sweep}/runs.csv" for sweep in SPECTRA_SWEEPS], SPECTRA_SWEEPS),
-    "F12": ([f"results/sweeps/{sweep}/saddle/saddle.json" for sweep in SADDLE_SWEEPS]
-            + [f"results/checks/saddle_{sweep}.csv" for sweep in SADDLE_SWEEPS], SADDLE_SWEEPS),
-    # the phase diagrams' many cells are F15's, not F13's
-    "F13": ([f"results/sweeps/{sweep}/connectivity/{name}" for sweep in PAIR_SWEEPS
-             for name in ("summary.json", "paths.csv", "simplex_slice.npz")], PAIR_SWEEPS),
-    "F14": ([f"results/sweeps/{sweep}/{name}" for sweep in TREND_SWEEPS for name in
-             ("runs.csv",) + (("trajectory.csv",) if sweep in SNAPSHOT_STEPS else ())], TREND_SWEEPS),
-    "F15": ([f"results/sweeps/{sweep}/taxonomy/cells.csv" for sweep in TAXONOMY_SWEEPS]
-            + [f"results/checks/taxonomy_{sweep}.csv" for sweep in TAXONOMY_SWEEPS], TAXONOMY_SWEEPS),
-}
-FIGURES = {name: spec for name, spec in FIGURES.items() if spec[1] is None or spec[1]}
-SHOWN_AS = {"F9": "sweeps", "F10": "sweeps", "F11": "sweeps", "F12": "sweeps", "F13": "sweeps", "F14": "sweeps",
-            "F15": "sweeps"}  # the notebook parameter naming what a figure shows (default: experiments)
-
-
-for figure, (data, experiments) in FIGURES.items():
+for figure, (data, shown, shown_as) in FIGURES.items():
 
     rule:
         name:
@@ -51,7 +19,7 @@ for figure, (data, experiments) in FIGURES.items():
             png=report(f"results/figures/{figure}.png", caption=f"../report/{figure}.rst", category="Figures"),
             notebook=f"results/figures/{figure}.ipynb",
         params:
-            parameters=notebook_parameters(figure, experiments, SHOWN_AS.get(figure, "experiments")),
+            parameters=notebook_parameters(figure, shown, shown_as),
         log:
             f"logs/figures/{figure}.log",
         benchmark:
@@ -74,7 +42,7 @@ rule T1:
         hessian=rules.hessian_summary.output,
         checks=rules.checks_table.output.table,
         signs=rules.checks_table.output.signs,
-        traces=per_experiment("results/{experiment}/checks/trace_vs_samples.csv", EXPERIMENTS),
+        traces=expand("results/{experiment}/checks/trace_vs_samples.csv", experiment=PLAN.experiments),
     output:
         csv="results/figures/T1.csv",
         html=report("results/figures/T1.html", caption="../report/T1.rst", category="Tables"),
@@ -82,7 +50,7 @@ rule T1:
         notebook="results/figures/T1.ipynb",
     params:
         parameters=lambda wildcards, output: json.dumps({
-            "results": "results", "experiments": EXPERIMENTS, "output_csv": output.csv,
+            "results": "results", "experiments": PLAN.experiments, "output_csv": output.csv,
             "output_html": output.html, "output_checks_html": output.checks}),
     log:
         "logs/figures/T1.log",

@@ -14,18 +14,18 @@ rule hessian:
         nodes="results/{experiment}/hessian/slq_nodes.csv",
     params:
         model=lambda wildcards, input: input.model,  # a snapshot's Hessian names a file inside its folder
-        settings=with_device("hessian"),
+        settings=PLAN.with_device("hessian"),
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     priority: PRIORITY["hessian"]
     log:
         "logs/hessian/{experiment}.log",
     benchmark:
         "results/{experiment}/hessian/benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("hessian", 240),
         mem_mb=8000,
-        gpu=stage_gpus("hessian"),
+        gpu=PLAN.stage_gpus("hessian"),
     conda:
         "../../envs/lossgeom.yaml"
     shell:
@@ -35,7 +35,7 @@ rule hessian:
 
 rule hessian_summary:
     input:
-        expand("results/{experiment}/hessian/summary.json", experiment=EXPERIMENTS),
+        expand("results/{experiment}/hessian/summary.json", experiment=PLAN.experiments),
     output:
         "results/hessian_summary.csv",
     log:

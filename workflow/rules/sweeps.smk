@@ -10,14 +10,14 @@
 
 use rule train as sweep_train with:
     input:
-        unpack(lambda wildcards: data_input(SWEEP_SPECS[wildcards.sweep][wildcards.run])),
+        unpack(lambda wildcards: data_input(SWEEPS[wildcards.sweep].runs[wildcards.run])),
     output:
         model="results/sweeps/{sweep}/{run}/model.pt",
         metrics="results/sweeps/{sweep}/{run}/metrics.csv",
         summary="results/sweeps/{sweep}/{run}/train.json",
     params:
         name=lambda wildcards: f"{wildcards.sweep}/{wildcards.run}",
-        spec=lambda wildcards: sweep_run_spec(wildcards.sweep, wildcards.run),
+        spec=lambda wildcards: PLAN.spec_json(SWEEPS[wildcards.sweep].runs[wildcards.run]),
         out_dir=lambda wildcards, output: Path(output.model).parent,
     log:
         "logs/sweeps/{sweep}/{run}/train.log",
@@ -26,11 +26,11 @@ use rule train as sweep_train with:
     group:
         "sweeps"
     resources:
-        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "train"),
+        runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "train"),
         mem_mb=4000,
-        gpu=lambda wildcards: spec_gpus(SWEEP_SPECS[wildcards.sweep][wildcards.run]),
+        gpu=lambda wildcards: PLAN.spec_gpus(SWEEPS[wildcards.sweep].runs[wildcards.run]),
     wildcard_constraints:
-        sweep=one_of(set(SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),
+        sweep=one_of([s for s in SWEEPS if s not in PLAN.with_snapshots + PLAN.batched]),
 
 
 use rule sweep_train as sweep_train_with_snapshots with:
@@ -40,7 +40,7 @@ use rule sweep_train as sweep_train_with_snapshots with:
         summary="results/sweeps/{sweep}/{run}/train.json",
         snapshots=directory("results/sweeps/{sweep}/{run}/snapshots"),
     wildcard_constraints:
-        sweep=one_of(set(SNAPSHOT_STEPS) - set(BATCHES)),
+        sweep=one_of([s for s in PLAN.with_snapshots if s not in PLAN.batched]),
 
 
 use rule hessian as sweep_hessian with:
@@ -48,7 +48,7 @@ use rule hessian as sweep_hessian with:
         model="results/sweeps/{sweep}/{run}/model.pt",
     params:
         model=lambda wildcards, input: input.model,
-        settings=sweep_hessian_settings,
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
         out_dir=lambda wildcards, output: Path(output.summary).parent,
     output:
         summary="results/sweeps/{sweep}/{run}/hessian/summary.json",
@@ -63,11 +63,11 @@ use rule hessian as sweep_hessian with:
     group:
         "sweeps"
     resources:
-        runtime=lambda wildcards: sweep_runtime(wildcards.sweep, "hessian"),
+        runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "hessian"),
         mem_mb=8000,
-        gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep, ["hessian"]),
+        gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["hessian"]),
     wildcard_constraints:
-        sweep=one_of(set(HESSIAN_SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),  # a trajectory's end is its final model
+        sweep=one_of([s for s in PLAN.with_stage("hessian") if s not in PLAN.with_snapshots + PLAN.batched]),  # a trajectory's end is its final model
 
 
 rule sweep_local:
@@ -78,22 +78,22 @@ rule sweep_local:
     output:
         "results/sweeps/{sweep}/{run}/local.json",
     params:
-        settings=sweep_local_settings,
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["local"],
     log:
         "logs/sweeps/{sweep}/{run}/local.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/local.benchmark.tsv"
     group:
         "sweeps"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=60,
-        mem_mb=lambda wildcards: sweep_measure_mem_mb(wildcards.sweep, [wildcards.run]),
-        gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep, ["local"]),
+        mem_mb=lambda wildcards: PLAN.measure_mem_mb(wildcards.sweep, [wildcards.run]),
+        gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["local"]),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(set(LOCAL_SWEEPS) - set(SNAPSHOT_STEPS) - set(BATCHES)),
+        sweep=one_of([s for s in PLAN.with_stage("local") if s not in PLAN.with_snapshots + PLAN.batched]),
     shell:
         "python -m lossgeom --threads {threads} local-geometry --model {input.model:q} --hessian {input.hessian:q} "
         "--eigenvectors {input.eigenvectors:q} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
@@ -112,24 +112,22 @@ rule sweep_run_trajectory:
     output:
         "results/sweeps/{sweep}/{run}/trajectory/points.json",
     params:
-        hessian=sweep_hessian_settings,
-        local=lambda wildcards: (
-            f"--local-settings {shlex.quote(sweep_local_settings(wildcards))}" if wildcards.sweep in LOCAL_SWEEPS else ""
-        ),
+        hessian=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
+        local=lambda wildcards: measure_options(wildcards.sweep, ["local"]),
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     log:
         "logs/sweeps/{sweep}/{run}/trajectory.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/trajectory.benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
-        runtime=lambda wildcards: 60 * len(SNAPSHOT_STEPS[wildcards.sweep]),
-        mem_mb=lambda wildcards: sweep_measure_mem_mb(wildcards.sweep, [wildcards.run]),
-        gpu=lambda wildcards: sweep_measure_gpus(wildcards.sweep),
+        runtime=lambda wildcards: 60 * len(SWEEPS[wildcards.sweep].snapshots),
+        mem_mb=lambda wildcards: PLAN.measure_mem_mb(wildcards.sweep, [wildcards.run]),
+        gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep),
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(set(SNAPSHOT_STEPS) & set(HESSIAN_SWEEPS) - set(BATCHES)),
+        sweep=one_of([s for s in PLAN.with_snapshots if s in PLAN.with_stage("hessian") and s not in PLAN.batched]),
     shell:
         "python -m lossgeom --threads {threads} run-trajectory --snapshots {input.snapshots:q} "
         "--final-model {input.model:q} --hessian-settings {params.hessian:q} {params.local} "
@@ -139,34 +137,30 @@ rule sweep_run_trajectory:
 # A sweep with `batch: n` gives its runs to jobs n at a time (lossgeom.stages.sweep_batch): each job trains its runs
 # in turn and measures each as the per-run jobs above would, into the same files. One rule per batch, generated.
 # Not in the group "sweeps": a batch is a job of some size already, and may ask for a GPU (see above).
-for sweep, batches in BATCHES.items():
-    for index, batch in enumerate(batches):
+for sweep in PLAN.batched:
+    for index, batch in enumerate(SWEEPS[sweep].batches):
 
         rule:
             name:
                 f"sweep_batch_{sweep}_{index}"
             input:  # keys by run: two runs' data files under one key would keep only the last
                 **{f"{key}_{position}": path for position, run_id in enumerate(batch)
-                   for key, path in data_input(SWEEP_SPECS[sweep][run_id]).items()},
+                   for key, path in data_input(SWEEPS[sweep].runs[run_id]).items()},
             output:
-                [path for run_id in batch for path in run_outputs(sweep, run_id)],
+                [directory(path) if path.endswith("/snapshots") else path
+                 for run_id in batch for path in PLAN.run_files(sweep, run_id)],
             params:
-                runs=json.dumps({run_id: {"spec": json.loads(sweep_run_spec(sweep, run_id)),
-                                          "out_dir": f"results/sweeps/{sweep}/{run_id}"} for run_id in batch}),
-                measure=(f"--hessian-settings {shlex.quote(sweep_hessian_settings(SimpleNamespace(sweep=sweep)))}"
-                         if sweep in HESSIAN_SWEEPS else "")
-                + (f" --local-settings {shlex.quote(sweep_local_settings(SimpleNamespace(sweep=sweep)))}"
-                   if sweep in LOCAL_SWEEPS else ""),
+                runs=PLAN.batch_runs_json(sweep, index),
+                measure=measure_options(sweep),
             log:
                 f"logs/sweeps/{sweep}/batch{index}.log",
             benchmark:
                 f"results/sweeps/{sweep}/batch{index}.benchmark.tsv"
-            threads: config["threads"]
+            threads: CONFIG["threads"]
             resources:
-                runtime=batch_runtime(sweep, len(batch)),
-                mem_mb=sweep_measure_mem_mb(sweep, batch) if sweep in HESSIAN_SWEEPS else 8000,
-                gpu=max([spec_gpus(SWEEP_SPECS[sweep][run_id]) for run_id in batch]
-                        + ([sweep_measure_gpus(sweep)] if sweep in HESSIAN_SWEEPS else [])),
+                runtime=PLAN.batch_runtime(sweep, index),
+                mem_mb=PLAN.batch_mem_mb(sweep, index),
+                gpu=PLAN.batch_gpus(sweep, index),
             conda:
                 "../../envs/lossgeom.yaml"
             shell:
@@ -175,15 +169,13 @@ for sweep, batches in BATCHES.items():
 
 rule sweep_trajectory:
     input:
-        snapshots=lambda wildcards: sweep_outputs(wildcards.sweep, "snapshots"),
-        points=lambda wildcards: sweep_outputs(wildcards.sweep, "trajectory/points.json") if wildcards.sweep in HESSIAN_SWEEPS else [],
+        snapshots=lambda wildcards: PLAN.each_run(wildcards.sweep, "snapshots"),
+        points=lambda wildcards: PLAN.each_run(wildcards.sweep, "trajectory/points.json") if SWEEPS[wildcards.sweep].hessian else [],
     output:
         "results/sweeps/{sweep}/trajectory.csv",
     params:
-        grid=lambda wildcards: json.dumps(SWEEP_GRIDS[wildcards.sweep]),
-        runs=lambda wildcards: json.dumps(
-            {run_id: f"results/sweeps/{wildcards.sweep}/{run_id}" for run_id in SWEEP_SPECS[wildcards.sweep]}
-        ),
+        grid=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep].grid),
+        runs=lambda wildcards: json.dumps(PLAN.run_folders(wildcards.sweep)),
     log:
         "logs/sweeps/{sweep}/trajectory.log",
     benchmark:
@@ -191,22 +183,20 @@ rule sweep_trajectory:
     conda:
         "../../envs/lossgeom.yaml"
     wildcard_constraints:
-        sweep=one_of(SNAPSHOT_STEPS),
+        sweep=one_of(PLAN.with_snapshots),
     shell:
         "python -m lossgeom sweep-trajectory --grid {params.grid:q} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule sweep_table:
     input:
-        runs=lambda wildcards: sweep_outputs(wildcards.sweep, "train.json"),
-        measured=sweep_run_measurements,
+        runs=lambda wildcards: PLAN.each_run(wildcards.sweep, "train.json"),
+        measured=lambda wildcards: PLAN.run_measurements(wildcards.sweep),
     output:
         "results/sweeps/{sweep}/runs.csv",
     params:
-        grid=lambda wildcards: json.dumps(SWEEP_GRIDS[wildcards.sweep]),
-        runs=lambda wildcards: json.dumps(
-            {run_id: f"results/sweeps/{wildcards.sweep}/{run_id}" for run_id in SWEEP_SPECS[wildcards.sweep]}
-        ),
+        grid=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep].grid),
+        runs=lambda wildcards: json.dumps(PLAN.run_folders(wildcards.sweep)),
     log:
         "logs/sweeps/{sweep}/table.log",
     benchmark:

@@ -4,7 +4,7 @@
 
 rule train:
     input:
-        unpack(experiment_data_input),
+        unpack(lambda wildcards: data_input(CONFIG["experiments"][wildcards.experiment])),
         unpack(job_costs_input),
     output:
         model="results/{experiment}/model.pt",
@@ -12,18 +12,18 @@ rule train:
         summary="results/{experiment}/train.json",
     params:
         name=lambda wildcards: wildcards.experiment,
-        spec=lambda wildcards: experiment_spec(wildcards.experiment),
+        spec=lambda wildcards: PLAN.spec_json(CONFIG["experiments"][wildcards.experiment]),
         out_dir=lambda wildcards, output: Path(output.model).parent,
     priority: PRIORITY["train"]
     log:
         "logs/train/{experiment}.log",
     benchmark:
         "results/{experiment}/train.benchmark.tsv"
-    threads: config["threads"]
+    threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("train", 720),
         mem_mb=4000,
-        gpu=training_gpus,
+        gpu=lambda wildcards: PLAN.spec_gpus(CONFIG["experiments"][wildcards.experiment]),
     conda:
         "../../envs/lossgeom.yaml"
     shell:
@@ -33,7 +33,7 @@ rule train:
 
 rule training_summary:
     input:
-        expand("results/{experiment}/train.json", experiment=EXPERIMENTS),
+        expand("results/{experiment}/train.json", experiment=PLAN.experiments),
     output:
         "results/training_summary.csv",
     log:

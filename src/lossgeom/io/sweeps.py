@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from typing import Any, Mapping
 
@@ -155,3 +156,32 @@ def snapshot_steps(sweep: Mapping[str, Any]) -> list[int]:
 def grid_values(sweep: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """{run id: {key path: value}}: the grid coordinates of every run (for the sweep's table)."""
     return {run_id(point): point for point in grid_points(sweep["grid"], "sweep")}
+
+
+SEED_KEY = "train.seed"
+
+
+def condition_label(point: Mapping[str, Any], skip: tuple[str, ...] = (SEED_KEY,)) -> str:
+    """A run's condition: its grid values but the seed, as a label, e.g. ``batch_size=32, hidden=[2]``.
+
+    >>> condition_label({"train.batch_size": 32, "model.hidden": [2], "train.seed": 1})
+    'batch_size=32, hidden=[2]'
+    >>> condition_label({"train.seed": 1})
+    'all runs'
+    """
+    return ", ".join(f"{k.split('.')[-1]}={json.dumps(v)}" for k, v in point.items() if k not in skip) or "all runs"
+
+
+def conditions(grid: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The runs grouped by condition, in grid order: {condition label: run ids}. The connectivity stage compares the
+    seeds of one condition; the workflow deals whole conditions to its jobs.
+
+    >>> conditions({"b=32_s=0": {"train.batch_size": 32, "train.seed": 0},
+    ...             "b=32_s=1": {"train.batch_size": 32, "train.seed": 1},
+    ...             "b=64_s=0": {"train.batch_size": 64, "train.seed": 0}})
+    {'batch_size=32': ['b=32_s=0', 'b=32_s=1'], 'batch_size=64': ['b=64_s=0']}
+    """
+    found: dict[str, list[str]] = {}
+    for name, point in grid.items():
+        found.setdefault(condition_label(point), []).append(name)
+    return found

@@ -1,0 +1,66 @@
+"""Two facts of an experiment that need its model or data built (torch): N and the number of optimizer steps.
+
+The plan asks for them only where a sweep needs them (a subspace dimension to bound, dense matrices to size,
+snapshots to place), each distinct dataset and model once; torch is imported on the first question, so a config
+without such sweeps is planned without it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Mapping
+
+
+class ModelFacts:
+    """N and the training steps of experiment specs, computed once per distinct spec (or by the given functions)."""
+
+    def __init__(self, parameters: Callable[[Mapping[str, Any]], int] | None = None,
+                 training_steps: Callable[[Mapping[str, Any]], int | None] | None = None):
+        self._parameters = parameters or _parameters
+        self._training_steps = training_steps
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def _cached(self, what: str, keys: tuple[str, ...], spec: Mapping[str, Any], compute: Callable) -> Any:
+        key = (what, json.dumps({k: spec.get(k) for k in keys}, sort_keys=True, default=str))
+        if key not in self._cache:
+            self._cache[key] = compute(spec)
+        return self._cache[key]
+
+    def parameters(self, spec: Mapping[str, Any]) -> int:
+        """N, the model's trainable parameters."""
+        return self._cached("N", ("dataset", "model"), spec, self._parameters)
+
+    def training_steps(self, spec: Mapping[str, Any]) -> int | None:
+        """Optimizer steps of the whole training, epochs x ceil(training examples / batch size), as the training loop
+        counts them; None where the data are not at hand (on-disk datasets: their jobs check the steps)."""
+        if self._training_steps is not None:
+            return self._training_steps(spec)
+        examples = self._cached("examples", ("dataset",), spec, _training_examples)
+        if examples is None:
+            return None
+        epochs, batch_size = _train_value(spec, "epochs"), _train_value(spec, "batch_size")
+        return epochs * math.ceil(examples / batch_size)
+
+
+def _parameters(spec: Mapping[str, Any]) -> int:
+    from ..training.loop import model_size
+
+    return model_size(spec)
+
+
+def _training_examples(spec: Mapping[str, Any]) -> int | None:
+    """The training examples of a spec's dataset (train_fraction applied); None for the on-disk datasets, which are
+    not read when planning."""
+    from ..problems.data import ON_DISK_SHAPES, DATASETS, load_dataset
+
+    if spec["dataset"]["name"] in ON_DISK_SHAPES:
+        return None
+    return len(load_dataset(DATASETS.resolve(spec["dataset"])).x_train)
+
+
+def _train_value(spec: Mapping[str, Any], key: str) -> Any:
+    """A train setting of a spec, or its default (the one source: :class:`lossgeom.settings.TrainSettings`)."""
+    from ..settings import TrainSettings
+
+    return spec.get("train", {}).get(key, getattr(TrainSettings(), key))
