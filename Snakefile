@@ -30,6 +30,7 @@ include: "workflow/rules/sweeps.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.training_summary.output,
         rules.hessian_summary.output,
@@ -38,4 +39,3 @@ rule all:
         rules.figures.input,
         expand("results/sweeps/{sweep}/runs.csv", sweep=list(SWEEPS)),
         expand("results/sweeps/{sweep}/trajectory.csv", sweep=PLAN.with_snapshots),
-    default_target: True

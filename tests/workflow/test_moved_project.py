@@ -20,7 +20,8 @@ def snakemake(project, *args):
 
 
 def test_a_moved_project_has_nothing_to_do(tmp_path):
-    first = tmp_path / "first"
+    """Built in a folder whose path holds a space (every job's shell prefix names the library's path), then moved."""
+    first = tmp_path / "first project"
     first.mkdir()
     for name in PROJECT:
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2

@@ -6,19 +6,19 @@ rule check_synthetic:
     output:
         rows="results/checks/synthetic.csv",
         samples="results/checks/synthetic_samples.npz",
-    params:
-        settings=PLAN.block_json("checks", "synthetic"),
-    priority: PRIORITY["check_synthetic"]
     log:
         "logs/checks/synthetic.log",
     benchmark:
         "results/checks/synthetic.benchmark.tsv"
+    priority: PRIORITY["check_synthetic"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: 1
     resources:
         runtime=60,
         mem_mb=4000,
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        settings=PLAN.block_json("checks", "synthetic"),
     shell:
         "python -m lossgeom --threads {threads} check-synthetic --settings {params.settings:q} --out {output.rows:q} "
         "--samples-out {output.samples:q} > {log:q} 2>&1"
@@ -35,20 +35,20 @@ rule check_model:
         trace="results/{experiment}/checks/trace_vs_samples.csv",
         sign="results/{experiment}/checks/sign_question.json",
         bias="results/{experiment}/checks/bias_vs_step.csv",
-    params:
-        settings=PLAN.with_device("checks", "models"),
-    priority: PRIORITY["check_model"]
     log:
         "logs/checks/model_{experiment}.log",
     benchmark:
         "results/{experiment}/checks/benchmark.tsv"
+    priority: PRIORITY["check_model"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("check_model", 240),
         mem_mb=8000,
         gpu=PLAN.stage_gpus("checks", "models"),
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        settings=PLAN.with_device("checks", "models"),
     shell:
         "python -m lossgeom --threads {threads} check-model --name {wildcards.experiment:q} --model {input.model:q} "
         "--hessian {input.hessian:q} --settings {params.settings:q} --out {output.rows:q} "
@@ -69,18 +69,18 @@ rule check_curvature:
     output:
         rows="results/checks/curvature_{experiment}.csv",
         meta="results/{experiment}/checks/surface_curvature.json",
-    priority: PRIORITY["check_curvature"]
     log:
         "logs/checks/curvature_{experiment}.log",
     benchmark:
         "results/{experiment}/checks/curvature.benchmark.tsv"
+    priority: PRIORITY["check_curvature"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("check_curvature", 120),
         mem_mb=8000,
         gpu=PLAN.stage_gpus("surfaces"),
-    conda:
-        "../../envs/lossgeom.yaml"
     shell:
         "python -m lossgeom --threads {threads} check-curvature --name {wildcards.experiment:q} --model {input.model:q} "
         "--eigenvectors {input.eigenvectors:q} --surfaces {input.surfaces:q} --surfaces-meta {input.meta:q} "
@@ -99,14 +99,14 @@ rule check_sweep:
         "logs/checks/{kind}_{sweep}.log",
     benchmark:
         "results/checks/{kind}_{sweep}.benchmark.tsv"
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    conda:
-        "../../envs/lossgeom.yaml"
     wildcard_constraints:
         kind="local|spectra|goldilocks",
         sweep=one_of(PLAN.with_check("local") + PLAN.with_check("spectra") + PLAN.with_check("goldilocks")),
+    conda:
+        "../../envs/lossgeom.yaml"
+    resources:
+        runtime=10,
+        mem_mb=2000,
     shell:
         "python -m lossgeom check-sweep --kind {wildcards.kind} --sweep {wildcards.sweep:q} --table {input:q} "
         "--out {output:q} > {log:q} 2>&1"
@@ -121,22 +121,22 @@ rule check_saddle:
         rows="results/checks/saddle_{sweep}.csv",
         grids="results/sweeps/{sweep}/saddle/grids.npz",
         record="results/sweeps/{sweep}/saddle/saddle.json",
-    params:
-        settings=PLAN.with_device("saddle"),
-        sweep_dir=lambda wildcards: f"results/sweeps/{wildcards.sweep}",
     log:
         "logs/checks/saddle_{sweep}.log",
     benchmark:
         "results/checks/saddle_{sweep}.benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of(PLAN.with_check("saddle")),
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=60,
         mem_mb=8000,
         gpu=PLAN.stage_gpus("saddle"),
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of(PLAN.with_check("saddle")),
+    params:
+        settings=PLAN.with_device("saddle"),
+        sweep_dir=lambda wildcards: f"results/sweeps/{wildcards.sweep}",
     shell:
         "python -m lossgeom --threads {threads} early-saddle --sweep {wildcards.sweep:q} --trajectory {input:q} "
         "--sweep-dir {params.sweep_dir:q} --settings {params.settings:q} --rows {output.rows:q} "
@@ -149,17 +149,17 @@ rule check_trends:
         expand("results/sweeps/{sweep}/runs.csv", sweep=PLAN.with_check("trends")),
     output:
         "results/checks/trends.csv",
-    params:
-        tables=" ".join(shlex.quote(f"{sweep}=results/sweeps/{sweep}/runs.csv") for sweep in PLAN.with_check("trends")),
     log:
         "logs/checks/trends.log",
     benchmark:
         "results/checks/trends.benchmark.tsv"
+    conda:
+        "../../envs/lossgeom.yaml"
     resources:
         runtime=10,
         mem_mb=2000,
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        tables=" ".join(shlex.quote(f"{sweep}=results/sweeps/{sweep}/runs.csv") for sweep in PLAN.with_check("trends")),
     shell:
         "python -m lossgeom check-trends --tables {params.tables} --out {output:q} > {log:q} 2>&1"
 
@@ -174,23 +174,23 @@ rule check_connectivity:
         summary="results/sweeps/{sweep}/connectivity/summary.json",
         paths="results/sweeps/{sweep}/connectivity/paths.csv",
         slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
-    params:
-        runs=lambda wildcards: json.dumps(PLAN.connectivity_runs(wildcards.sweep)),
-        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["connectivity"],
-        out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}.log",
     benchmark:
         "results/checks/connectivity_{sweep}.benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of([s for s in PLAN.with_stage("connectivity") if s not in PLAN.split_connectivity]),
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "connectivity"),
         mem_mb=8000,
         gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["connectivity"]),
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of([s for s in PLAN.with_stage("connectivity") if s not in PLAN.split_connectivity]),
+    params:
+        runs=lambda wildcards: json.dumps(PLAN.connectivity_runs(wildcards.sweep)),
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["connectivity"],
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     shell:
         "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
         "--settings {params.settings:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
@@ -200,29 +200,31 @@ rule check_connectivity:
 # conditions each, then one job that merges their outputs into what check_connectivity writes.
 rule connectivity_part:
     input:
-        models=lambda wildcards: [run["model"] for run in PLAN.connectivity_runs(wildcards.sweep, int(wildcards.part)).values()],
+        models=lambda wildcards: [
+            run["model"] for run in PLAN.connectivity_runs(wildcards.sweep, int(wildcards.part)).values()
+        ],
     output:
         summary="results/sweeps/{sweep}/connectivity/part{part}/summary.json",
         paths="results/sweeps/{sweep}/connectivity/part{part}/paths.csv",
         slices="results/sweeps/{sweep}/connectivity/part{part}/simplex_slice.npz",
-    params:
-        runs=lambda wildcards: json.dumps(PLAN.connectivity_runs(wildcards.sweep, int(wildcards.part))),
-        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["connectivity"],
-        out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}/part{part}.log",
     benchmark:
         "results/sweeps/{sweep}/connectivity/part{part}/benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of(PLAN.split_connectivity),
+        part=r"\d+",
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "connectivity"),
         mem_mb=8000,
         gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["connectivity"]),
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of(PLAN.split_connectivity),
-        part=r"\d+",
+    params:
+        runs=lambda wildcards: json.dumps(PLAN.connectivity_runs(wildcards.sweep, int(wildcards.part))),
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["connectivity"],
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     shell:
         "python -m lossgeom --threads {threads} connectivity --sweep {wildcards.sweep:q} --runs {params.runs:q} "
         "--settings {params.settings:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -230,27 +232,29 @@ rule connectivity_part:
 
 rule merge_connectivity:
     input:
-        parts=lambda wildcards: [f"results/sweeps/{wildcards.sweep}/connectivity/part{i}/summary.json"
-                                 for i in range(len(SWEEPS[wildcards.sweep].connectivity_parts))],
+        parts=lambda wildcards: [
+            f"results/sweeps/{wildcards.sweep}/connectivity/part{i}/summary.json"
+            for i in range(len(SWEEPS[wildcards.sweep].connectivity_parts))
+        ],
     output:
         rows="results/checks/connectivity_{sweep}.csv",
         summary="results/sweeps/{sweep}/connectivity/summary.json",
         paths="results/sweeps/{sweep}/connectivity/paths.csv",
         slices="results/sweeps/{sweep}/connectivity/simplex_slice.npz",
-    params:
-        folders=lambda wildcards, input: [str(Path(p).parent) for p in input.parts],
-        order=lambda wildcards: json.dumps(list(SWEEPS[wildcards.sweep].runs)),
-        out_dir=lambda wildcards, output: Path(output.summary).parent,
     log:
         "logs/checks/connectivity_{sweep}.log",
     benchmark:
         "results/checks/connectivity_{sweep}.benchmark.tsv"
-    resources:
-        runtime=10,
-    conda:
-        "../../envs/lossgeom.yaml"
     wildcard_constraints:
         sweep=one_of(PLAN.split_connectivity),
+    conda:
+        "../../envs/lossgeom.yaml"
+    resources:
+        runtime=10,
+    params:
+        folders=lambda wildcards, input: [str(Path(p).parent) for p in input.parts],
+        order=lambda wildcards: json.dumps(list(SWEEPS[wildcards.sweep].runs)),
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     shell:
         "python -m lossgeom connectivity-merge --sweep {wildcards.sweep:q} --parts {params.folders:q} "
         "--order {params.order:q} --out-dir {params.out_dir:q} --rows {output.rows:q} > {log:q} 2>&1"
@@ -270,10 +274,10 @@ rule check_taxonomy:
         "logs/checks/taxonomy_{sweep}.log",
     benchmark:
         "results/checks/taxonomy_{sweep}.benchmark.tsv"
-    conda:
-        "../../envs/lossgeom.yaml"
     wildcard_constraints:
         sweep=one_of(PLAN.with_check("taxonomy")),
+    conda:
+        "../../envs/lossgeom.yaml"
     shell:
         "python -m lossgeom taxonomy --sweep {wildcards.sweep:q} --runs-table {input.runs:q} "
         "--connectivity {input.connectivity:q} --cells {output.cells:q} --rows {output.rows:q} > {log:q} 2>&1"
@@ -304,18 +308,18 @@ rule synthetic_landscapes:
     output:
         grids="results/synthetic/landscapes.npz",
         meta="results/synthetic/landscapes.json",
-    params:
-        settings=PLAN.block_json("figures", "landscapes"),
     log:
         "logs/synthetic/landscapes.log",
     benchmark:
         "results/synthetic/landscapes.benchmark.tsv"
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: 1
     resources:
         runtime=30,
         mem_mb=2000,
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        settings=PLAN.block_json("figures", "landscapes"),
     shell:
         "python -m lossgeom synthetic-landscapes --settings {params.settings:q} --out {output.grids:q} > {log:q} 2>&1"
 
@@ -323,17 +327,17 @@ rule synthetic_landscapes:
 rule saddle_probability:
     output:
         "results/synthetic/saddle_probability.csv",
-    params:
-        settings=PLAN.block_json("figures", "saddle_probability"),
     log:
         "logs/synthetic/saddle_probability.log",
     benchmark:
         "results/synthetic/saddle_probability.benchmark.tsv"
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: 1
     resources:
         runtime=60,
         mem_mb=4000,
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        settings=PLAN.block_json("figures", "saddle_probability"),
     shell:
         "python -m lossgeom --threads {threads} saddle-probability --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"

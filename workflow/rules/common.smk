@@ -29,10 +29,11 @@ SWEEPS = PLAN.sweeps
 
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules' conda
 # environments alike, without installing the repository into them. Quoted: the project's path may hold spaces.
-# (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones.)
+# (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones; the f-string's part
+# has none.)
 shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
-    "${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 
 # With the workflow, not the working directory (-d); relative to the working directory, so that a copied or moved
@@ -84,10 +85,18 @@ def runtime_of(job, fallback):
 def surfaces_input(wildcards):
     """Rule surfaces: the parts' records to merge (surfaces.parts > 1), else the model and its eigenvectors."""
     if PLAN.surface_parts > 1:
-        return {"records": expand("results/{experiment}/surfaces/parts/part{part}.json",
-                                  experiment=wildcards.experiment, part=range(PLAN.surface_parts))}
-    return {**job_costs_input(wildcards), "model": f"results/{wildcards.experiment}/model.pt",
-            "eigenvectors": f"results/{wildcards.experiment}/hessian/eigenvectors.pt"}
+        return {
+            "records": expand(
+                "results/{experiment}/surfaces/parts/part{part}.json",
+                experiment=wildcards.experiment,
+                part=range(PLAN.surface_parts),
+            )
+        }
+    return {
+        **job_costs_input(wildcards),
+        "model": f"results/{wildcards.experiment}/model.pt",
+        "eigenvectors": f"results/{wildcards.experiment}/hessian/eigenvectors.pt",
+    }
 
 
 def surfaces_command(wildcards, input, output):
@@ -95,8 +104,10 @@ def surfaces_command(wildcards, input, output):
     out_dir = shlex.quote(str(Path(output.grids).parent))
     if PLAN.surface_parts > 1:
         return f"merge-surfaces {' '.join(map(shlex.quote, input.records))} --out-dir {out_dir}"
-    return (f"surfaces --model {shlex.quote(input.model)} --eigenvectors {shlex.quote(input.eigenvectors)} "
-            f"--settings {shlex.quote(PLAN.with_device('surfaces'))} --out-dir {out_dir}")
+    return (
+        f"surfaces --model {shlex.quote(input.model)} --eigenvectors {shlex.quote(input.eigenvectors)} "
+        f"--settings {shlex.quote(PLAN.with_device('surfaces'))} --out-dir {out_dir}"
+    )
 
 
 def measure_options(sweep, stages=("hessian", "local")):

@@ -7,20 +7,20 @@ rule job_costs:
         unpack(lambda wildcards: data_input(CONFIG["experiments"][wildcards.experiment])),
     output:
         "results/{experiment}/job_costs.json",
-    params:
-        spec=lambda wildcards: PLAN.spec_json(CONFIG["experiments"][wildcards.experiment]),
-        settings=PLAN.job_costs_settings(),
     log:
         "logs/job_costs/{experiment}.log",
     benchmark:
         "results/{experiment}/job_costs.benchmark.tsv"
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=30,
         mem_mb=8000,
         gpu=PLAN.stage_gpus("hessian"),
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        spec=lambda wildcards: PLAN.spec_json(CONFIG["experiments"][wildcards.experiment]),
+        settings=PLAN.job_costs_settings(),
     shell:
         "python -m lossgeom --threads {threads} job-costs --name {wildcards.experiment:q} --spec {params.spec:q} "
         "--settings {params.settings:q} --out {output:q} > {log:q} 2>&1"

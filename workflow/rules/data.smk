@@ -6,14 +6,14 @@
 rule download_data:
     output:
         "results/data/{dataset}.json",
-    params:
-        dataset=lambda wildcards: json.dumps(PLAN.downloads[wildcards.dataset], sort_keys=True),
     log:
         "logs/download_data/{dataset}.log",
-    localrule: True
     wildcard_constraints:
         dataset=one_of([re.escape(key) for key in PLAN.downloads]),
+    localrule: True
     conda:
         "../../envs/lossgeom.yaml"
+    params:
+        dataset=lambda wildcards: json.dumps(PLAN.downloads[wildcards.dataset], sort_keys=True),
     shell:
         "python -m lossgeom download --dataset {params.dataset:q} --out {output:q} > {log:q} 2>&1"

@@ -18,18 +18,18 @@ for figure, (data, shown, shown_as) in FIGURES.items():
             pdf=f"results/figures/{figure}.pdf",
             png=report(f"results/figures/{figure}.png", caption=f"../report/{figure}.rst", category="Figures"),
             notebook=f"results/figures/{figure}.ipynb",
-        params:
-            parameters=notebook_parameters(figure, shown, shown_as),
         log:
             f"logs/figures/{figure}.log",
         benchmark:
             f"results/figures/{figure}.benchmark.tsv"
+        conda:
+            "../../envs/lossgeom.yaml"
         threads: 1
         resources:
             runtime=20,
             mem_mb=4000,
-        conda:
-            "../../envs/lossgeom.yaml"
+        params:
+            parameters=notebook_parameters(figure, shown, shown_as),
         shell:
             "papermill {input.notebook:q} {output.notebook:q} -y {params.parameters:q} --no-progress-bar "
             "--log-output > {log:q} 2>&1"
@@ -48,20 +48,26 @@ rule T1:
         html=report("results/figures/T1.html", caption="../report/T1.rst", category="Tables"),
         checks=report("results/figures/T1_checks.html", caption="../report/T1_checks.rst", category="Tables"),
         notebook="results/figures/T1.ipynb",
-    params:
-        parameters=lambda wildcards, output: json.dumps({
-            "results": "results", "experiments": PLAN.experiments, "output_csv": output.csv,
-            "output_html": output.html, "output_checks_html": output.checks}),
     log:
         "logs/figures/T1.log",
     benchmark:
         "results/figures/T1.benchmark.tsv"
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: 1
     resources:
         runtime=20,
         mem_mb=4000,
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        parameters=lambda wildcards, output: json.dumps(
+            {
+                "results": "results",
+                "experiments": PLAN.experiments,
+                "output_csv": output.csv,
+                "output_html": output.html,
+                "output_checks_html": output.checks,
+            }
+        ),
     shell:
         "papermill {input.notebook:q} {output.notebook:q} -y {params.parameters:q} --no-progress-bar "
         "--log-output > {log:q} 2>&1"

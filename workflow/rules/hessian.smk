@@ -12,22 +12,22 @@ rule hessian:
         trace_samples="results/{experiment}/hessian/trace_samples.csv",
         density="results/{experiment}/hessian/density.csv",
         nodes="results/{experiment}/hessian/slq_nodes.csv",
-    params:
-        model=lambda wildcards, input: input.model,  # a snapshot's Hessian names a file inside its folder
-        settings=PLAN.with_device("hessian"),
-        out_dir=lambda wildcards, output: Path(output.summary).parent,
-    priority: PRIORITY["hessian"]
     log:
         "logs/hessian/{experiment}.log",
     benchmark:
         "results/{experiment}/hessian/benchmark.tsv"
+    priority: PRIORITY["hessian"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("hessian", 240),
         mem_mb=8000,
         gpu=PLAN.stage_gpus("hessian"),
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        model=lambda wildcards, input: input.model,  # a snapshot's Hessian names a file inside its folder
+        settings=PLAN.with_device("hessian"),
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
     shell:
         "python -m lossgeom --threads {threads} hessian --model {params.model:q} --settings {params.settings:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"

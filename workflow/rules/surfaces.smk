@@ -12,23 +12,23 @@ rule surface_part:
         eigenvectors="results/{experiment}/hessian/eigenvectors.pt",
     output:
         record="results/{experiment}/surfaces/parts/part{part}.json",
-    params:
-        settings=PLAN.with_device("surfaces"),
-        out_dir=lambda wildcards, output: Path(output.record).parent.parent,
-    wildcard_constraints:
-        part=r"\d+",
-    priority: PRIORITY["surfaces"]
     log:
         "logs/surfaces/{experiment}.part{part}.log",
     benchmark:
         "results/{experiment}/surfaces/parts/part{part}.benchmark.tsv"
+    wildcard_constraints:
+        part=r"\d+",
+    priority: PRIORITY["surfaces"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("surface_part", 480),
         mem_mb=8000,
         gpu=PLAN.stage_gpus("surfaces"),
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        settings=PLAN.with_device("surfaces"),
+        out_dir=lambda wildcards, output: Path(output.record).parent.parent,
     shell:
         "python -m lossgeom --threads {threads} surfaces --model {input.model:q} --eigenvectors {input.eigenvectors:q} "
         "--settings {params.settings:q} --out-dir {params.out_dir:q} --part {wildcards.part} > {log:q} 2>&1"
@@ -40,19 +40,19 @@ rule surfaces:
     output:
         grids="results/{experiment}/surfaces/surfaces.npz",
         meta="results/{experiment}/surfaces/surfaces.json",
-    params:
-        command=surfaces_command,
-    priority: PRIORITY["surfaces"]
     log:
         "logs/surfaces/{experiment}.log",
     benchmark:
         "results/{experiment}/surfaces/benchmark.tsv"
+    priority: PRIORITY["surfaces"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("surfaces", 10 if PLAN.surface_parts > 1 else 480),
         mem_mb=4000 if PLAN.surface_parts > 1 else 8000,
         gpu=0 if PLAN.surface_parts > 1 else PLAN.stage_gpus("surfaces"),
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        command=surfaces_command,
     shell:
         "python -m lossgeom --threads {threads} {params.command} > {log:q} 2>&1"

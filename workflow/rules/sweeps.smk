@@ -15,22 +15,22 @@ use rule train as sweep_train with:
         model="results/sweeps/{sweep}/{run}/model.pt",
         metrics="results/sweeps/{sweep}/{run}/metrics.csv",
         summary="results/sweeps/{sweep}/{run}/train.json",
-    params:
-        name=lambda wildcards: f"{wildcards.sweep}/{wildcards.run}",
-        spec=lambda wildcards: PLAN.spec_json(SWEEPS[wildcards.sweep].runs[wildcards.run]),
-        out_dir=lambda wildcards, output: Path(output.model).parent,
     log:
         "logs/sweeps/{sweep}/{run}/train.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/train.benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of([s for s in SWEEPS if s not in PLAN.with_snapshots + PLAN.batched]),
     group:
         "sweeps"
     resources:
         runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "train"),
         mem_mb=4000,
         gpu=lambda wildcards: PLAN.spec_gpus(SWEEPS[wildcards.sweep].runs[wildcards.run]),
-    wildcard_constraints:
-        sweep=one_of([s for s in SWEEPS if s not in PLAN.with_snapshots + PLAN.batched]),
+    params:
+        name=lambda wildcards: f"{wildcards.sweep}/{wildcards.run}",
+        spec=lambda wildcards: PLAN.spec_json(SWEEPS[wildcards.sweep].runs[wildcards.run]),
+        out_dir=lambda wildcards, output: Path(output.model).parent,
 
 
 use rule sweep_train as sweep_train_with_snapshots with:
@@ -46,10 +46,6 @@ use rule sweep_train as sweep_train_with_snapshots with:
 use rule hessian as sweep_hessian with:
     input:
         model="results/sweeps/{sweep}/{run}/model.pt",
-    params:
-        model=lambda wildcards, input: input.model,
-        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
-        out_dir=lambda wildcards, output: Path(output.summary).parent,
     output:
         summary="results/sweeps/{sweep}/{run}/hessian/summary.json",
         eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
@@ -60,14 +56,18 @@ use rule hessian as sweep_hessian with:
         "logs/sweeps/{sweep}/{run}/hessian.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/hessian/benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of([s for s in PLAN.with_stage("hessian") if s not in PLAN.with_snapshots + PLAN.batched]),  # a trajectory's end is its final model
     group:
         "sweeps"
     resources:
         runtime=lambda wildcards: PLAN.sweep_runtime(wildcards.sweep, "hessian"),
         mem_mb=8000,
         gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["hessian"]),
-    wildcard_constraints:
-        sweep=one_of([s for s in PLAN.with_stage("hessian") if s not in PLAN.with_snapshots + PLAN.batched]),  # a trajectory's end is its final model
+    params:
+        model=lambda wildcards, input: input.model,
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
+        out_dir=lambda wildcards, output: Path(output.summary).parent,
 
 
 rule sweep_local:
@@ -77,23 +77,23 @@ rule sweep_local:
         eigenvectors="results/sweeps/{sweep}/{run}/hessian/eigenvectors.pt",
     output:
         "results/sweeps/{sweep}/{run}/local.json",
-    params:
-        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["local"],
     log:
         "logs/sweeps/{sweep}/{run}/local.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/local.benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of([s for s in PLAN.with_stage("local") if s not in PLAN.with_snapshots + PLAN.batched]),
     group:
         "sweeps"
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=60,
         mem_mb=lambda wildcards: PLAN.measure_mem_mb(wildcards.sweep, [wildcards.run]),
         gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep, ["local"]),
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of([s for s in PLAN.with_stage("local") if s not in PLAN.with_snapshots + PLAN.batched]),
+    params:
+        settings=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["local"],
     shell:
         "python -m lossgeom --threads {threads} local-geometry --model {input.model:q} --hessian {input.hessian:q} "
         "--eigenvectors {input.eigenvectors:q} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
@@ -111,23 +111,23 @@ rule sweep_run_trajectory:
         model="results/sweeps/{sweep}/{run}/model.pt",
     output:
         "results/sweeps/{sweep}/{run}/trajectory/points.json",
-    params:
-        hessian=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
-        local=lambda wildcards: measure_options(wildcards.sweep, ["local"]),
-        out_dir=lambda wildcards, output: Path(output[0]).parent,
     log:
         "logs/sweeps/{sweep}/{run}/trajectory.log",
     benchmark:
         "results/sweeps/{sweep}/{run}/trajectory.benchmark.tsv"
+    wildcard_constraints:
+        sweep=one_of([s for s in PLAN.with_snapshots if s in PLAN.with_stage("hessian") and s not in PLAN.batched]),
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=lambda wildcards: 60 * len(SWEEPS[wildcards.sweep].snapshots),
         mem_mb=lambda wildcards: PLAN.measure_mem_mb(wildcards.sweep, [wildcards.run]),
         gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep),
-    conda:
-        "../../envs/lossgeom.yaml"
-    wildcard_constraints:
-        sweep=one_of([s for s in PLAN.with_snapshots if s in PLAN.with_stage("hessian") and s not in PLAN.batched]),
+    params:
+        hessian=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
+        local=lambda wildcards: measure_options(wildcards.sweep, ["local"]),
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
         "python -m lossgeom --threads {threads} run-trajectory --snapshots {input.snapshots:q} "
         "--final-model {input.model:q} --hessian-settings {params.hessian:q} {params.local} "
@@ -144,25 +144,31 @@ for sweep in PLAN.batched:
             name:
                 f"sweep_batch_{sweep}_{index}"
             input:  # keys by run: two runs' data files under one key would keep only the last
-                **{f"{key}_{position}": path for position, run_id in enumerate(batch)
-                   for key, path in data_input(SWEEPS[sweep].runs[run_id]).items()},
+                **{
+                    f"{key}_{position}": path
+                    for position, run_id in enumerate(batch)
+                    for key, path in data_input(SWEEPS[sweep].runs[run_id]).items()
+                },
             output:
-                [directory(path) if path.endswith("/snapshots") else path
-                 for run_id in batch for path in PLAN.run_files(sweep, run_id)],
-            params:
-                runs=PLAN.batch_runs_json(sweep, index),
-                measure=measure_options(sweep),
+                [
+                    directory(path) if path.endswith("/snapshots") else path
+                    for run_id in batch
+                    for path in PLAN.run_files(sweep, run_id)
+                ],
             log:
                 f"logs/sweeps/{sweep}/batch{index}.log",
             benchmark:
                 f"results/sweeps/{sweep}/batch{index}.benchmark.tsv"
+            conda:
+                "../../envs/lossgeom.yaml"
             threads: CONFIG["threads"]
             resources:
                 runtime=PLAN.batch_runtime(sweep, index),
                 mem_mb=PLAN.batch_mem_mb(sweep, index),
                 gpu=PLAN.batch_gpus(sweep, index),
-            conda:
-                "../../envs/lossgeom.yaml"
+            params:
+                runs=PLAN.batch_runs_json(sweep, index),
+                measure=measure_options(sweep),
             shell:
                 "python -m lossgeom --threads {threads} sweep-batch --runs {params.runs:q} {params.measure} > {log:q} 2>&1"
 
@@ -170,20 +176,22 @@ for sweep in PLAN.batched:
 rule sweep_trajectory:
     input:
         snapshots=lambda wildcards: PLAN.each_run(wildcards.sweep, "snapshots"),
-        points=lambda wildcards: PLAN.each_run(wildcards.sweep, "trajectory/points.json") if SWEEPS[wildcards.sweep].hessian else [],
+        points=lambda wildcards: (
+            PLAN.each_run(wildcards.sweep, "trajectory/points.json") if SWEEPS[wildcards.sweep].hessian else []
+        ),
     output:
         "results/sweeps/{sweep}/trajectory.csv",
-    params:
-        grid=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep].grid),
-        runs=lambda wildcards: json.dumps(PLAN.run_folders(wildcards.sweep)),
     log:
         "logs/sweeps/{sweep}/trajectory.log",
     benchmark:
         "results/sweeps/{sweep}/trajectory.benchmark.tsv"
-    conda:
-        "../../envs/lossgeom.yaml"
     wildcard_constraints:
         sweep=one_of(PLAN.with_snapshots),
+    conda:
+        "../../envs/lossgeom.yaml"
+    params:
+        grid=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep].grid),
+        runs=lambda wildcards: json.dumps(PLAN.run_folders(wildcards.sweep)),
     shell:
         "python -m lossgeom sweep-trajectory --grid {params.grid:q} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
 
@@ -194,14 +202,14 @@ rule sweep_table:
         measured=lambda wildcards: PLAN.run_measurements(wildcards.sweep),
     output:
         "results/sweeps/{sweep}/runs.csv",
-    params:
-        grid=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep].grid),
-        runs=lambda wildcards: json.dumps(PLAN.run_folders(wildcards.sweep)),
     log:
         "logs/sweeps/{sweep}/table.log",
     benchmark:
         "results/sweeps/{sweep}/runs.benchmark.tsv"
     conda:
         "../../envs/lossgeom.yaml"
+    params:
+        grid=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep].grid),
+        runs=lambda wildcards: json.dumps(PLAN.run_folders(wildcards.sweep)),
     shell:
         "python -m lossgeom sweep-table --grid {params.grid:q} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"

@@ -10,22 +10,22 @@ rule train:
         model="results/{experiment}/model.pt",
         metrics="results/{experiment}/metrics.csv",
         summary="results/{experiment}/train.json",
-    params:
-        name=lambda wildcards: wildcards.experiment,
-        spec=lambda wildcards: PLAN.spec_json(CONFIG["experiments"][wildcards.experiment]),
-        out_dir=lambda wildcards, output: Path(output.model).parent,
-    priority: PRIORITY["train"]
     log:
         "logs/train/{experiment}.log",
     benchmark:
         "results/{experiment}/train.benchmark.tsv"
+    priority: PRIORITY["train"]
+    conda:
+        "../../envs/lossgeom.yaml"
     threads: CONFIG["threads"]
     resources:
         runtime=runtime_of("train", 720),
         mem_mb=4000,
         gpu=lambda wildcards: PLAN.spec_gpus(CONFIG["experiments"][wildcards.experiment]),
-    conda:
-        "../../envs/lossgeom.yaml"
+    params:
+        name=lambda wildcards: wildcards.experiment,
+        spec=lambda wildcards: PLAN.spec_json(CONFIG["experiments"][wildcards.experiment]),
+        out_dir=lambda wildcards, output: Path(output.model).parent,
     shell:
         "python -m lossgeom --threads {threads} train --name {params.name:q} --spec {params.spec:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
