@@ -22,20 +22,15 @@ Example (a diagonal H: P = the first two coordinates gives H_d = diag(3, 1), rat
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..engine.operator import apply_rows, block_size
 
+# Defined with the subspace training, which draws P and reports tr(H_d) / ||H_d||_F (training sits below geometry:
+# geometry's fits and surfaces use training's evaluation and optimizer step, so training must not import geometry).
+from ..training.subspace import random_subspace, trace_over_frobenius
 
-def random_subspace(n_params: int, d: int, seed: int, dtype=torch.float64) -> torch.Tensor:
-    """P (n_params, d): Gaussian entries from a seeded CPU generator, each column rescaled to unit norm."""
-    if not 1 <= d <= n_params:
-        raise ValueError(f"subspace dimension d must be in 1..{n_params} (the number of parameters), got {d}")
-    g = torch.Generator().manual_seed(seed)
-    P = torch.randn(n_params, d, generator=g, dtype=torch.float64)
-    return (P / torch.linalg.vector_norm(P, dim=0, keepdim=True)).to(dtype)
+__all__ = ["gradient_overlap", "random_subspace", "restricted_hessian", "trace_over_frobenius"]
 
 
 def restricted_hessian(op, P: torch.Tensor) -> torch.Tensor:
@@ -47,12 +42,6 @@ def restricted_hessian(op, P: torch.Tensor) -> torch.Tensor:
     HP = torch.cat(rows).T  # (N, d)
     Hd = P.to(torch.float64).cpu().T @ HP
     return (Hd + Hd.T) / 2
-
-
-def trace_over_frobenius(matrix: torch.Tensor) -> float:
-    """tr(M) / ||M||_F, in [-sqrt(d), sqrt(d)] for a symmetric d x d matrix M (nan for M = 0)."""
-    norm = float(torch.linalg.matrix_norm(matrix))
-    return float(torch.trace(matrix)) / norm if norm > 0 else math.nan
 
 
 def gradient_overlap(gradient: torch.Tensor, eigenvectors: torch.Tensor) -> float:

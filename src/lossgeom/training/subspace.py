@@ -1,10 +1,10 @@
 """Training confined to a random affine subspace (Li et al. 2018, "intrinsic dimension"; Fort & Ganguli 2019).
 
 The network's N weights are theta = theta_0 + P c: theta_0 the initialization, P a fixed Gaussian N x d matrix with
-unit-norm columns (:func:`lossgeom.geometry.subspaces.random_subspace`) and c in R^d the only trained coordinates,
-zero at the start. :class:`SubspaceModel` wraps a built model that way, so the ordinary training loop (optimizer,
-checkpoints, resume) trains c; :meth:`SubspaceModel.materialize` gives back the plain model at theta, which every
-later stage reads like any trained model.
+unit-norm columns (:func:`random_subspace`, also exported by :mod:`lossgeom.geometry.subspaces`) and c in R^d the
+only trained coordinates, zero at the start. :class:`SubspaceModel` wraps a built model that way, so the ordinary
+training loop (optimizer, checkpoints, resume) trains c; :meth:`SubspaceModel.materialize` gives back the plain model
+at theta, which every later stage reads like any trained model.
 
 Goldilocks (Fort & Scherlis 2019): the Hessian of the loss in the subspace coordinates at the start,
 
@@ -26,9 +26,22 @@ import torch
 from torch import nn
 from torch.func import functional_call, hessian
 
-from ..geometry.subspaces import random_subspace, trace_over_frobenius
-
 SUBSPACE_STREAM = 0x5B5  # keeps P's random stream apart from the initialization's and the data order's
+
+
+def random_subspace(n_params: int, d: int, seed: int, dtype=torch.float64) -> torch.Tensor:
+    """P (n_params, d): Gaussian entries from a seeded CPU generator, each column rescaled to unit norm."""
+    if not 1 <= d <= n_params:
+        raise ValueError(f"subspace dimension d must be in 1..{n_params} (the number of parameters), got {d}")
+    g = torch.Generator().manual_seed(seed)
+    P = torch.randn(n_params, d, generator=g, dtype=torch.float64)
+    return (P / torch.linalg.vector_norm(P, dim=0, keepdim=True)).to(dtype)
+
+
+def trace_over_frobenius(matrix: torch.Tensor) -> float:
+    """tr(M) / ||M||_F, in [-sqrt(d), sqrt(d)] for a symmetric d x d matrix M (nan for M = 0)."""
+    norm = float(torch.linalg.matrix_norm(matrix))
+    return float(torch.trace(matrix)) / norm if norm > 0 else math.nan
 
 
 def subspace_seed(seed: int) -> int:
