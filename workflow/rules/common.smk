@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the planner needs jsonschema and yaml, not torch
 from lossgeom.errors import ConfigError  # noqa: E402
 from lossgeom.planning import make_plan  # noqa: E402
-from lossgeom.planning.figures import figure_inputs, notebook_parameters  # noqa: E402
+from lossgeom.planning.figures import figure_inputs, notebook_parameters, report_files  # noqa: E402
 from lossgeom.planning.plan import PRIORITY, runtime_from_costs  # noqa: E402
 
 try:
@@ -25,15 +25,28 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 CONFIG = PLAN.config  # the config with the schema's defaults filled in
+
+# `snakemake --report` shows a finished run: before one, one line instead of a warning per missing file and a traceback.
+# (Snakemake gives a Snakefile no other sign of report mode than its command line.)
+if any(arg.startswith("--report") and not arg.startswith("--report-") for arg in sys.argv):
+    MISSING = [path for path in report_files(PLAN) if not Path(path).exists()]
+    if MISSING:
+        raise WorkflowError(
+            f"{MISSING[0]} (and {len(MISSING) - 1} more of the report's {len(report_files(PLAN))} figures and tables) "
+            "do not exist yet: run the workflow first, `snakemake --cores all` with the same --configfile, then --report"
+        )
 SWEEPS = PLAN.sweeps
 
 # Every job can import the library (python -m lossgeom), in the uv environment and in the rules' conda
 # environments alike, without installing the repository into them. Quoted: the project's path may hold spaces.
 # (Snakemake formats the prefix like a shell command: doubled braces reach bash as single ones; the f-string's part
 # has none.)
+# $LOSSGEOM_CONFIGFILES: the config files of this run, for the library's advice on rebuilding a file.
+CONFIG_FILES = " ".join(shlex.quote(source) for source in PLAN.sources)
 shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
     "${{PYTHONPATH:+:$PYTHONPATH}}; "
+    f"export LOSSGEOM_CONFIGFILES={shlex.quote(CONFIG_FILES)}; "
 )
 
 # With the workflow, not the working directory (-d); relative to the working directory, so that a copied or moved

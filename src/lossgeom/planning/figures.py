@@ -62,3 +62,9 @@ def notebook_parameters(figure: str, shown: list[str] | None, key: str = "experi
     if shown is not None:
         parameters[key] = shown
     return json.dumps(parameters)
+
+
+def report_files(plan: Plan) -> list[str]:
+    """The files the HTML report (``snakemake --report``) shows: every figure's PNG and Table 1's pages."""
+    return [f"results/figures/{name}.png" for name in figure_inputs(plan)] + [
+        "results/figures/T1.html", "results/figures/T1_checks.html"]

@@ -52,8 +52,18 @@ def _how_to_rebuild(path: Path, expected_format: str) -> str:
     not rebuild a deleted intermediate file whose dependents are still there ("Nothing to be done")."""
     if expected_format == CHECKPOINT_FORMAT:
         return "the training job then starts afresh from the initialization"
-    return (f"rebuild it with `snakemake --cores all {path}` (the usual command then updates what was computed "
+    return (f"rebuild it with `{rebuild_command(path)}` (the usual command then updates what was computed "
             "from it), or rerun the library step that writes it")
+
+
+def rebuild_command(path: str | os.PathLike) -> str:
+    """The Snakemake command that rebuilds one file with the config its folder was built from. The workflow's jobs
+    find their config files in $LOSSGEOM_CONFIGFILES (its shell prefix sets it); elsewhere the command says to add
+    them. The target comes first: --configfile takes every word after it."""
+    configs = os.environ.get("LOSSGEOM_CONFIGFILES", "").strip()
+    if configs:
+        return f"snakemake {path} --cores all --configfile {configs}"
+    return f"snakemake {path} --cores all --configfile <the config file(s) the results were built from>"
 
 
 # What a model file's ``info`` may hold: the experiment's name, the spec's fingerprint and, for a snapshot, its

@@ -111,7 +111,8 @@ def test_corrupt_checkpoint_names_the_file(tmp_path):
         train_run("x", SPEC, out, progress=False)
 
 
-def test_truncated_files_name_the_file(tmp_path):
+def test_truncated_files_name_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOSSGEOM_CONFIGFILES", raising=False)
     out = TrainPaths.in_directory(tmp_path)
     train_run("x", SPEC, out, progress=False)
     for path, fmt in ((out.checkpoint, CHECKPOINT_FORMAT), (out.model, "lossgeom-model-v1")):
@@ -120,7 +121,12 @@ def test_truncated_files_name_the_file(tmp_path):
         with pytest.raises(CheckpointError, match=rf"{path}: cannot be read") as info:
             load_file(path, fmt)
         if path == out.model:  # a workflow output must be asked for by name, or Snakemake has "nothing to be done"
-            assert f"rebuild it with `snakemake --cores all {path}`" in str(info.value)
+            # with the config the folder was built from: another config plans other models, or fails
+            assert f"rebuild it with `snakemake {path} --cores all --configfile <the config file(s)" in str(info.value)
+            monkeypatch.setenv("LOSSGEOM_CONFIGFILES", "configs/tiny.yaml")  # as the workflow's jobs have it
+            with pytest.raises(CheckpointError) as info:
+                load_file(path, fmt)
+            assert f"rebuild it with `snakemake {path} --cores all --configfile configs/tiny.yaml`" in str(info.value)
     with pytest.raises(CheckpointError, match="file not found"):
         load_model(tmp_path / "missing.pt")
 
