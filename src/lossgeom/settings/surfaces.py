@@ -37,8 +37,9 @@ class SurfaceSettings:
         for key in ("tile_rows", "batch_size", "parts"):
             require(isinstance(getattr(self, key), int) and getattr(self, key) >= 1, "surfaces", key, getattr(self, key),
                     "an integer >= 1")
-        require(self.curvature_batch_size is None or (isinstance(self.curvature_batch_size, int) and self.curvature_batch_size >= 1),
-                "surfaces", "curvature_batch_size", self.curvature_batch_size, "an integer >= 1 or null (batch_size)")
+        curvature = self.curvature_batch_size
+        require(curvature is None or (isinstance(curvature, int) and curvature >= 1),
+                "surfaces", "curvature_batch_size", curvature, "an integer >= 1 or null (batch_size)")
         require(all(r > 0 for r in self.ranges) and len(self.ranges) > 0, "surfaces", "ranges", self.ranges,
                 "a non-empty list of positive half-widths")
 
