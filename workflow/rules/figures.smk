@@ -1,19 +1,21 @@
 # Figures: one parameterized notebook per figure (notebooks/<F>.ipynb), executed by papermill. The notebook is
 # a declared input, so editing it reruns that figure only; the executed copy is kept beside the figure.
 # Each figure is also a named target: `snakemake F5` (or `snakemake results/figures/F5.pdf`).
+# A notebook reads only the paths its `inputs` parameter names (by role), and the rule declares every one of them.
+from lossgeom.planning.figures import figure_roles, flatten, table_inputs  # noqa: E402
+
+FIGURES = figure_roles(PLAN)  # figure -> (its inputs by role, what it shows or None, the notebook parameter)
+TABLE_INPUTS = table_inputs(PLAN)  # Table 1's inputs by role
 
 
-FIGURES = figure_inputs(PLAN)  # figure -> (its input files, what it shows or None, the notebook parameter)
-
-
-for figure, (data, shown, shown_as) in FIGURES.items():
+for figure, (inputs, shown, shown_as) in FIGURES.items():
 
     rule:
         name:
             figure
         input:
             notebook=str(NOTEBOOKS / f"{figure}.ipynb"),
-            data=data,
+            data=flatten(inputs),
         output:
             pdf=f"results/figures/{figure}.pdf",
             png=report(f"results/figures/{figure}.png", caption=f"../report/{figure}.rst", category="Figures"),
@@ -29,7 +31,7 @@ for figure, (data, shown, shown_as) in FIGURES.items():
             runtime=20,
             mem_mb=4000,
         params:
-            parameters=notebook_parameters(figure, shown, shown_as),
+            parameters=notebook_parameters(figure, shown, shown_as, inputs),
         shell:
             "papermill {input.notebook:q} {output.notebook:q} -y {params.parameters:q} --no-progress-bar "
             "--log-output > {log:q} 2>&1"
@@ -38,11 +40,7 @@ for figure, (data, shown, shown_as) in FIGURES.items():
 rule T1:
     input:
         notebook=str(NOTEBOOKS / "T1.ipynb"),
-        training=rules.training_summary.output,
-        hessian=rules.hessian_summary.output,
-        checks=rules.checks_table.output.table,
-        signs=rules.checks_table.output.signs,
-        traces=expand("results/{experiment}/checks/trace_vs_samples.csv", experiment=PLAN.experiments),
+        data=flatten(TABLE_INPUTS),
     output:
         csv="results/figures/T1.csv",
         html=report("results/figures/T1.html", caption="../report/T1.rst", category="Tables"),
@@ -59,14 +57,14 @@ rule T1:
         runtime=20,
         mem_mb=4000,
     params:
-        parameters=lambda wildcards, output: json.dumps(
-            {
-                "results": "results",
-                "experiments": PLAN.experiments,
-                "output_csv": output.csv,
-                "output_html": output.html,
-                "output_checks_html": output.checks,
-            }
+        parameters=lambda wildcards, output: notebook_parameters(
+            "T1",
+            PLAN.experiments,
+            "experiments",
+            TABLE_INPUTS,
+            output_csv=output.csv,
+            output_html=output.html,
+            output_checks_html=output.checks,
         ),
     shell:
         "papermill {input.notebook:q} {output.notebook:q} -y {params.parameters:q} --no-progress-bar "
