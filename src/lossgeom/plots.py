@@ -7,6 +7,7 @@ drawn as filled contours of log10(loss), axes are the grid coordinates (a, b) of
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,10 +35,11 @@ def loss_contour(ax, a, b, values, *, label: str, log: bool = True, levels: int 
     return filled
 
 
-def model_surfaces_figure(experiments: list[str], results: str | Path, splits=("train", "test"), kinds=("random", "hessian")):
-    """Loss contours of every experiment: one row per (experiment, split), one column per (direction kind, range)."""
-    results = Path(results)
-    loaded = {name: np.load(results / name / "surfaces" / "surfaces.npz") for name in experiments}
+def model_surfaces_figure(surfaces: Mapping[str, str | Path], splits=("train", "test"), kinds=("random", "hessian")):
+    """Loss contours of every experiment: one row per (experiment, split), one column per (direction kind, range).
+    ``surfaces``: {experiment: its surfaces.npz}, in the order to show."""
+    experiments = list(surfaces)
+    loaded = {name: np.load(path) for name, path in surfaces.items()}
     columns = [(kind, r) for kind in kinds for r in grid_ranges(next(iter(loaded.values())), kind)]
     rows = [(name, split) for name in experiments for split in splits]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.4 * len(columns), 2.8 * len(rows)), squeeze=False,

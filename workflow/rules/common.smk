@@ -127,3 +127,13 @@ def measure_options(sweep, stages=("hessian", "local")):
     """The CLI options giving a sweep's Hessian and local-geometry settings to a job that measures its runs."""
     settings = SWEEPS[sweep].settings_json
     return " ".join(f"--{stage}-settings {shlex.quote(settings[stage])}" for stage in stages if stage in settings)
+
+
+def batch_outputs(sweep, index):
+    """Every file the runs of a batch job write (their snapshots folders as directories)."""
+    folders = set(PLAN.each_run(sweep, "snapshots"))
+    return [
+        directory(path) if path in folders else path
+        for run_id in SWEEPS[sweep].batches[index]
+        for path in PLAN.run_files(sweep, run_id)
+    ]

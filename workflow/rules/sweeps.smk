@@ -150,11 +150,7 @@ for sweep in PLAN.batched:
                     for key, path in data_input(SWEEPS[sweep].runs[run_id]).items()
                 },
             output:
-                [
-                    directory(path) if path.endswith("/snapshots") else path
-                    for run_id in batch
-                    for path in PLAN.run_files(sweep, run_id)
-                ],
+                batch_outputs(sweep, index),
             log:
                 f"logs/sweeps/{sweep}/batch{index}.log",
             benchmark:
