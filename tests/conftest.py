@@ -1,8 +1,9 @@
 """Shared test helpers: repository paths, a Snakemake runner, the test tiers, the shared tiny run, cached dry-runs.
 
-Tiers: tests under tests/workflow and tests/cluster are marked ``slow`` (they run Snakemake, minutes);
-``pytest -m "not slow"`` is the fast inner loop (unit tests and the library's doctests). The README's
-test command runs every tier.
+Tiers: tests under tests/workflow and tests/cluster are marked ``slow`` (they run Snakemake, minutes), and so
+are all but one case of each family of unit tests against dense references (``one_fast`` in
+tests/unit/curvature_cases.py); ``pytest -m "not slow"`` is the fast inner loop (unit tests, one dense case
+per family, and the library's doctests). The README's test command runs every tier.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import pytest
 import torch
 from torch import nn
 
@@ -60,6 +61,13 @@ BUILDERS = {
     "mlp_tanh_sines": lambda: ({"name": "sines", "n_train": 128, "n_test": 8}, 128, {"name": "mlp", "hidden": [16, 16], "activation": "tanh"}),
 }
 CASES = list(BUILDERS)
+
+
+def one_fast(keep: str, names=CASES) -> list:
+    """Parameters of a family of dense-reference tests over ``names``: ``keep`` runs in the fast tier, every other
+    case is marked ``slow`` (the full run still checks them all)."""
+    assert keep in names, keep
+    return [name if name == keep else pytest.param(name, marks=pytest.mark.slow) for name in names]
 
 
 @lru_cache(maxsize=None)

@@ -11,14 +11,14 @@ from lossgeom.engine.gauss_newton import GaussNewtonOperator, dense_gauss_newton
 from lossgeom.engine.hessian import dense_hessian
 from lossgeom.engine.logit_gradients import logit_gradients
 from lossgeom.problems.losses import mean_squared_error
-from tests.unit.curvature_cases import CASES, case
+from tests.unit.curvature_cases import CASES, case, one_fast
 
 
 def _dense_of(op) -> torch.Tensor:
     return torch.stack([op.matvec(e) for e in torch.eye(op.n_params, dtype=torch.float64)], dim=1)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", one_fast("mlp_relu_digits"))
 def test_products_equal_the_dense_gauss_newton_matrix(name):
     c = case(name)
     G = dense_gauss_newton(c.model, c.loss_fn, c.x, c.y)
@@ -32,7 +32,7 @@ def test_products_equal_the_dense_gauss_newton_matrix(name):
     assert block.hvps == 5
 
 
-@pytest.mark.parametrize("name", [n for n in CASES if n != "mlp_tanh_sines"])
+@pytest.mark.parametrize("name", one_fast("mlp_tanh_digits", [n for n in CASES if n != "mlp_tanh_sines"]))
 def test_gauss_newton_of_cross_entropy_is_positive_semidefinite_and_differs_from_the_hessian(name):
     c = case(name)
     G = dense_gauss_newton(c.model, c.loss_fn, c.x, c.y)
@@ -57,7 +57,7 @@ def test_models_linear_in_their_parameters_have_g_equal_to_h(loss):
     assert torch.allclose(_dense_of(GaussNewtonOperator(model, loss_fn, x, y, batch_size=7)), H, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["mlp_relu_digits", "cnn_digits", "batchnorm_digits"])
+@pytest.mark.parametrize("name", one_fast("mlp_relu_digits", ["mlp_relu_digits", "cnn_digits", "batchnorm_digits"]))
 def test_cross_entropy_gauss_newton_from_logit_gradients(name):
     """G = (1/n) sum_i J_i^T (diag p_i - p_i p_i^T) J_i with J_i (C, N) the logit gradients of example i."""
     c = case(name)
@@ -69,7 +69,7 @@ def test_cross_entropy_gauss_newton_from_logit_gradients(name):
     assert torch.allclose(dense_gauss_newton(c.model, c.loss_fn, c.x, c.y), G, atol=1e-10 * torch.linalg.matrix_norm(G))
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", one_fast("mlp_tanh_sines"))  # N products per case: the 4 digits cases took 30% of the fast tier
 def test_dense_matrix_from_blocked_products_equals_the_references(name):
     from lossgeom.engine.hessian import HessianOperator
     from lossgeom.engine.operator import dense_matrix

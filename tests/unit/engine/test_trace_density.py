@@ -13,10 +13,10 @@ from lossgeom.engine.lanczos import MatrixOperator, extreme_eigenpairs, lanczos_
 from lossgeom.engine.trace import hutchinson_trace, rademacher
 from lossgeom.engine.density import slq_density
 
-from tests.unit.curvature_cases import CASES, case
+from tests.unit.curvature_cases import case, one_fast
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", one_fast("mlp_tanh_sines"))
 def test_deflated_samples_are_the_probes_projected_off_the_eigenvectors(name):
     """Each deflated sample equals (P z)^T H (P z) with the dense H (same probes, no further product), and the
     estimate sum(lambda) + mean lies within three of its standard errors of the exact trace."""
@@ -60,7 +60,7 @@ def test_deflation_removes_the_variance_of_outliers():
     assert abs(est.estimate - exact) <= 3 * est.standard_error
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", one_fast("mlp_tanh_digits"))
 def test_hutchinson_within_three_standard_errors(name):
     c = case(name)
     op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
@@ -90,7 +90,7 @@ def test_gauss_quadrature_is_exact_for_low_degree_polynomials():
         assert float((tau * theta**k).sum()) == pytest.approx(exact, rel=1e-8, abs=1e-12 * float(c.eigenvalues.abs().max()) ** k)
 
 
-@pytest.mark.parametrize("name", ["mlp_tanh_digits", "batchnorm_digits"])
+@pytest.mark.parametrize("name", one_fast("mlp_tanh_digits", ["mlp_tanh_digits", "batchnorm_digits"]))
 def test_slq_density_integrates_to_one_and_matches_moments(name):
     c = case(name)
     op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
