@@ -7,20 +7,25 @@ networks, so the negative end of a spectrum and the symmetry of the Hessian oper
 :func:`apply_precision_policy` turns TF32 off for cuBLAS and cuDNN and asks for the highest float32
 matmul precision; :func:`precision_record` says what was in force, for the provenance of every result.
 
-Determinism: :func:`use_deterministic_algorithms` makes CUDA kernels deterministic (an operation without a
-deterministic kernel raises instead of warning), so a resumed or repeated run on the same GPU ends bitwise
+Determinism: :func:`deterministic_torch`, called first by every torch stage's entry (and by training), makes
+CUDA kernels deterministic (an operation without a deterministic kernel raises instead of warning), cuDNN's
+too, with cuBLAS on a fixed workspace and no TF32, so a resumed or repeated run on the same GPU ends bitwise
 equal; CPU kernels are deterministic for a fixed thread count already.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from typing import Any
 
 import torch
 
 from .errors import ConfigError
 from .settings.base import DTYPE_NAMES
+
+log = logging.getLogger(__name__)
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}  # config names of the floating-point types
 
@@ -45,14 +50,38 @@ def apply_precision_policy() -> None:
     torch.set_float32_matmul_precision("highest")
 
 
-def use_deterministic_algorithms() -> None:
-    """Deterministic CUDA kernels, strictly: an operation that has none raises rather than warns.
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's fixed workspace for reproducible products (":16:8" is one too)
 
-    cuBLAS needs a fixed workspace for reproducible products; the variable must be set before its first use.
+
+def deterministic_torch() -> None:
+    """Deterministic torch for the rest of the process: what every torch stage's entry calls first.
+
+    - ``CUBLAS_WORKSPACE_CONFIG`` (unless already set): cuBLAS needs a fixed workspace for reproducible
+      products and reads the variable at its first use, so the call must come before any work on the GPU;
+    - deterministic algorithms, strictly: an operation without a deterministic CUDA kernel raises rather than
+      warns (no operation of the stages raises on the CPU, whose kernels are deterministic already);
+    - cuDNN: deterministic convolution algorithms and no benchmarking (which picks kernels by timing);
+    - no TF32 in matrix products and convolutions (:func:`apply_precision_policy`).
+
+    Idempotent, and cheap on any machine, CUDA or not: ``torch.use_deterministic_algorithms`` imports
+    Inductor's config to switch its deterministic mode too (1.5 s and some 900 modules), so unless that config is
+    loaded already the switch is set directly and Inductor's mode through the variable its config reads when
+    ``torch.compile`` first loads it.
     """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=False)
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        if torch.cuda.is_initialized():
+            log.warning("CUDA was initialized before CUBLAS_WORKSPACE_CONFIG was set; cuBLAS products may not be "
+                        "reproducible in this process (set CUBLAS_WORKSPACE_CONFIG=%s before starting it)",
+                        CUBLAS_WORKSPACE)
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    apply_precision_policy()
+    torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    if "torch._inductor.config" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
+        torch.use_deterministic_algorithms(True, warn_only=False)
+    else:
+        os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1"
+        torch._C._set_deterministic_algorithms(True, warn_only=False)
 
 
 def precision_record() -> dict[str, Any]:

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..checks.surface_curvature import surface_curvature_checks
-from ..device import DTYPES
-from ..errors import ConfigError
 from ..checks.rows import count_verdicts
+from ..checks.surface_curvature import surface_curvature_checks
+from ..device import DTYPES, deterministic_torch
+from ..errors import ConfigError
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import input_record, provenance, require_same_input
 from ..problems.data import Dataset
@@ -58,6 +58,7 @@ def write(rows: pd.DataFrame, inputs: dict[str, Any], experiment: str, rows_path
 
 def run(model_path, eigenvectors_path, surfaces_npz, surfaces_json, experiment: str, rows_path, meta_path,
         log=print) -> pd.DataFrame:
+    deterministic_torch()  # before any torch work: see lossgeom.device
     meta = json.loads(Path(surfaces_json).read_text())
     settings = SurfaceSettings.from_mapping(meta["settings"])
     model, dataset = load(model_path, settings)  # the directions are built exactly as the surfaces step built them

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..checks.models import model_checks
-from ..device import DTYPES, pick_device
+from ..device import DTYPES, deterministic_torch, pick_device
 from ..io.atomic import write_csv, write_json
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance, require_same_input
@@ -89,6 +89,7 @@ def run(model_path, hessian_summary_path, settings: ModelCheckSettings, experime
         sign_path, bias_path=None, log=print) -> ModelCheckResult:
     """Load, check, write; ``bias_path`` (the finite-difference error table) defaults to bias_vs_step.csv
     beside ``trace_path``."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     bias_path = Path(trace_path).with_name("bias_vs_step.csv") if bias_path is None else bias_path
     model, dataset, _ = load_model(model_path, pick_device(settings.device))
     hessian_summary = json.loads(Path(hessian_summary_path).read_text())

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..checks.rows import count_verdicts, rows_to_frame
 from ..checks.synthetic import synthetic_checks
+from ..device import deterministic_torch
 from ..io.atomic import write_csv, write_npz
 from ..settings import settings_help
 from ..settings.checks import SyntheticCheckSettings
@@ -51,6 +52,7 @@ def write(rows: pd.DataFrame, samples, rows_path, samples_path=None) -> None:
 
 
 def run(settings: SyntheticCheckSettings, rows_path, samples_path=None) -> pd.DataFrame:
+    deterministic_torch()  # before any torch work: see lossgeom.device
     rows, samples = compute(settings)
     write(rows, samples, rows_path, samples_path)
     return rows

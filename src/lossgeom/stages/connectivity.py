@@ -47,7 +47,7 @@ import torch
 
 from ..checks.connectivity import connectivity_rows
 from ..checks.rows import rows_to_frame
-from ..device import pick_device
+from ..device import deterministic_torch, pick_device
 from ..geometry.paths import YANG_POINTS, barrier, bezier, evaluate_path, flat_loss, line, mode_connectivity, train_bend
 from ..geometry.similarity import mean_pairwise_cka, mixup_inputs
 from ..geometry.simplices import point_in_face, simplex_loss, star_faces, train_connectors
@@ -101,6 +101,7 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
     """``runs``: {run id: {"model": model.pt, "grid": {key path: value}}}. Writes paths.csv, summary.json,
     simplex_slice.npz under ``out_dir`` and the check rows to ``rows_out`` (None: no rows, as for one part of a split
     sweep); returns the summary."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     out_dir = Path(out_dir)
     tick = time.perf_counter()
     torch.set_grad_enabled(True)

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..device import deterministic_torch
 from ..errors import ConfigError
 from ..io.atomic import write_json
 from ..io.provenance import provenance
@@ -20,6 +21,7 @@ from ..problems.data import load_dataset
 
 def run(dataset: Mapping[str, Any], out: str | Path, log=print) -> dict[str, Any]:
     """Load ``dataset`` (a config's dataset block) with ``download: true`` and record what was loaded."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     if "name" not in dataset:
         raise ConfigError(f"download: the dataset block {dict(dataset)} has no 'name'")
     spec = {**dataset, "download": True}

@@ -35,7 +35,7 @@ import torch
 
 from ..checks.rows import SIGMAS, CheckRow, rows_to_frame
 from ..checks.surface_curvature import curvature_rows, exact_projection, saddle_rows
-from ..device import pick_device
+from ..device import deterministic_torch, pick_device
 from ..engine.hessian import HessianOperator
 from ..errors import InputMismatch
 from ..geometry.curvature import grid_centre, principal_curvatures, random_projections
@@ -165,6 +165,7 @@ def run(trajectory_path, sweep_dir, sweep: str, settings: SaddleSettings, rows_o
     """Choose the cases from the trajectory table, load each snapshot and its hessian step's outputs, compute, write
     the rows (CSV), the grids (npz, keys prefixed by the case: ``most_negative_hessian_display_loss``, ...) and the
     record (JSON, last)."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     early = early_snapshots(pd.read_csv(trajectory_path))
     point = lambda row: Path(sweep_dir) / str(row["run"]) / "trajectory" / f"step={int(row['step'])}" / "hessian"  # noqa: E731
     predicted = pd.Series({i: predicted_saddle_share(json.loads((point(row) / "summary.json").read_text()), settings.seed)

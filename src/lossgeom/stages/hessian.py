@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..device import DTYPES, pick_device
+from ..device import DTYPES, deterministic_torch, pick_device
 from ..engine.density import SpectralDensity, slq_density
 from ..engine.hessian import HessianOperator
 from ..engine.lanczos import LanczosResult, extreme_eigenpairs
@@ -235,6 +235,7 @@ def write(result: HessianResult, out_dir: str | Path) -> None:
 
 def run(model_path: str | Path, settings: HessianSettings, out_dir: str | Path, log=print) -> dict[str, Any]:
     """Load the model file, compute on the configured device, write into ``out_dir``; returns the summary."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     model, dataset, stored = load_model(model_path, pick_device(settings.device))
     log(f"{model_path} ({stored['info'].get('experiment')})")
     inputs = input_record(model=model_path)

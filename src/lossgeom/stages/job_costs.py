@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..checks.finite_differences import STEPS
-from ..device import DTYPES, pick_device
+from ..device import DTYPES, deterministic_torch, pick_device
 from ..engine.hessian import HessianOperator
 from ..errors import ConfigError
 from ..io.atomic import write_json
@@ -192,6 +192,7 @@ def compute(spec: Mapping[str, Any], settings: StageSettings, device: torch.devi
 
 
 def run(name: str, spec: Mapping[str, Any], blocks: Mapping[str, Any], out: str | Path, log=print) -> dict[str, Any]:
+    deterministic_torch()  # before any torch work: see lossgeom.device
     settings = StageSettings.from_mapping(spec, blocks)
     device = pick_device(blocks.get("hessian", {}).get("device", "auto"))
     record = {"experiment": name, **compute(spec, settings, device, log=log)}

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..device import DTYPES, pick_device
+from ..device import DTYPES, deterministic_torch, pick_device
 from ..engine.frobenius import relative_distance
 from ..engine.gauss_newton import GaussNewtonOperator
 from ..engine.hessian import HessianOperator
@@ -136,6 +136,7 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], eigen: 
 
 def run(model_path, hessian_summary_path, eigenvectors_path, settings: LocalSettings, out, log=print) -> dict[str, Any]:
     """Load the model and its hessian step's outputs (checked to be of the same model file), compute, write ``out``."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     model, dataset, stored = load_model(model_path, pick_device(settings.device))
     hessian_summary = json.loads(Path(hessian_summary_path).read_text())
     require_same_input(hessian_summary.get("inputs"), "model", model_path, hessian_summary_path)

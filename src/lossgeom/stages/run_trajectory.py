@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..device import deterministic_torch
 from ..errors import CheckpointError, ConfigError
 from ..io.atomic import write_json
 from ..io.provenance import file_fingerprint, input_record, provenance
@@ -86,6 +87,7 @@ def compute_point(model_path: Path, folder: Path, hessian_settings, local_settin
 def run(snapshot_dir, final_model, hessian_settings, local_settings, out_dir, log=print) -> dict[str, Any]:
     """Every snapshot of ``snapshot_dir`` (in step order), then ``final_model`` unless it equals the last snapshot;
     ``local_settings`` None: Hessians only. Writes the manifest last (its presence means the trajectory is complete)."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     snapshot_dir, out_dir = Path(snapshot_dir), Path(out_dir)
     steps = snapshot_steps(snapshot_dir)
     if final_model is not None and not Path(final_model).is_file():  # before the points, not after their hours

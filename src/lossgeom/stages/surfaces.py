@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..device import DTYPES, pick_device
+from ..device import DTYPES, deterministic_torch, pick_device
 from ..errors import ConfigError, InputMismatch
 from ..geometry.directions import orthogonalize, random_direction
 from ..geometry.surfaces import assemble_surface, compute_surface, tile_count, tile_key
@@ -182,6 +182,7 @@ def part_path(out_dir: str | Path, part: int) -> Path:
 
 def run(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=print, part: int | None = None) -> dict[str, Any]:
     """Every surface into ``out_dir``; with ``part``, only that part's tiles and its record ``parts/part<p>.json``."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     if part is not None and not 0 <= part < settings.parts:
         raise ConfigError(f"surface part {part} does not exist: surfaces.parts is {settings.parts} (parts 0..{settings.parts - 1})")
     model, dataset = load(model_path, settings)

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..device import deterministic_torch
 from ..errors import ConfigError
 from ..training.loop import resolve_experiment
 from . import hessian, local_geometry, run_trajectory, train
@@ -49,6 +50,7 @@ def check_runs(runs: Any) -> None:
 
 def run(runs: Mapping[str, Mapping[str, Any]], hessian_settings=None, local_settings=None, log=print) -> list[str]:
     """``runs``: {name: {"spec": experiment spec, "out_dir": the run's folder}} in order. Returns the names done."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     check_runs(runs)
     done = []
     for number, (name, item) in enumerate(runs.items(), 1):

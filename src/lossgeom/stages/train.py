@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ..device import deterministic_torch
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import provenance
 from ..settings import settings_help
@@ -81,6 +82,7 @@ def write(result: TrainResult, paths: TrainPaths) -> dict[str, Any]:
 
 def run(name: str, spec: Mapping[str, Any], out: str | os.PathLike | TrainPaths, *, progress: bool = True) -> dict[str, Any]:
     """Train (resuming) and write; ``out`` is a directory or explicit :class:`TrainPaths`. Returns the train.json record."""
+    deterministic_torch()  # before any torch work: see lossgeom.device
     paths = out if isinstance(out, TrainPaths) else TrainPaths.in_directory(out)
     return write(compute(name, spec, paths, progress=progress), paths)
 

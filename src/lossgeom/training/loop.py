@@ -2,8 +2,9 @@
 
 Determinism: the model is initialized from ``seed``; the data order of epoch ``e`` is a permutation drawn
 from a generator seeded by ``(seed, e)`` alone, so it does not depend on whether the run was resumed;
-deterministic algorithms are switched on, strictly, for CUDA. After every epoch the full training state (weights, optimizer,
-scheduler, RNG, metric history) is written atomically to one checkpoint file, so a run killed at any moment
+deterministic algorithms are switched on, strictly (:func:`lossgeom.device.deterministic_torch`). After every
+epoch the full training state (weights, optimizer, scheduler, RNG, metric history) is written atomically to one
+checkpoint file, so a run killed at any moment
 (even with SIGKILL) and started again continues from the last finished epoch and ends with weights that
 are bitwise identical to those of an uninterrupted run on the same machine and thread count.
 
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..device import pick_device, use_deterministic_algorithms
+from ..device import deterministic_torch, pick_device
 from ..errors import ConfigError, TrainingDiverged
 from ..io.atomic import save_torch
 from ..problems.data import DATASETS, Dataset, dataset_shapes, load_dataset
@@ -129,13 +130,12 @@ def train_experiment(
     called with the metric history so far (the train stage uses it to keep metrics.csv current). The
     snapshots the spec asks for are written to ``snapshot_dir``.
     """
+    deterministic_torch()  # before any torch work: see lossgeom.device
     checkpoint = Path(checkpoint)
     experiment = resolve_experiment(spec)
     settings = TrainSettings(**experiment["train"])
     fingerprint = spec_hash(experiment)
     device = pick_device(settings.device)
-    if device.type == "cuda":  # CPU kernels are deterministic already; this switch costs seconds of import
-        use_deterministic_algorithms()
 
     dataset = load_dataset(experiment["dataset"])
     steps_per_epoch = math.ceil(len(dataset.x_train) / settings.batch_size)
