@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -22,7 +22,8 @@ from ..io.atomic import write_csv, write_json
 from ..io.provenance import input_record, provenance
 
 
-def run(runs_table, connectivity_summary, sweep: str, cells_out, rows_out, log: Callable = print) -> pd.DataFrame:
+def compute(runs_table, connectivity_summary, sweep: str) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """The cell table with phases, its record (``cells.json``) and the check rows, in memory."""
     runs = pd.read_csv(runs_table)
     summary = json.loads(Path(connectivity_summary).read_text())
     missing = [c for c in ("lambda_max", "trace_hutchinson") if c not in runs]
@@ -39,13 +40,23 @@ def run(runs_table, connectivity_summary, sweep: str, cells_out, rows_out, log: 
         raise ValueError(f"{runs_table} and {connectivity_summary}: {err}") from None
     axis = cells["axis_key"].iloc[0]
     frame = rows_to_frame(taxonomy_rows(cells, sweep, axis, classes))
+    record = {"sweep": sweep, "axis": axis, "classes": classes, "cells": len(cells),
+              "phases": cells["phase"].value_counts().to_dict(),
+              "inputs": input_record(runs=runs_table, connectivity=connectivity_summary), "provenance": provenance()}
+    return cells, record, frame
+
+
+def write(cells: pd.DataFrame, record: dict[str, Any], frame: pd.DataFrame, cells_out, rows_out) -> None:
+    """``cells.csv`` with ``cells.json`` beside it, and the rows."""
     write_csv(cells, cells_out)
-    write_json({"sweep": sweep, "axis": axis, "classes": classes, "cells": len(cells),
-                "phases": cells["phase"].value_counts().to_dict(),
-                "inputs": input_record(runs=runs_table, connectivity=connectivity_summary),
-                "provenance": provenance()}, Path(cells_out).with_suffix(".json"))
+    write_json(record, Path(cells_out).with_suffix(".json"))
     write_csv(frame, rows_out)
-    log(f"taxonomy of {sweep}: {len(cells)} cells over width x {axis}; phases "
+
+
+def run(runs_table, connectivity_summary, sweep: str, cells_out, rows_out, log: Callable = print) -> pd.DataFrame:
+    cells, record, frame = compute(runs_table, connectivity_summary, sweep)
+    write(cells, record, frame, cells_out, rows_out)
+    log(f"taxonomy of {sweep}: {len(cells)} cells over width x {record['axis']}; phases "
         + ", ".join(f"{k} {v}" for k, v in sorted(cells["phase"].value_counts().items()))
         + "; rows: " + ", ".join(f"{v} {n}" for v, n in frame["verdict"].value_counts().items()))
     return cells
