@@ -16,7 +16,8 @@ from lossgeom.timing import call_times
 def machine(device: torch.device) -> dict:
     return {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
         "cpu_threads": torch.get_num_threads(),
     }
 

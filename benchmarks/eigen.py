@@ -77,7 +77,8 @@ def run_pyhessian(model, x, y, top_n, tol):
     try:
         torch.manual_seed(0)
         tick = time.perf_counter()
-        h = pyhessian_module.hessian(model, loss_function("classification" if y.dtype == torch.int64 else "regression"), data=(x, y), cuda=False)
+        h = pyhessian_module.hessian(model, loss_function("classification" if y.dtype == torch.int64 else "regression"),
+                                     data=(x, y), cuda=False)
         values, _ = h.eigenvalues(maxIter=100, tol=tol, top_n=top_n)
         seconds = time.perf_counter() - tick
     finally:
@@ -96,7 +97,8 @@ def run_scipy(op, k, which, tol):
         dtype=np.float64,
     )
     tick = time.perf_counter()
-    values = eigsh(lin, k=k, which=which, tol=tol, v0=np.random.default_rng(0).standard_normal(op.n_params), return_eigenvectors=False)
+    values = eigsh(lin, k=k, which=which, tol=tol, v0=np.random.default_rng(0).standard_normal(op.n_params),
+                   return_eigenvectors=False)
     return np.sort(values)[::-1] if which == "LA" else np.sort(values), time.perf_counter() - tick, op.hvps
 
 
@@ -151,7 +153,8 @@ def main() -> None:
     res, sec, hvps = run_lossgeom(op, 10, 1, args.tol)
     report["lossgeom_top10_and_min"] = {"hvps": hvps, "seconds": sec, "top": errors(res.top.values, top_ref, scale),
                                         "bottom": errors(res.bottom.values, bottom_ref, scale),
-                                        "max_residual_relative": float(max(res.top.residuals.max(), res.bottom.residuals.max()) / res.scale)}
+                                        "max_residual_relative": float(max(res.top.residuals.max(), res.bottom.residuals.max())
+                                                                       / res.scale)}
     values, sec, hvps = run_pyhessian(model, x, y, 10, args.pyhessian_tol)
     report["pyhessian_top10"] = {"hvps": hvps, "seconds": sec, "tol": args.pyhessian_tol, **errors(values, top_ref, scale)}
     if not args.skip_strict_pyhessian:

@@ -44,7 +44,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    spec = {"name": "densenet121"} if args.model == "densenet121" else {"name": "resnet", "depth": int(args.model.removeprefix("resnet"))}
+    spec = ({"name": "densenet121"} if args.model == "densenet121"
+            else {"name": "resnet", "depth": int(args.model.removeprefix("resnet"))})
     torch.manual_seed(0)
     model = build_model(spec, (3, 32, 32), 10).to(device)
     g = torch.Generator().manual_seed(1)

@@ -81,7 +81,8 @@ def main() -> None:
             if "root" in spec["dataset"]:  # an on-disk dataset: the random stand-in, nothing downloaded
                 spec["dataset"].update(root=str(root), download=False)
             print(f"{name}:", flush=True)
-            record = compute(spec, StageSettings.from_mapping(spec, blocks), device, log=lambda line: print(f"  {line}", flush=True))
+            record = compute(spec, StageSettings.from_mapping(spec, blocks), device,
+                             log=lambda line: print(f"  {line}", flush=True))
             results[name] = record
     out = args.out or REPO / f"benchmarks/out/paper_costs-{device.type}.json"
     write_result(out, {"machine": machine(device), "config": str(args.config), "experiments": results,

@@ -52,7 +52,8 @@ def main() -> None:
                                  "gap_over_scale": abs(estimate - explicit) / eig.scale,
                                  "explicit_over_scale": explicit / eig.scale, "estimate_over_scale": estimate / eig.scale,
                                  "hvps": eig.hvps, "restarts": eig.restarts})
-            worst = max(r["gap_over_scale"] for r in rows if r["experiment"] == model_file.parent.name and r["dtype"] == dtype_name)
+            worst = max(r["gap_over_scale"] for r in rows
+                        if r["experiment"] == model_file.parent.name and r["dtype"] == dtype_name)
             print(f"{model_file.parent.name} {dtype_name}: {eig.hvps} products, {eig.restarts} restarts, "
                   f"max |estimate - explicit| / |lambda_max| = {worst:.2g}", flush=True)
     write_result(args.out, {"machine": machine(torch.device("cpu")), "tol": args.tol, "pairs": rows})

@@ -79,7 +79,8 @@ def main() -> None:
         "note": "lossgeom computes loss and accuracy per point, loss-landscapes the loss only",
     }
     print(result)
-    write_result(args.out or f"benchmarks/out/surface-{device.type}.json", {"benchmark": "surface", "machine": machine(device), **result})
+    write_result(args.out or f"benchmarks/out/surface-{device.type}.json",
+                 {"benchmark": "surface", "machine": machine(device), **result})
 
 
 if __name__ == "__main__":

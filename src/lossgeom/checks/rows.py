@@ -14,7 +14,8 @@ tolerance, ``FAIL`` when the opposite holds by more than the tolerance, ``unreso
 
 A claim that something is zero (theory 0, or zero up to rounding: |theory| <= 1e-9 tolerance) is judged
 against the size that matters for it when the row states one (``scale``: e.g. a finite-difference bias
-against tr(H) itself): unresolved when the tolerance reaches that size, else decided by the tolerance. Tolerances are stated multiples (:data:`SIGMAS`) of the standard errors of the Monte
+against tr(H) itself): unresolved when the tolerance reaches that size, else decided by the tolerance.
+Tolerances are stated multiples (:data:`SIGMAS`) of the standard errors of the Monte
 Carlo quantities involved, with the uncertainties of their inputs propagated, or stated deterministic
 bounds; never tuned to pass.
 
@@ -34,7 +35,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import pandas as pd
 
 SIGMAS = 4.0  # tolerance = SIGMAS standard errors

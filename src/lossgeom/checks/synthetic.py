@@ -48,7 +48,8 @@ def synthetic_checks(
             check = "synthetic_random_projection"
             se_mean = math.sqrt(2 * trace_sq / projections)
             rows.append(CheckRow.compare(check, case, "mean eta^T H eta (Gaussian) vs tr(H)", trace, m11.mean(), se_mean))
-            rows.append(CheckRow.compare(check, case, "mean eta^T H delta (Gaussian) vs 0", 0.0, m12.mean(), math.sqrt(trace_sq / projections)))
+            rows.append(CheckRow.compare(check, case, "mean eta^T H delta (Gaussian) vs 0", 0.0, m12.mean(),
+                                         math.sqrt(trace_sq / projections)))
             rows.append(_unit_direction_row(op, lam, projections, seed + 1, case))
             kappa4 = 48 * float((lam**4).sum())  # fourth cumulant of eta^T H eta
             var_theory = 2 * trace_sq

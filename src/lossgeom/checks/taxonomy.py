@@ -1,6 +1,7 @@
 """Yang et al. 2021's taxonomy of loss landscapes over a grid of width x a second axis (batch size, or label noise):
 per cell, what training found (train loss, test accuracy), how sharp it is locally (lambda_max, tr(H) on the
-Hessian stage's examples: the whole training set in the default config, 10,000 images in configs/taxonomy.yaml) and how well its seeds connect globally (mode connectivity mc along trained Bezier curves, CKA of
+Hessian stage's examples: the whole training set in the default config, 10,000 images in configs/taxonomy.yaml)
+and how well its seeds connect globally (mode connectivity mc along trained Bezier curves, CKA of
 their outputs); the cell's phase; and the check rows.
 
 A cell is one condition of a sweep's connectivity step (:mod:`lossgeom.stages.connectivity`): the runs that share
@@ -159,7 +160,7 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
     mean, se = _pooled(smallest)
     rows.append(CheckRow.exceeds(
         "taxonomy_small_width_poorly_connected", f"{sweep}: width {smallest['width'].iloc[0]} (N = {sizes[0]})",
-        f"mode connectivity mc (points of training error), mean over the smallest width's cells < 0", 0.0, mean,
+        "mode connectivity mc (points of training error), mean over the smallest width's cells < 0", 0.0, mean,
         SIGMAS * se, above=False, detail=f"mc per {axis}: {_listing(smallest)}"))
     mean, se = _pooled(largest) if len(largest) else (math.nan, math.nan)
     rows.append(CheckRow.exceeds(

@@ -1,6 +1,7 @@
 """Spectral density of a symmetric operator from products alone: stochastic Lanczos quadrature (SLQ).
 
-(Golub & Meurant; Ghorbani et al. 2019.) For a unit probe q, m Lanczos steps from q give T_m = S diag(theta) S^T; the Gauss rule with nodes theta_i and weights tau_i = S[0, i]^2
+(Golub & Meurant; Ghorbani et al. 2019.) For a unit probe q, m Lanczos steps from q give T_m = S diag(theta) S^T;
+the Gauss rule with nodes theta_i and weights tau_i = S[0, i]^2
 integrates polynomials of degree <= 2m - 1 exactly against the spectral measure
 mu_q = sum_j (q . u_j)^2 delta(lambda_j). With q = z / ||z||, E[mu_q] = (1/N) sum_j delta(lambda_j), the
 eigenvalue density, so the average of the Gauss rules over probes estimates it: its weights sum to one and

@@ -224,7 +224,8 @@ def choose_product(op: HessianOperator) -> dict:
     ``op.choice``.
 
     Timed when the caller plans at least :data:`TIMING_WORTH` products (``expected_products``): the candidates
-    run on the first batch with fixed random vectors, one warm-up and the best of two timed calls each: forward-over-reverse and double backward per vector, and a block of
+    run on the first batch with fixed random vectors, one warm-up and the best of two timed calls each:
+    forward-over-reverse and double backward per vector, and a block of
     :data:`BLOCK` vectors by vmap, per vector. Forward-over-reverse one at a time is the reference; another
     candidate replaces it only when it costs at most :data:`MARGIN` of the reference per vector, so that near
     ties (where timing noise could flip the choice between runs) keep the reference. A candidate that raises is

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ..progress import Progress
-from .operator import LinearOperator, MatrixOperator
+from .operator import LinearOperator, MatrixOperator  # noqa: F401  (MatrixOperator: used by the doctest, imported from here by tests)
 from .resume import ResumeSlot
 
 

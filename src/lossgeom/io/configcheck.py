@@ -97,7 +97,8 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any], sources: 
     return config
 
 
-def validate_experiment(spec: dict[str, Any], schema: Mapping[str, Any], where: str, sources: Iterable[str] = ()) -> dict[str, Any]:
+def validate_experiment(spec: dict[str, Any], schema: Mapping[str, Any], where: str,
+                        sources: Iterable[str] = ()) -> dict[str, Any]:
     """Validate one experiment spec (e.g. a generated run of a sweep) against the schema's experiment definition."""
     try:
         return validate_config(spec, {"$ref": "#/$defs/experiment", "$defs": schema["$defs"]})

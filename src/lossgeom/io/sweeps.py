@@ -6,7 +6,8 @@ order the grid lists its keys. Each run gets a readable, stable id from its valu
 ``hidden=32_batch_size=64_seed=1``, and its own folder ``results/sweeps/<sweep>/<run id>/``. Only the
 run's own stages (training; Hessian when the sweep asks for it) are generated, so a sweep of hundreds of
 runs leaves the paper's per-model stages as they are. A sweep's ``snapshots`` (optimizer steps) make every
-run save its weights along training (``train.snapshots``), each a point of the run's trajectory. Like :mod:`lossgeom.io.configcheck` this module
+run save its weights along training (``train.snapshots``), each a point of the run's trajectory.
+Like :mod:`lossgeom.io.configcheck` this module
 needs neither torch nor the library's other dependencies (the Snakefile imports it).
 
 Example::

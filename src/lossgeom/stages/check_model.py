@@ -119,6 +119,7 @@ def add_commands(steps) -> None:
     command.add_argument("--sign-out", required=True, type=Path, help="JSON answering the sign question")
     command.add_argument("--bias-out", type=Path, help="CSV of second differences vs eta^T H eta per step and dtype "
                                                      "(default: bias_vs_step.csv beside --trace-out)")
-    command.set_defaults(func=lambda args: run(args.model, args.hessian, ModelCheckSettings.from_mapping(json.loads(args.settings)),
+    command.set_defaults(func=lambda args: run(args.model, args.hessian,
+                                               ModelCheckSettings.from_mapping(json.loads(args.settings)),
                                                args.name, args.out, args.trace_out, args.sign_out, args.bias_out,
                                                log=logging.getLogger(__name__).info))

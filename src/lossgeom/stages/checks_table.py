@@ -12,7 +12,8 @@ import pandas as pd
 from ..io.atomic import write_csv
 
 
-def compute(row_tables: Iterable[str | os.PathLike], sign_records: Iterable[str | os.PathLike] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compute(row_tables: Iterable[str | os.PathLike],
+            sign_records: Iterable[str | os.PathLike] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(all check rows, in the order of the files; the sign-question records without settings and provenance)."""
     rows = pd.concat([pd.read_csv(p) for p in row_tables], ignore_index=True)
     signs = [json.loads(Path(p).read_text()) for p in sign_records]

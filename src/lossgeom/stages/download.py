@@ -35,6 +35,7 @@ def run(dataset: Mapping[str, Any], out: str | Path, log=print) -> dict[str, Any
 def add_commands(steps) -> None:
     """CLI: ``lossgeom download``."""
     command = steps.add_parser("download", help="download a dataset once (MNIST, CIFAR-10) and record it")
-    command.add_argument("--dataset", required=True, help="the dataset block as JSON, e.g. {\"name\": \"cifar10\", \"root\": \"data\"}")
+    command.add_argument("--dataset", required=True,
+                         help="the dataset block as JSON, e.g. {\"name\": \"cifar10\", \"root\": \"data\"}")
     command.add_argument("--out", required=True, type=Path, help="JSON record to write")
     command.set_defaults(func=lambda args: run(json.loads(args.dataset), args.out, log=logging.getLogger(__name__).info))

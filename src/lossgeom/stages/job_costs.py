@@ -10,7 +10,8 @@ time of one batch, measured on ``batches`` full batches after a warm-up pass. A 
 over its work of (passes it plans) x (seconds per pass); the passes are upper bounds read from its settings
 (:func:`planned_work`: the Lanczos budget ``max_hvps``, not the products a converged run happens to need).
 The runtime asked for is ``safety`` x the estimate + ``startup_min`` (imports, data, moving the model),
-rounded up to whole minutes, and at most ``max_min`` (a partition's limit) when set. A job killed at its limit resumes from its saved work on the next attempt
+rounded up to whole minutes, and at most ``max_min`` (a partition's limit) when set.
+A job killed at its limit resumes from its saved work on the next attempt
 (training, hessian, check_model, surface tiles), so an underestimate costs a retry, not the work done.
 """
 
@@ -69,10 +70,12 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
 
     The counts follow the stages' code: Lanczos stops at ``max_hvps`` products and then recomputes one
     residual per returned pair; SLQ takes ``slq_probes`` x ``slq_steps`` (its first probe is free when the
-    eigenpair run provides it, which the bound does not count on); the checks take two products per random projection, one per Hutchinson
+    eigenpair run provides it, which the bound does not count on); the checks take two products per random
+    projection, one per Hutchinson
     probe, N for the exact trace of a small model, two loss values per slice plus the centre, and per bias
     slice one float64 product and two loss values per step and precision; a surface evaluates every grid
-    point and both 1D slices on each split (a surface part job, its share of the tiles); the curvature check takes an exact projected Hessian (two
+    point and both 1D slices on each split (a surface part job, its share of the tiles); the curvature check
+    takes an exact projected Hessian (two
     products and a gradient) at two points per direction pair, in float64 on the whole training split.
     """
     t, h, sf, c = s.train, s.hessian, s.surfaces, s.checks
@@ -84,8 +87,10 @@ def planned_work(s: StageSettings, n_parameters: int) -> dict[str, list[tuple[st
     points = len(sf.pairs) * len(sf.ranges) * (sf.points**2 + 2 * sf.points_1d)
     return {
         "train": [("epochs", t.epochs, Pass("epoch", "train", "float32", t.batch_size, 0, "train.batch_size")),
-                  ("train metrics per epoch", t.epochs + 1, Pass("loss", "train", "float32", t.eval_batch_size, 0, "train.eval_batch_size")),
-                  ("test metrics per epoch", t.epochs + 1, Pass("loss", "test", "float32", t.eval_batch_size, 0, "train.eval_batch_size"))],
+                  ("train metrics per epoch", t.epochs + 1,
+                   Pass("loss", "train", "float32", t.eval_batch_size, 0, "train.eval_batch_size")),
+                  ("test metrics per epoch", t.epochs + 1,
+                   Pass("loss", "test", "float32", t.eval_batch_size, 0, "train.eval_batch_size"))],
         "hessian": [("Lanczos budget and residuals", h.max_hvps + h.k_top + h.k_bottom, products),
                     ("Hutchinson probes", h.hutchinson_samples, products),
                     ("SLQ", h.slq_probes * h.slq_steps, products),
@@ -154,7 +159,8 @@ def measure_pass(model: torch.nn.Module, dataset: Dataset, p: Pass, batches: int
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     batches_per_pass = math.ceil(n / p.batch_size)
     return {"pass": p.key, **dataclasses.asdict(p), "examples_in_pass": n, "batches_timed": batches_timed,
-            "seconds_per_batch": per_batch, "batches_per_pass": batches_per_pass, "seconds_per_pass": per_batch * batches_per_pass,
+            "seconds_per_batch": per_batch, "batches_per_pass": batches_per_pass,
+            "seconds_per_pass": per_batch * batches_per_pass,
             "peak_gpu_memory_mib": peak}
 
 
@@ -181,7 +187,8 @@ def compute(spec: Mapping[str, Any], settings: StageSettings, device: torch.devi
     passes = {p.key: p for items in work.values() for _, _, p in items}
     measured = {}
     for key, p in passes.items():
-        measured[key] = measure_pass(model, dataset, p, settings.runtimes.batches, settings.runtimes.repeats, settings.hessian.seed)
+        measured[key] = measure_pass(model, dataset, p, settings.runtimes.batches, settings.runtimes.repeats,
+                                     settings.hessian.seed)
         log(f"{key}: {measured[key]['seconds_per_batch']:.3g} s per batch, {measured[key]['seconds_per_pass']:.3g} s per pass")
     jobs = estimate_jobs(work, {k: m["seconds_per_pass"] for k, m in measured.items()}, settings.runtimes)
     for job, record in jobs.items():

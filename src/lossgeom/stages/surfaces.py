@@ -184,7 +184,8 @@ def run(model_path, eigenvectors_path, settings: SurfaceSettings, out_dir, log=p
     """Every surface into ``out_dir``; with ``part``, only that part's tiles and its record ``parts/part<p>.json``."""
     deterministic_torch()  # before any torch work: see lossgeom.device
     if part is not None and not 0 <= part < settings.parts:
-        raise ConfigError(f"surface part {part} does not exist: surfaces.parts is {settings.parts} (parts 0..{settings.parts - 1})")
+        raise ConfigError(f"surface part {part} does not exist: surfaces.parts is {settings.parts} "
+                          f"(parts 0..{settings.parts - 1})")
     model, dataset = load(model_path, settings)
     hessian = "hessian" in settings.pairs
     eigenvectors = load_eigenvectors(eigenvectors_path, model_path, model) if hessian else None

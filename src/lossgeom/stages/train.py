@@ -3,7 +3,8 @@
 Writes into one directory: ``model.pt`` (final weights plus the resolved experiment spec), ``metrics.csv``
 (train/test metrics per epoch, kept current during training), ``train.json`` (summary and provenance),
 the resumable training state ``checkpoint/last.pt`` and, when ``train.snapshots`` asks for them, the
-weights along training in ``snapshots/step=<k>.pt`` with their metrics in ``snapshots/steps.csv``. :func:`table` gathers train.json files into the
+weights along training in ``snapshots/step=<k>.pt`` with their metrics in ``snapshots/steps.csv``.
+:func:`table` gathers train.json files into the
 one-row-per-experiment training summary.
 """
 

@@ -29,7 +29,8 @@ def eigenbasis_projections(eigenvalues: np.ndarray, samples: int, seed: int, chu
     """Projected Hessians of Gaussian direction pairs drawn directly in the eigenbasis (numpy only).
 
     M11 = sum_i lambda_i eta_i^2, M12 = sum_i lambda_i eta_i delta_i, M22 = sum_i lambda_i delta_i^2: the
-    exact distribution of :func:`lossgeom.geometry.curvature.random_projections` with independent random numbers and no Hessian products.
+    exact distribution of :func:`lossgeom.geometry.curvature.random_projections` with independent random numbers
+    and no Hessian products.
     Returns an array (samples, 3) of M11, M12, M22.
     """
     rng = np.random.default_rng(seed)
