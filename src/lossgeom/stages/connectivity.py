@@ -100,13 +100,24 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
         log: Callable = print) -> dict[str, Any]:
     """``runs``: {run id: {"model": model.pt, "grid": {key path: value}}}. Writes paths.csv, summary.json,
     simplex_slice.npz under ``out_dir`` and the check rows to ``rows_out`` (None: no rows, as for one part of a split
-    sweep); returns the summary."""
+    sweep); returns the summary. Each finished path, simplex and continuation is kept in ``out_dir/partial.pt`` until
+    the outputs are written, so a killed job resumes with the next one."""
     deterministic_torch()  # before any torch work: see lossgeom.device
     out_dir = Path(out_dir)
-    tick = time.perf_counter()
-    torch.set_grad_enabled(True)
     inputs = input_record(**{run_id: item["model"] for run_id, item in runs.items()})
     partial = PartialFile.for_job(out_dir / "partial.pt", inputs, settings)
+    summary, paths, slices = compute(runs, settings, sweep, partial, inputs, log)
+    _write(summary, paths, slices, out_dir, rows_out, log)
+    partial.remove()
+    return summary
+
+
+def compute(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, sweep: str, partial: PartialFile,
+            inputs: Mapping[str, Any], log: Callable = print) -> tuple[dict[str, Any], pd.DataFrame, dict[str, np.ndarray]]:
+    """The summary, the path table and the simplices' loss slices of these runs, in memory; ``partial`` keeps (and
+    gives back on a rerun) each finished unit of work."""
+    tick = time.perf_counter()
+    torch.set_grad_enabled(True)
     device = pick_device(settings.device)
     solutions = []
     for run_id, item in runs.items():
@@ -174,10 +185,8 @@ def run(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySettings, o
     summary = {"sweep": sweep, "conditions": conditions, "continued": continued,
                "settings": dataclasses.asdict(settings), "inputs": inputs,
                "wall_s": time.perf_counter() - tick, "provenance": provenance(seed=settings.seed)}
-    _write(summary, pd.DataFrame(path_rows), {f"{k}__{name}": v for k, arrays in slices.items() for name, v in arrays.items()},
-           out_dir, rows_out, log)
-    partial.remove()
-    return summary
+    flat_slices = {f"{k}__{name}": v for k, arrays in slices.items() for name, v in arrays.items()}
+    return summary, pd.DataFrame(path_rows), flat_slices
 
 
 def _write(summary, paths: pd.DataFrame, slices: Mapping[str, np.ndarray], out_dir, rows_out, log) -> None:
