@@ -100,8 +100,8 @@ rule check_sweep:
     benchmark:
         "results/checks/{kind}_{sweep}.benchmark.tsv"
     wildcard_constraints:
-        kind="local|spectra|goldilocks",
-        sweep=one_of(PLAN.with_check("local") + PLAN.with_check("spectra") + PLAN.with_check("goldilocks")),
+        kind=one_of(TABLE_CHECKS),
+        sweep=one_of([s for kind in TABLE_CHECKS for s in PLAN.with_check(kind)]),
     conda:
         "../../envs/lossgeom.yaml"
     resources:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the planner needs jsonschema and yaml, not torch
+# The planner needs jsonschema, yaml, numpy and pandas; torch only where a sweep needs a model built (its N, its steps).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from lossgeom.errors import ConfigError  # noqa: E402
 from lossgeom.planning import make_plan  # noqa: E402
 from lossgeom.planning.figures import figure_inputs, notebook_parameters, report_files  # noqa: E402
+from lossgeom.planning.checks import TABLE_CHECKS  # noqa: E402
 from lossgeom.planning.plan import PRIORITY, runtime_from_costs  # noqa: E402
 
 try:
@@ -43,10 +45,17 @@ SWEEPS = PLAN.sweeps
 # has none.)
 # $LOSSGEOM_CONFIGFILES: the config files of this run, for the library's advice on rebuilding a file.
 CONFIG_FILES = " ".join(shlex.quote(source) for source in PLAN.sources)
+
+
+def for_prefix(text):
+    """A shell word for the prefix, with braces doubled for Snakemake's formatting."""
+    return shlex.quote(text).replace("{", "{{").replace("}", "}}")
+
+
 shell.prefix(
-    f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(Path(workflow.basedir) / 'src'))}"
+    f"set -euo pipefail; export PYTHONPATH={for_prefix(str(Path(workflow.basedir) / 'src'))}"
     "${{PYTHONPATH:+:$PYTHONPATH}}; "
-    f"export LOSSGEOM_CONFIGFILES={shlex.quote(CONFIG_FILES)}; "
+    f"export LOSSGEOM_CONFIGFILES={for_prefix(CONFIG_FILES)}; "
 )
 
 # With the workflow, not the working directory (-d); relative to the working directory, so that a copied or moved

@@ -47,7 +47,7 @@ rule surfaces:
     priority: PRIORITY["surfaces"]
     conda:
         "../../envs/lossgeom.yaml"
-    threads: CONFIG["threads"]
+    threads: 1 if PLAN.surface_parts > 1 else CONFIG["threads"]
     resources:
         runtime=runtime_of("surfaces", 10 if PLAN.surface_parts > 1 else 480),
         mem_mb=4000 if PLAN.surface_parts > 1 else 8000,

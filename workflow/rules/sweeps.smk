@@ -173,7 +173,9 @@ rule sweep_trajectory:
     input:
         snapshots=lambda wildcards: PLAN.each_run(wildcards.sweep, "snapshots"),
         points=lambda wildcards: (
-            PLAN.each_run(wildcards.sweep, "trajectory/points.json") if SWEEPS[wildcards.sweep].hessian else []
+            PLAN.each_run(wildcards.sweep, "trajectory/points.json")
+            if SWEEPS[wildcards.sweep].hessian is not None
+            else []
         ),
     output:
         "results/sweeps/{sweep}/trajectory.csv",

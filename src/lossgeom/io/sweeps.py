@@ -98,26 +98,10 @@ def stage_overrides(sweep: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(sweep[key]) if isinstance(sweep.get(key), Mapping) else {}
 
 
-def has_hessian(sweep: Mapping[str, Any]) -> bool:
-    return has_stage(sweep, "hessian")
-
-
-def hessian_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
-    return stage_overrides(sweep, "hessian")
-
-
-def has_local(sweep: Mapping[str, Any]) -> bool:
-    return has_stage(sweep, "local")
-
-
-def local_overrides(sweep: Mapping[str, Any]) -> dict[str, Any]:
-    return stage_overrides(sweep, "local")
-
-
 def expand_sweep(name: str, sweep: Mapping[str, Any], experiments: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """{run id: experiment spec} of one sweep; the base may name an entry of ``experiments``."""
     where = f"sweeps.{name}"
-    if has_local(sweep) and not has_hessian(sweep):
+    if has_stage(sweep, "local") and not has_stage(sweep, "hessian"):
         raise ConfigError(f"{where}.local needs {where}.hessian (true, or a mapping of hessian settings): the "
                           "local geometry reads each Hessian's eigenpairs")
     base = sweep["base"]

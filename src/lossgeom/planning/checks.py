@@ -25,6 +25,10 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 SWEEP_CHECKS = ("local", "spectra", "goldilocks", "saddle", "trends", "connectivity", "taxonomy")
+# The checks that judge one table of their sweep (rule check_sweep): the table each reads.
+TABLE_CHECKS = {"local": "trajectory", "spectra": "runs", "goldilocks": "runs"}
+# The order of the sweeps' rows files in the summary (trends, across sweeps, last).
+SUMMARY_ORDER = ("local", "spectra", "saddle", "goldilocks", "connectivity", "taxonomy")
 
 SPECTRA_KEYS = ("dataset.clusters", "dataset.separation", "model.hidden")
 GOLDILOCKS_KEYS = ("model.init_scale", "train.subspace_dim")
@@ -80,6 +84,9 @@ def _trends(sweep: Any) -> str | None:
 def _connectivity(sweep: Any) -> str | None:
     if sweep.connectivity is None:
         return "needs the connectivity stage (connectivity: true, or a mapping of connectivity settings)"
+    if "taxonomy" in sweep.checks:
+        return ("a phase diagram's per-cell connectivity rows stay out of the summary (its taxonomy rows judge them): "
+                "declare taxonomy alone")
     return None
 
 

@@ -11,6 +11,8 @@ import json
 import math
 from typing import Any, Callable, Mapping
 
+from ..errors import ConfigError
+
 
 class ModelFacts:
     """N and the training steps of experiment specs, computed once per distinct spec (or by the given functions)."""
@@ -44,16 +46,22 @@ class ModelFacts:
 
 
 def _parameters(spec: Mapping[str, Any]) -> int:
-    from ..training.loop import model_size
-
+    try:
+        from ..training.loop import model_size
+    except ImportError as err:  # a Snakemake installation without the library's dependencies
+        raise ConfigError(f"planning needs N of {spec['model'].get('name')} (a subspace dimension to bound, dense matrices "
+                          f"to size), which needs torch: {err}. Run snakemake from the project's environment "
+                          "(uv run snakemake ...)") from None
     return model_size(spec)
 
 
 def _training_examples(spec: Mapping[str, Any]) -> int | None:
     """The training examples of a spec's dataset (train_fraction applied); None for the on-disk datasets, which are
     not read when planning."""
-    from ..problems.data import ON_DISK_SHAPES, DATASETS, load_dataset
-
+    try:
+        from ..problems.data import ON_DISK_SHAPES, DATASETS, load_dataset
+    except ImportError:  # a Snakemake installation without torch: the training job checks its snapshots itself
+        return None
     if spec["dataset"]["name"] in ON_DISK_SHAPES:
         return None
     return len(load_dataset(DATASETS.resolve(spec["dataset"])).x_train)

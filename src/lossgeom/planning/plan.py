@@ -38,8 +38,8 @@ from ..io.configcheck import experiment_task, load_schema, validate_config, vali
 from ..io.sweeps import (
     conditions, expand_sweep, grid_values, has_stage, run_batches, snapshot_steps, stage_overrides,
 )
-from ..settings import ConnectivitySettings, HessianSettings, LocalSettings, RuntimeSettings
-from .checks import SWEEP_CHECKS, check_problem
+from ..settings import CONFIG_BLOCKS, ConnectivitySettings, HessianSettings, LocalSettings, RuntimeSettings, SurfaceSettings
+from .checks import SUMMARY_ORDER, SWEEP_CHECKS, TABLE_CHECKS, check_problem
 from .model_facts import ModelFacts
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
@@ -106,7 +106,9 @@ class Plan:
             raise self.error(f"sweeps.{trends[0]}.checks: trends compares how learning rate, width and L2 move the "
                              "curvature: declare it on two sweeps at least (or remove it)")
         self.downloads = self._downloads()
+        self._check_blocks()
         self.runtime_settings = self._block(RuntimeSettings, "runtimes")
+        self.surface_settings = self._block(SurfaceSettings, "surfaces")
 
     # ---- errors and settings
 
@@ -119,6 +121,26 @@ class Plan:
             return cls.from_mapping(dict(self.config.get(key, {}) if values is None else values))
         except ConfigError as err:
             raise self.error(str(err)) from None
+
+    def _check_blocks(self) -> None:
+        """Every settings block through its dataclass (ranges and relations the schema cannot state, e.g. an odd
+        number of grid points), and the train block of every experiment and generated run: found now, not in a job
+        after hours of training."""
+        for path, cls in CONFIG_BLOCKS.items():
+            if path == "experiments.*.train":
+                specs = {f"experiments.{name}": spec for name, spec in self.config["experiments"].items()}
+                specs.update({f"sweeps.{name} run {run_id}": spec for name, sweep in self.sweeps.items()
+                              for run_id, spec in sweep.runs.items()})
+                for where, spec in specs.items():
+                    try:
+                        cls.from_mapping(dict(spec.get("train", {})))
+                    except ConfigError as err:
+                        raise self.error(f"{where}: {err}") from None
+                continue
+            node: Any = self.config
+            for key in path.split("."):
+                node = node.get(key, {}) if isinstance(node, Mapping) else {}
+            self._block(cls, path, node)
 
     def block(self, *keys: str) -> Any:
         """A block of the config by its keys, e.g. ``block("checks", "models")``."""
@@ -138,7 +160,7 @@ class Plan:
     @property
     def surface_parts(self) -> int:
         """Jobs the surface tiles of each model are dealt to (surfaces.parts; 1: one job computes them all)."""
-        return int(self.config["surfaces"].get("parts", 1))
+        return int(self.surface_settings.parts)
 
     def job_costs_settings(self) -> str:
         """What rule job_costs times: the Hessian (on its device), surfaces and model checks, the runtime margins."""
@@ -203,6 +225,9 @@ class Plan:
         if sweep.connectivity is not None and len(sweep.block["grid"].get("train.seed", [])) < 2:
             raise self.error(f"{where}.connectivity compares independently trained solutions: its grid needs "
                              "train.seed with two values at least (three for the simplices), e.g. train.seed: [0, 1, 2]")
+        if sweep.connectivity is not None and not {"connectivity", "taxonomy"} & set(sweep.checks):
+            raise self.error(f"{where}.connectivity: nothing would read its paths and simplices: declare "
+                             f"{where}.checks: [connectivity] (rows in the summary, F13) or [taxonomy] (the phase diagram)")
         for kind in sweep.checks:
             if kind not in SWEEP_CHECKS:  # the schema lists them too; a library user may skip the schema
                 raise self.error(f"{where}.checks: {kind!r} is not a check; allowed: {', '.join(SWEEP_CHECKS)}")
@@ -233,17 +258,17 @@ class Plan:
 
     def check_table(self, kind: str, sweep: str) -> str:
         """The table a sweep's check reads: trajectory.csv for the local phenomena along training, else runs.csv."""
-        if kind not in self.sweeps[sweep].checks:
-            raise self.error(f"sweeps.{sweep} does not declare the check {kind!r} (its checks: "
+        if kind not in TABLE_CHECKS or kind not in self.sweeps[sweep].checks:
+            raise self.error(f"sweeps.{sweep} does not declare the table check {kind!r} (its checks: "
                              f"{', '.join(self.sweeps[sweep].checks) or 'none'})")
-        return f"results/sweeps/{sweep}/{'trajectory' if kind == 'local' else 'runs'}.csv"
+        return f"results/sweeps/{sweep}/{TABLE_CHECKS[kind]}.csv"
 
     def check_tables(self) -> list[str]:
         """Every rows file the summary gathers: the paper's checks, then each sweep's declared checks."""
         tables = ["results/checks/synthetic.csv"]
         tables += [f"results/checks/model_{name}.csv" for name in self.experiments]
         tables += [f"results/checks/curvature_{name}.csv" for name in self.experiments]
-        for kind in ("local", "spectra", "saddle", "goldilocks", "connectivity", "taxonomy"):
+        for kind in SUMMARY_ORDER:
             tables += [f"results/checks/{kind}_{name}.csv" for name in self.with_check(kind)]
         if self.with_check("trends"):
             tables.append("results/checks/trends.csv")
@@ -410,6 +435,10 @@ def make_plan(config: Mapping[str, Any], sources: Iterable[str] = ("config.yaml"
     with torch (tests, or a planner without torch)."""
     sources = [str(source) for source in sources] or ["config.yaml"]
     config = copy.deepcopy(dict(config))
+    for name, sweep in (config.get("sweeps") or {}).items():
+        if isinstance(sweep, Mapping) and "taxonomy" in sweep:
+            raise ConfigError(f"invalid configuration ({', '.join(sources)}): sweeps.{name}.taxonomy: a sweep's checks are "
+                              "now one list; write checks: [taxonomy] instead of taxonomy: true")
     schema = load_schema(schema)
     validate_config(config, schema, sources=sources)
     return Plan(config, sources, schema, ModelFacts(parameters, training_steps))

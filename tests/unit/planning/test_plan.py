@@ -103,7 +103,8 @@ def test_conditions_group_the_seeds_of_each_grid_point_as_the_connectivity_stage
 
 def test_connectivity_parts_deal_whole_conditions():
     config = config_with(pairs={"grid": {"train.batch_size": [25, 50, 100], "train.seed": [0, 1]},
-                                "connectivity": {"parts": 2, "continuation": False, "simplices": False}})
+                                "connectivity": {"parts": 2, "continuation": False, "simplices": False},
+                                "checks": ["connectivity"]})
     plan = make_plan(config, sources=["my.yaml"], **sizes())
     parts = plan.sweeps["pairs"].connectivity_parts
     assert parts == [["batch_size=25_seed=0", "batch_size=25_seed=1", "batch_size=100_seed=0", "batch_size=100_seed=1"],
@@ -130,7 +131,7 @@ def test_declared_checks_decide_rows_and_figures():
     assert plan.check_tables()[-3:] == ["results/checks/local_early.csv", "results/checks/saddle_early.csv",
                                         "results/checks/trends.csv"]
     assert plan.check_table("local", "early") == "results/sweeps/early/trajectory.csv"
-    with pytest.raises(ConfigError, match="does not declare the check 'spectra'"):
+    with pytest.raises(ConfigError, match="does not declare the table check 'spectra'"):
         plan.check_table("spectra", "early")
     figures = figure_inputs(plan)
     assert figures["F9"] == (["results/sweeps/early/trajectory.csv"], ["early"], "sweeps")
@@ -231,3 +232,63 @@ def test_planning_does_not_import_torch_where_no_sweep_needs_a_model_built():
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_an_old_taxonomy_key_says_what_replaces_it():
+    config = config_with(p={"grid": {"train.seed": [0, 1]}, "taxonomy": True})
+    assert "sweeps.p.taxonomy: a sweep's checks are now one list; write checks: [taxonomy]" in plan_error(config)
+
+
+def test_a_connectivity_stage_nothing_reads_stops_the_plan():
+    config = config_with(pairs={"grid": {"train.seed": [0, 1]}, "connectivity": True})
+    assert "sweeps.pairs.connectivity: nothing would read its paths and simplices: declare" in plan_error(config)
+    config["sweeps"]["pairs"]["checks"] = ["connectivity"]
+    assert make_plan(config, sources=["my.yaml"], **sizes()).with_check("connectivity") == ["pairs"]
+
+
+def test_a_phase_diagram_keeps_its_per_cell_connectivity_rows_out_of_the_summary():
+    config = config_with(p={"grid": {"model.hidden": [[4], [8]], "train.batch_size": [25, 50], "train.seed": [0, 1]},
+                            "hessian": True, "connectivity": True, "checks": ["taxonomy", "connectivity"]})
+    assert "sweeps.p.checks: connectivity: a phase diagram's per-cell connectivity rows stay out" in plan_error(config)
+
+
+def test_each_table_check_reads_its_table():
+    config = config_with(
+        clusters={"grid": {"dataset.clusters": [2, 3], "train.seed": [0]}, "hessian": True, "local": True,
+                  "checks": ["spectra"]},
+        zone={"grid": {"model.init_scale": [1.0, 3.0], "train.subspace_dim": [4]}, "checks": ["goldilocks"]})
+    plan = make_plan(config, sources=["my.yaml"], **sizes())
+    assert plan.check_table("spectra", "clusters") == "results/sweeps/clusters/runs.csv"
+    assert plan.check_table("goldilocks", "zone") == "results/sweeps/zone/runs.csv"
+    with pytest.raises(ConfigError, match="does not declare the table check 'saddle'"):
+        plan.check_table("saddle", "zone")
+
+
+def test_the_schema_lists_exactly_the_planned_checks():
+    from lossgeom.io.configcheck import load_schema
+    from lossgeom.planning import SWEEP_CHECKS
+
+    schema = load_schema(REPO / "workflow/schemas/config.schema.yaml")
+    sweep = schema["properties"]["sweeps"]["additionalProperties"]["properties"]
+    assert sweep["checks"]["items"]["enum"] == list(SWEEP_CHECKS)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"saddle": {"points": 50}}, "saddle.points"),  # the schema says odd only in words; the dataclass checks it
+    ({"experiments": {"blobs": {"train": {"epochs": 0}}}}, "experiments.blobs.train.epochs: 0 is out of range"),
+])
+def test_every_settings_block_is_checked_when_planning(override, message):
+    config = config_with()
+    for key, value in override.items():
+        if key == "experiments":
+            config["experiments"]["blobs"]["train"].update(value["blobs"]["train"])
+        else:
+            config[key] = value
+    assert message in plan_error(config)
+
+
+def test_check_config_refuses_a_check_the_sweep_cannot_feed(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config_with(s={"grid": {"train.seed": [0]}, "local": True})))
+    assert main(["check-config", str(path)]) == 2
+    assert "sweeps.s.local needs sweeps.s.hessian" in capsys.readouterr().err
