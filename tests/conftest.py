@@ -21,6 +21,16 @@ TINY = REPO / "configs/tiny.yaml"
 SLOW_FOLDERS = ("workflow", "cluster")
 
 
+def pytest_configure(config):
+    """Torch computes on one thread in the test process, as the workflow's jobs do with the shipped configs
+    (``threads: 1``). The tests' products and dense references are small: a second thread gains little on an idle
+    machine, and on a shared one (2 cores, other jobs running) torch's threads wait on each other: the fast tier's
+    engine tests took 257 s with torch's default threads and 31 s with one, measured back to back."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO).parts
