@@ -58,7 +58,8 @@ BUILDERS = {
     "mlp_relu_digits": lambda: ({"name": "digits"}, 200, {"name": "mlp", "hidden": [10], "activation": "relu"}),
     "cnn_digits": lambda: ({"name": "digits"}, 150, {"name": "lenet", "channels": [3, 4], "kernel_size": 3, "hidden": [8]}),
     "batchnorm_digits": lambda: ({"name": "digits"}, 200, None),
-    "mlp_tanh_sines": lambda: ({"name": "sines", "n_train": 128, "n_test": 8}, 128, {"name": "mlp", "hidden": [16, 16], "activation": "tanh"}),
+    "mlp_tanh_sines": lambda: ({"name": "sines", "n_train": 128, "n_test": 8}, 128,
+                               {"name": "mlp", "hidden": [16, 16], "activation": "tanh"}),
 }
 CASES = list(BUILDERS)
 

@@ -46,5 +46,5 @@ def test_killed_snakemake_unlock_and_rerun_resumes_training(tmp_path):
     rerun = run_snakemake(*args)
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
     log = (work / "logs/train/digits_mlp.log").read_text()
-    assert f"resuming after epoch " in log, log[-2000:]
+    assert "resuming after epoch " in log, log[-2000:]
     assert finished_epochs(checkpoint) == EPOCHS and (work / target).exists()

@@ -63,7 +63,8 @@ def test_lint_is_clean():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, connectivity, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads"),
+        ({"devise": "cpu"}, "(top level): unknown key(s) 'devise'; allowed keys: checks, connectivity, device, experiments, "
+                            "figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads"),
         ({"threads": "two"}, "threads: 'two' is a str, expected integer"),
         ({"experiments": {"x": {"dataset": {"name": "digits"}, "model": {"name": "vgg"}}}},
          "experiments.x.model.name: 'vgg' is not allowed; allowed values: mlp, lenet, resnet, resnet18, densenet121"),
@@ -180,7 +181,8 @@ def test_paper_scale_downloads_each_dataset_once_before_every_job_that_reads_it(
     result = dry_run(REPO / "configs/paper.yaml")
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((REPO / "configs/paper.yaml").read_text())
-    downloading = {name: spec["dataset"]["name"] for name, spec in config["experiments"].items() if spec["dataset"].get("download")}
+    downloading = {name: spec["dataset"]["name"] for name, spec in config["experiments"].items()
+                   if spec["dataset"].get("download")}
     jobs = planned_jobs(result.stdout)
     assert jobs["download_data"] == len(set(downloading.values())) == 2
     assert jobs["job_costs"] == len(config["experiments"])

@@ -12,7 +12,7 @@ def _pair(line, curve, ends=(0.01, 0.01)):
 
 
 def _summary(lines=(0.5, 0.55, 0.6), curves=(0.01, 0.02, 0.0), simplex_mean=0.015, continued=(0.0, 0.01)):
-    pairs = [_pair(l, c) for l, c in zip(lines, curves)]
+    pairs = [_pair(line, curve) for line, curve in zip(lines, curves)]
     return {"conditions": {"batch_size=32": {"runs": ["s0", "s1", "s2"], "pairs": pairs,
                                              "simplex": {"mean": simplex_mean, "max": 0.05, "standard_error": 0.001,
                                                          "vertices_mean": 0.01, "vertices": ["s0", "s1", "s2"],

@@ -3,7 +3,6 @@ the opposite holds, and reports the seeds."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 

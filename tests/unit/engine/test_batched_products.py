@@ -88,7 +88,8 @@ def test_blocks_give_the_same_hutchinson_samples_and_projections(block):
     batched = hutchinson_trace(blocked, 11, seed=3, deflate=(V, lam))
     np.testing.assert_allclose(batched.samples, plain.samples, rtol=1e-10)
     np.testing.assert_allclose(batched.deflated.samples, plain.deflated.samples, rtol=1e-9, atol=1e-12 * abs(plain.estimate))
-    np.testing.assert_allclose(random_projections(blocked, 5, seed=4), random_projections(reference, 5, seed=4), rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(random_projections(blocked, 5, seed=4), random_projections(reference, 5, seed=4),
+                               rtol=1e-10, atol=1e-13)
     assert blocked.hvps == reference.hvps == 11 + 10
 
 

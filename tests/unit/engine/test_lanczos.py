@@ -113,12 +113,14 @@ def test_free_residual_estimates_without_the_explicit_products():
     values and vectors are the Ritz pairs, and their true residuals (dense H) match the estimates."""
     g = torch.Generator().manual_seed(0)
     Q, _ = torch.linalg.qr(torch.randn(80, 80, generator=g, dtype=torch.float64))
-    spectrum = torch.cat([torch.tensor([9.0, 7.0, 5.0, -4.0], dtype=torch.float64), torch.linspace(-0.5, 0.5, 76, dtype=torch.float64)])
+    spectrum = torch.cat([torch.tensor([9.0, 7.0, 5.0, -4.0], dtype=torch.float64),
+                          torch.linspace(-0.5, 0.5, 76, dtype=torch.float64)])
     H = Q @ torch.diag(spectrum) @ Q.T
     explicit = extreme_eigenpairs(MatrixOperator(H), k_top=3, k_bottom=1, tol=1e-6, seed=0)
     free = extreme_eigenpairs(MatrixOperator(H), k_top=3, k_bottom=1, tol=1e-6, seed=0, explicit_residuals=False)
     assert free.hvps == explicit.hvps - 4
-    assert free.top.values.tolist() == pytest.approx([9.0, 7.0, 5.0], abs=1e-5) and free.bottom.values[0] == pytest.approx(-4.0, abs=1e-5)
+    assert free.top.values.tolist() == pytest.approx([9.0, 7.0, 5.0], abs=1e-5)
+    assert free.bottom.values[0] == pytest.approx(-4.0, abs=1e-5)
     for pairs in (free.top, free.bottom):
         true = torch.stack([(H @ v - lam * v).norm() for lam, v in zip(pairs.values.tolist(), pairs.vectors)])
         assert torch.allclose(true, pairs.residuals, rtol=1e-3, atol=1e-12 * 9.0)

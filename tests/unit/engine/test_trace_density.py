@@ -47,7 +47,8 @@ def test_deflation_removes_the_variance_of_outliers():
     g = torch.Generator().manual_seed(0)
     n = 200
     Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-    spectrum = torch.cat([torch.full((4,), 100.0, dtype=torch.float64), torch.rand(n - 4, generator=g, dtype=torch.float64) * 2 - 1])
+    spectrum = torch.cat([torch.full((4,), 100.0, dtype=torch.float64),
+                          torch.rand(n - 4, generator=g, dtype=torch.float64) * 2 - 1])
     H = Q @ torch.diag(spectrum) @ Q.T
     op = MatrixOperator(H)
     eig = extreme_eigenpairs(op, k_top=4, k_bottom=1, tol=1e-10, seed=0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lossgeom.geometry.simplices import (log_volume, pair_faces, point_in_face, simplex_loss, star_faces,
+from lossgeom.geometry.simplices import (log_volume, pair_faces, simplex_loss, star_faces,
                                         train_connectors, uniform_weights)
 
 

@@ -13,12 +13,11 @@ from lossgeom.problems.data import DATASETS
 from lossgeom.errors import ConfigError
 from lossgeom.problems.models import MODELS
 from lossgeom.stages.config_blocks import blocks
-
-BLOCKS = blocks()
 from lossgeom.stages.hessian import HessianSettings
 from lossgeom.training.loop import TrainSettings, resolve_experiment
-
 from tests.conftest import REPO
+
+BLOCKS = blocks()
 
 SCHEMA = load_schema(REPO / "workflow/schemas/config.schema.yaml")
 
@@ -57,7 +56,9 @@ def test_defaults_are_filled(config):
 def test_unknown_top_level_key(config):
     config["devise"] = "cpu"
     msg = error_for(config)
-    assert "unknown key(s) 'devise'" in msg and "allowed keys: checks, connectivity, device, experiments, figures, gpus, hessian, local, runtimes, saddle, surfaces, sweeps, threads" in msg
+    assert "unknown key(s) 'devise'" in msg
+    assert ("allowed keys: checks, connectivity, device, experiments, figures, gpus, hessian, local, runtimes, saddle, "
+            "surfaces, sweeps, threads") in msg
 
 
 def test_unknown_nested_key_lists_allowed_keys(config):

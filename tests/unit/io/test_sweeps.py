@@ -28,7 +28,8 @@ def test_ambiguous_key_names_use_their_whole_path():
     assert runs["dataset-seed=1_train-seed=2"]["dataset"] == {"name": "digits", "seed": 1}
 
 
-@pytest.mark.parametrize("value, text", [([16, 16], "16x16"), (0.05, "0.05"), (1e-3, "0.001"), (True, "True"), ("a b/c", "a-b-c")])
+@pytest.mark.parametrize("value, text", [([16, 16], "16x16"), (0.05, "0.05"), (1e-3, "0.001"), (True, "True"),
+                                         ("a b/c", "a-b-c")])
 def test_values_become_file_name_safe_labels(value, text):
     assert format_value(value) == text
 

@@ -97,7 +97,8 @@ def test_divergence_by_the_last_update_of_training_is_caught(tmp_path):
     """One batch per epoch: the only batch loss is computed before the update that blows the weights up."""
     spec = {**SPEC, "train": {"epochs": 1, "batch_size": 96, "lr": 1.0e6, "momentum": 0.0, "device": "cpu"}}
     out = TrainPaths.in_directory(tmp_path)
-    with pytest.raises(TrainingDiverged, match=r"grew from .* at initialization to .* by the end of epoch 1 .*configured 1e\+06.*no epoch finished"):
+    with pytest.raises(TrainingDiverged, match=r"grew from .* at initialization to .* by the end of epoch 1 "
+                                               r".*configured 1e\+06.*no epoch finished"):
         train_run("last", spec, out, progress=False)
     assert not out.model.exists() and not out.checkpoint.exists(), "a diverged state is never written"
 
