@@ -242,6 +242,7 @@ def test_editing_one_notebook_reruns_that_figure_only(tiny_run, tmp_path):
     common = Path(os.path.commonpath([work, REPO]))
     project, copied = tmp_path / REPO.relative_to(common), tmp_path / work.relative_to(common)
     ignore = shutil.ignore_patterns("__pycache__")
+    project.mkdir(parents=True)
     for name in PROJECT:
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, project / name, symlinks=True, ignore=ignore)
