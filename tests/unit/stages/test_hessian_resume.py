@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -43,6 +45,7 @@ def saved_loops(partial) -> set[str]:
         return set()
 
 
+@pytest.mark.slow  # a killed subprocess and a resumed one: an integration test (tens of seconds), in the full tier
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     trained = TrainPaths.in_directory(tmp_path / "model")
     train_run("m", SPEC, trained, progress=False)

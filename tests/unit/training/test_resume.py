@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -39,6 +41,7 @@ def finished_epochs(checkpoint) -> int:
         return 0
 
 
+@pytest.mark.slow  # a killed subprocess and a resumed one: an integration test (tens of seconds), in the full tier
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     with open(tmp_path / "reference.log", "w") as log:
         assert start(tmp_path / "reference", log).wait(timeout=600) == 0
