@@ -132,12 +132,6 @@ def surfaces_command(wildcards, input, output):
     )
 
 
-def measure_options(sweep, stages=("hessian", "local")):
-    """The CLI options giving a sweep's Hessian and local-geometry settings to a job that measures its runs."""
-    settings = SWEEPS[sweep].settings_json
-    return " ".join(f"--{stage}-settings {shlex.quote(settings[stage])}" for stage in stages if stage in settings)
-
-
 def batch_outputs(sweep, index):
     """Every file the runs of a batch job write (their snapshots folders as directories)."""
     folders = set(PLAN.each_run(sweep, "snapshots"))

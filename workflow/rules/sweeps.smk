@@ -126,7 +126,7 @@ rule sweep_run_trajectory:
         gpu=lambda wildcards: PLAN.sweep_gpus(wildcards.sweep),
     params:
         hessian=lambda wildcards: SWEEPS[wildcards.sweep].settings_json["hessian"],
-        local=lambda wildcards: measure_options(wildcards.sweep, ["local"]),
+        local=lambda wildcards: PLAN.measure_options(wildcards.sweep, ["local"]),
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
         "python -m lossgeom --threads {threads} run-trajectory --snapshots {input.snapshots:q} "
@@ -164,7 +164,7 @@ for sweep in PLAN.batched:
                 gpu=PLAN.batch_gpus(sweep, index),
             params:
                 runs=PLAN.batch_runs_json(sweep, index),
-                measure=measure_options(sweep),
+                measure=PLAN.measure_options(sweep),
             shell:
                 "python -m lossgeom --threads {threads} sweep-batch --runs {params.runs:q} {params.measure} > {log:q} 2>&1"
 

@@ -8,10 +8,10 @@ without such sweeps is planned without it.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
+from ..settings import TrainSettings
 
 
 class ModelFacts:
@@ -41,8 +41,7 @@ class ModelFacts:
         examples = self._cached("examples", ("dataset",), spec, _training_examples)
         if examples is None:
             return None
-        epochs, batch_size = _train_value(spec, "epochs"), _train_value(spec, "batch_size")
-        return epochs * math.ceil(examples / batch_size)
+        return TrainSettings.from_mapping(spec.get("train", {})).total_steps(examples)
 
 
 def _parameters(spec: Mapping[str, Any]) -> int:
@@ -65,10 +64,3 @@ def _training_examples(spec: Mapping[str, Any]) -> int | None:
     if spec["dataset"]["name"] in ON_DISK_SHAPES:
         return None
     return len(load_dataset(DATASETS.resolve(spec["dataset"])).x_train)
-
-
-def _train_value(spec: Mapping[str, Any], key: str) -> Any:
-    """A train setting of a spec, or its default (the one source: :class:`lossgeom.settings.TrainSettings`)."""
-    from ..settings import TrainSettings
-
-    return spec.get("train", {}).get(key, getattr(TrainSettings(), key))

@@ -30,6 +30,7 @@ import copy
 import dataclasses
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -106,9 +107,9 @@ class Plan:
             raise self.error(f"sweeps.{trends[0]}.checks: trends compares how learning rate, width and L2 move the "
                              "curvature: declare it on two sweeps at least (or remove it)")
         self.downloads = self._downloads()
-        self._check_blocks()
-        self.runtime_settings = self._block(RuntimeSettings, "runtimes")
-        self.surface_settings = self._block(SurfaceSettings, "surfaces")
+        blocks = self._check_blocks()
+        self.runtime_settings: RuntimeSettings = blocks["runtimes"]
+        self.surface_settings: SurfaceSettings = blocks["surfaces"]
 
     # ---- errors and settings
 
@@ -122,10 +123,11 @@ class Plan:
         except ConfigError as err:
             raise self.error(str(err)) from None
 
-    def _check_blocks(self) -> None:
+    def _check_blocks(self) -> dict[str, Any]:
         """Every settings block through its dataclass (ranges and relations the schema cannot state, e.g. an odd
         number of grid points), and the train block of every experiment and generated run: found now, not in a job
-        after hours of training."""
+        after hours of training. Returns the resolved blocks by key path (the train blocks left out)."""
+        resolved: dict[str, Any] = {}
         for path, cls in CONFIG_BLOCKS.items():
             if path == "experiments.*.train":
                 specs = {f"experiments.{name}": spec for name, spec in self.config["experiments"].items()}
@@ -140,7 +142,8 @@ class Plan:
             node: Any = self.config
             for key in path.split("."):
                 node = node.get(key, {}) if isinstance(node, Mapping) else {}
-            self._block(cls, path, node)
+            resolved[path] = self._block(cls, path, node)
+        return resolved
 
     def block(self, *keys: str) -> Any:
         """A block of the config by its keys, e.g. ``block("checks", "models")``."""
@@ -324,6 +327,11 @@ class Plan:
         spec = copy.deepcopy(dict(spec))
         spec.setdefault("train", {}).setdefault("device", self.config["device"])
         return json.dumps(spec, sort_keys=True)
+
+    def measure_options(self, sweep: str, stages: Iterable[str] = ("hessian", "local")) -> str:
+        """The CLI options giving a sweep's Hessian and local-geometry settings to a job that measures its runs."""
+        settings = self.sweeps[sweep].settings_json
+        return " ".join(f"--{stage}-settings {shlex.quote(settings[stage])}" for stage in stages if stage in settings)
 
     def batch_runs_json(self, sweep: str, index: int) -> str:
         """{run id: {spec, out_dir}} of a batch job."""

@@ -32,6 +32,14 @@ class TrainSettings:
         require(isinstance(self.subspace_dim, int) and self.subspace_dim >= 0, "train", "subspace_dim",
                 self.subspace_dim, "an integer >= 0 (0: train every parameter)")
 
+    def steps_per_epoch(self, examples: int) -> int:
+        """Optimizer steps of one epoch over ``examples`` training examples (the last batch may be short)."""
+        return -(-examples // self.batch_size)
+
+    def total_steps(self, examples: int) -> int:
+        """Optimizer steps of the whole training: epochs x ceil(examples / batch_size)."""
+        return self.epochs * self.steps_per_epoch(examples)
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainSettings":
         return settings_from_mapping(cls, values, "train", {"optimizer": OPTIMIZER_NAMES, "schedule": SCHEDULES})

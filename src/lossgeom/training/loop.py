@@ -138,13 +138,13 @@ def train_experiment(
     device = pick_device(settings.device)
 
     dataset = load_dataset(experiment["dataset"])
-    steps_per_epoch = math.ceil(len(dataset.x_train) / settings.batch_size)
+    steps_per_epoch = settings.steps_per_epoch(len(dataset.x_train))
     snapshots = None
     if settings.snapshots:
         if snapshot_dir is None:
             raise ConfigError(f"experiment {name!r} asks for train.snapshots; pass a snapshot_dir to write them to")
         snapshots = Snapshots(Path(snapshot_dir), settings.snapshots)
-        snapshots.check_reachable(settings.epochs * steps_per_epoch, f"experiment {name!r}")
+        snapshots.check_reachable(settings.total_steps(len(dataset.x_train)), f"experiment {name!r}")
     torch.manual_seed(settings.seed)
     model = build_model(experiment["model"], dataset.input_shape, dataset.output_dim).to(device)
     if settings.subspace_dim:
