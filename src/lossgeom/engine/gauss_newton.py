@@ -29,36 +29,70 @@ Example (least squares on a linear model: G = H = 2 X^T X / n)::
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vjp
+from torch.func import grad, jvp, vjp
 
-from .hessian import HessianOperator, flat_model
+from .hessian import flat_model
+from .model_operator import ModelOperator
 
 
-class GaussNewtonOperator(HessianOperator):
-    """G v of the mean loss of ``model`` on (x, y), over all batches; the operator protocol of
-    :class:`~lossgeom.engine.hessian.HessianOperator` (``matvec``, ``matmat`` with ``block``, ``loss``,
-    ``gradient``), counting its products in ``hvps``."""
+class GaussNewtonOperator(ModelOperator):
+    """G v of the mean loss of ``model`` on the data, over all batches, counting its products in ``hvps``.
+
+    Takes the data as :class:`~lossgeom.engine.hessian.HessianOperator` does (tensors ``x, y`` or any iterable of
+    (x, y) batches, ``reduction``, ``mode``) and shares its base :class:`~lossgeom.engine.model_operator.ModelOperator`
+    (``matvec``, ``matmat`` on rows with ``block``, ``op @ v``, ``to_scipy()``, ``loss()``, ``gradient()``); it has
+    none of the Hessian's ways of computing a product (``method``, timing, compiling): one way, below.
+
+    The output Hessian's product H_ell u is forward-over-reverse; for a loss that forward-mode AD cannot
+    differentiate twice (``F.mse_loss`` in torch 2.13: "ZeroTensors are immutable"), it is reverse-over-reverse
+    instead, decided once on the first batch; ``output_method`` says which.
+    """
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 x: torch.Tensor, y: torch.Tensor, *, batch_size: int | None = None,
-                 dtype: torch.dtype | None = None, block: int = 1) -> None:
-        # one way to compute it (no timed choice): the tangent product below, ``block`` vectors at a time
-        super().__init__(model, loss_fn, x, y, batch_size=batch_size, dtype=dtype,
-                         method="forward-over-reverse", block=block)
+                 data: torch.Tensor | Iterable, y: torch.Tensor | None = None, *, batch_size: int | None = None,
+                 dtype: torch.dtype | None = None, block: int = 1, mode: str = "eval",
+                 reduction: str = "mean") -> None:
+        super().__init__(model, loss_fn, data, y, batch_size=batch_size, dtype=dtype, block=block, mode=mode,
+                         reduction=reduction)
+        self.output_method: str | None = None  # "forward-over-reverse" or "reverse-over-reverse", set at first use
+
+    def _output_hessian_product(self, f: torch.Tensor, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """H_ell u, H_ell the Hessian of the batch loss in the outputs f."""
+        loss_grad = grad(lambda out: self.loss_fn(out, y))
+        if self.output_method == "reverse-over-reverse":
+            return vjp(loss_grad, f)[1](u)[0]  # H_ell symmetric: u^T H_ell = (H_ell u)^T
+        return jvp(loss_grad, (f,), (u,))[1]
 
     def _tangent_product(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """G_b v = J^T H_ell (J v) for one batch."""
         def outputs(params):
-            return functional_call(self.model, (params, self.buffers), (x,))
+            return self._outputs(params, x)
 
         f, jv = jvp(outputs, (self.params,), (v,))
-        _, h_jv = jvp(grad(lambda out: self.loss_fn(out, y)), (f,), (jv,))
+        h_jv = self._output_hessian_product(f, jv, y)
         _, pullback = vjp(outputs, self.params)
         return pullback(h_jv)[0]
+
+    def _prepare(self) -> None:
+        if self.output_method is not None:
+            return
+        xb, yb, _ = self.batches[0]
+        probe = {n: torch.ones_like(p) for n, p in self.params.items()}
+        errors = []
+        for method in ("forward-over-reverse", "reverse-over-reverse"):
+            self.output_method = method
+            try:
+                self._tangent_product(probe, xb, yb)
+                return
+            except (RuntimeError, NotImplementedError) as err:
+                errors.append(f"{method}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
+        self.output_method = None
+        raise RuntimeError("the Gauss-Newton product fails on this loss (" + "; ".join(errors)
+                           + "); HessianOperator(model, loss_fn, ...) computes the Hessian instead")
 
 
 def dense_gauss_newton(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor,

@@ -1,15 +1,21 @@
 """The Hessian of a model's mean loss over a whole dataset, as a matrix-free operator on flat vectors.
 
-For a dataset split into batches B_1..B_m of sizes n_1..n_m (n = sum n_b) and a loss that is a mean over
-examples, the full-batch loss is L = sum_b (n_b / n) L_b, so
+The data are two tensors x, y (cut into batches of ``batch_size``) or any iterable of (x, y) batches, e.g. a
+``torch.utils.data.DataLoader``. For batches B_1..B_m of sizes n_1..n_m (n = sum n_b) and a loss that is a mean
+over the examples of its batch, the full-batch loss is L = sum_b (n_b / n) L_b, so
 
     H v = sum_b (n_b / n) H_b v,
 
-which is what :meth:`HessianOperator.matvec` computes, batch by batch, without ever forming H.
-Parameters and vectors are flat: the order is that of ``model.named_parameters()`` (trainable only).
+which is what :meth:`HessianOperator.matvec` computes, batch by batch, without ever forming H; an unequal last
+batch weighs by its size, so a loader gives the operator of the concatenated data (for a loss that sums over its
+batch, ``reduction="sum"``, the weights are 1 / n: still the mean loss). Parameters and vectors are flat: the order
+is that of ``model.named_parameters()`` (trainable only); sets of vectors are rows (k, N).
 
-The model is put in eval mode (BatchNorm uses its running statistics, dropout is off), so H is the
-Hessian of a fixed deterministic function. Parameters are used in place (no model copy per product); only
+Products run with the model in eval mode by default (``mode="eval"``: BatchNorm uses its running statistics,
+dropout is off), so H is the Hessian of a fixed deterministic function; ``mode="train"`` is the other choice. The
+model's own mode is set only during each call and restored afterwards (:mod:`lossgeom.engine.model_operator`).
+``op @ v`` and ``op @ V`` apply the operator; :meth:`~lossgeom.engine.model_operator.ModelOperator.to_scipy`
+gives a ``scipy.sparse.linalg.LinearOperator``. Parameters are used in place (no model copy per product); only
 when ``dtype`` differs from the model's are they cast, once, at construction.
 
 How a product is computed (``method``):
@@ -39,7 +45,14 @@ Example (linear least squares, where H = 2 X^T X / n exactly)::
     >>> model = torch.nn.Linear(3, 1, bias=False).double()
     >>> op = HessianOperator(model, mean_squared_error, X, y, batch_size=16)
     >>> v = torch.randn(3, dtype=torch.float64)
-    >>> torch.allclose(op.matvec(v), 2 * X.T @ X @ v / 50)
+    >>> torch.allclose(op @ v, 2 * X.T @ X @ v / 50)
+    True
+
+The same operator from a DataLoader (batches of 16, 16, 16 and 2, weighted by size)::
+
+    >>> from torch.utils.data import DataLoader, TensorDataset
+    >>> loader = DataLoader(TensorDataset(X, y), batch_size=16)
+    >>> torch.allclose(HessianOperator(model, mean_squared_error, loader) @ v, op @ v)
     True
 """
 
@@ -47,13 +60,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, grad, jvp
 
 from ..problems.models import trainable_parameters
+from .model_operator import ModelOperator, model_mode
 from ..settings.hessian import METHODS
 from ..timing import call_times
 
@@ -69,18 +83,28 @@ TIMING_WORTH = 100  # auto times the candidates only for a caller that plans at 
 COMPILE_WORTH_S = 300.0  # torch.compile is tried only when the run's products are projected to take longer
 
 
-class HessianOperator:
-    """H·v of the mean loss of ``model`` on (x, y), over all batches; counts its products in ``hvps``.
+class HessianOperator(ModelOperator):
+    """H·v of the mean loss of ``model`` on the data, over all batches; counts its products in ``hvps``.
 
-    A :class:`~lossgeom.engine.operator.LinearOperator`: ``matvec``, ``n_params``, ``device``, ``dtype``.
+    ``HessianOperator(model, loss_fn, x, y, batch_size=...)`` for tensors, or
+    ``HessianOperator(model, loss_fn, loader)`` for any iterable of (x, y) batches (a ``DataLoader``): the same
+    operator, of the mean loss over all examples (weights n_b / n per batch for a ``loss_fn`` that averages over its
+    batch, ``reduction="mean"``; 1 / n for one that sums, ``reduction="sum"``). Products run with the model in
+    ``mode`` ("eval" by default: BatchNorm's running statistics, no dropout, so H is the Hessian of one fixed
+    function); the model's own train/eval mode is restored after every call. See
+    :mod:`lossgeom.engine.model_operator` for the data, mode and orientation rules, shared with
+    :class:`~lossgeom.engine.gauss_newton.GaussNewtonOperator`.
+
+    A :class:`~lossgeom.engine.operator.LinearOperator`: ``matvec``, ``matmat`` (rows), ``op @ v``, ``to_scipy()``,
+    ``n_params``, ``device``, ``dtype``; ``loss()`` and ``gradient()`` of the same mean loss.
     """
 
     def __init__(
         self,
         model: nn.Module,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        x: torch.Tensor,
-        y: torch.Tensor,
+        data: torch.Tensor | Iterable,
+        y: torch.Tensor | None = None,
         *,
         batch_size: int | None = None,
         dtype: torch.dtype | None = None,
@@ -88,56 +112,22 @@ class HessianOperator:
         compile: bool = False,
         block: int | None = None,
         expected_products: int = 0,
+        mode: str = "eval",
+        reduction: str = "mean",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method {method!r} is unknown; allowed values: {', '.join(METHODS)}")
-        if block is not None and block < 1:
-            raise ValueError(f"block must be >= 1 (vectors per batched product), got {block}")
-        model.eval()
-        named = trainable_parameters(model)
-        if not named:
-            raise ValueError("the model has no trainable parameters")
-        self.model, self.loss_fn, self.method = model, loss_fn, method
-        self.device = named[0][1].device
-        self.dtype = dtype or named[0][1].dtype
-        self.names = [n for n, _ in named]
-        self.shapes = [p.shape for _, p in named]
-        self.sizes = [p.numel() for _, p in named]
-        self.n_params = sum(self.sizes)
-        # detach() shares storage: no copy unless the dtype changes (then one cast, here, not per product)
-        self.params = {n: p.detach().to(self.dtype) for n, p in named}
-        self.buffers = {n: (b.to(self.dtype) if b.is_floating_point() else b) for n, b in model.named_buffers()}
-        n = len(x)
-        batch_size = batch_size or n
-        self.batches = []
-        for start in range(0, n, batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            xb = xb.to(self.device, self.dtype if xb.is_floating_point() else None)
-            yb = yb.to(self.device, self.dtype if yb.is_floating_point() else None)
-            self.batches.append((xb, yb, len(xb) / n))
-        self.hvps = 0
-        self._batch_hvp = torch.compile(self._batch_hvp_impl) if compile else self._batch_hvp_impl
         # ``block`` None: chosen with the method under auto, else 1 (one vector per product)
-        self._block = block if block is not None else (None if method == "auto" else 1)
+        super().__init__(model, loss_fn, data, y, batch_size=batch_size, dtype=dtype,
+                         block=block if block is not None else (None if method == "auto" else 1),
+                         mode=mode, reduction=reduction)
+        self.method = method
+        self._batch_hvp = torch.compile(self._batch_hvp_impl) if compile else self._batch_hvp_impl
         self.choice: dict | None = None  # what ``auto`` timed and kept
         self.compiled = compile
         self.expected_products = expected_products  # how many products the caller plans: can compiling repay?
 
-    # -- flat <-> per-parameter -----------------------------------------------------------------
-    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Views of a flat vector, one per parameter (no copy)."""
-        return {n: c.view(s) for n, c, s in zip(self.names, torch.split(v, self.sizes), self.shapes)}
-
-    def flatten(self, tensors) -> torch.Tensor:
-        return torch.cat([t.reshape(-1) for t in tensors])
-
-    def flat_parameters(self) -> torch.Tensor:
-        return self.flatten(self.params.values())
-
-    # -- loss, gradient, products ---------------------------------------------------------------
-    def _batch_loss(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(functional_call(self.model, (params, self.buffers), (x,)), y)
-
+    # -- products ---------------------------------------------------------------------------------
     def _batch_hvp_impl(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, method: str | None = None):
         if (method or self.method) != "double-backward":
             hv = self._tangent_product(v, x, y)
@@ -148,70 +138,27 @@ class HessianOperator:
             dot = sum((gi * v[n]).sum() for gi, n in zip(g, self.names))
             return list(torch.autograd.grad(dot, list(leaves.values())))
 
-    def _tangent_product(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The batch's operator along one tangent, vmap-able: H_b v by forward-over-reverse here; a subclass with
-        another operator of the same loss (:class:`~lossgeom.engine.gauss_newton.GaussNewtonOperator`) replaces it
-        and keeps batching, blocks and counting."""
-        return self._forward_over_reverse(v, x, y)
+    def _batch_product(self, v, x, y):
+        return self._batch_hvp(v, x, y)
 
-    def _forward_over_reverse(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """H_b v as the derivative of the batch gradient along v (``jvp`` of ``grad``)."""
+    def _tangent_product(self, v: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """H_b v as the derivative of the batch gradient along v (``jvp`` of ``grad``): forward-over-reverse."""
         return jvp(lambda p: grad(self._batch_loss)(p, x, y), (self.params,), (v,))[1]
 
-    def _block_hvp(self, vs: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Rows H_b v_i for a block of tangents (leading dimension k), by vmap over forward-over-reverse."""
-        hv = vmap(lambda t: self._tangent_product(t, x, y))(vs)
-        return torch.cat([hv[n].reshape(len(hv[n]), -1) for n in self.names], dim=1)
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """H v for a flat vector ``v`` of length ``n_params`` (cast to the operator's device and dtype)."""
+    def _prepare(self) -> None:
         if self.method == "auto":
             choose_product(self)
-        v = v.to(self.device, self.dtype)
-        parts = self.unflatten(v)
-        out = torch.zeros_like(v)
-        for xb, yb, weight in self.batches:
-            out.add_(self.flatten(self._batch_hvp(parts, xb, yb)), alpha=weight)
-        self.hvps += 1
-        return out
 
-    __matmul__ = matvec
+    def _batched(self) -> bool:
+        return self.method != "double-backward"
 
     @property
     def block(self) -> int:
         """How many vectors a caller should hand :meth:`matmat` at once (under ``auto``: chosen by timing)."""
         if self._block is None or self.method == "auto":
-            choose_product(self)
+            with self.in_mode():
+                choose_product(self)
         return self._block
-
-    def matmat(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Rows H v_i for the rows of ``vectors`` (k, N): blocks of :attr:`block` vectors per batched product
-        (one product each when the block is 1). Counts k products."""
-        vectors = vectors.to(self.device, self.dtype)
-        block = self.block
-        if block == 1 or self.method == "double-backward" or len(vectors) == 1:
-            return torch.stack([self.matvec(v) for v in vectors])
-        out = torch.zeros_like(vectors)
-        for start in range(0, len(vectors), block):
-            chunk = vectors[start : start + block]
-            parts = {n: c.view(len(chunk), *s) for n, c, s in zip(self.names, torch.split(chunk, self.sizes, dim=1), self.shapes)}
-            for xb, yb, weight in self.batches:
-                out[start : start + len(chunk)].add_(self._block_hvp(parts, xb, yb), alpha=weight)
-        self.hvps += len(vectors)
-        return out
-
-    def loss(self) -> float:
-        """Mean loss over the whole dataset (eval mode)."""
-        with torch.no_grad():
-            return sum(w * self._batch_loss(self.params, xb, yb).item() for xb, yb, w in self.batches)
-
-    def gradient(self) -> torch.Tensor:
-        """Full-batch gradient as a flat vector."""
-        out = torch.zeros(self.n_params, device=self.device, dtype=self.dtype)
-        for xb, yb, weight in self.batches:
-            g = grad(self._batch_loss)(self.params, xb, yb)
-            out.add_(self.flatten(g[n] for n in self.names), alpha=weight)
-        return out
 
 
 def _seconds(fn: Callable[[], object], device: torch.device) -> float:
@@ -262,7 +209,7 @@ def choose_product(op: HessianOperator) -> dict:
         if op._block is None and reference == "forward-over-reverse":
             stacked = {n: c.view(BLOCK, *sh) for n, c, sh in zip(op.names, torch.split(vectors, op.sizes, dim=1), op.shapes)}
             try:
-                timings[f"forward-over-reverse x{BLOCK}"] = _seconds(lambda: op._block_hvp(stacked, xb, yb), op.device) / BLOCK
+                timings[f"forward-over-reverse x{BLOCK}"] = _seconds(lambda: op._block_product(stacked, xb, yb), op.device) / BLOCK
             except (RuntimeError, NotImplementedError) as err:
                 errors[f"forward-over-reverse x{BLOCK}"] = str(err).splitlines()[0]
         candidates = [(m, 1, t) for m, t in usable.items()]
@@ -312,8 +259,8 @@ def _try_compile(op: HessianOperator, single, xb, yb, timings: dict[str, float |
 
 def flat_model(model: nn.Module, x: torch.Tensor, dtype=torch.float64):
     """(theta, outputs_of_flat): the trainable parameters as one flat vector in ``dtype`` and the model's outputs on
-    all of ``x`` as a function of such a vector (eval mode, buffers cast too), for dense references."""
-    model.eval()
+    all of ``x`` as a function of such a vector (eval mode, buffers cast too), for dense references. The model is
+    in eval mode only while the function runs (its own mode is restored after each call)."""
     named = trainable_parameters(model)
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
@@ -322,7 +269,8 @@ def flat_model(model: nn.Module, x: torch.Tensor, dtype=torch.float64):
 
     def outputs_of_flat(theta: torch.Tensor) -> torch.Tensor:
         params = {n: c.view(s) for (n, _), c, s in zip(named, torch.split(theta, sizes), shapes)}
-        return functional_call(model, (params, buffers), (x,))
+        with model_mode(model, "eval"):
+            return functional_call(model, (params, buffers), (x,))
 
     return torch.cat([p.detach().reshape(-1) for _, p in named]).to(dtype), outputs_of_flat
 

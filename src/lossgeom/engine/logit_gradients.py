@@ -31,14 +31,15 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from ..problems.models import trainable_parameters
+from .model_operator import model_mode
 
 GROUPS = ("same_logit_same_class", "same_logit_different_class", "different_logits")
 
 
 def logit_gradients(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """(n, C, N): the gradient of each logit of each example with respect to the flat trainable parameters
-    (``model.named_parameters()`` order), in the model's dtype and on its device; eval mode."""
-    model.eval()
+    (``model.named_parameters()`` order), in the model's dtype and on its device; eval mode (the model's own mode is
+    restored afterwards)."""
     named = trainable_parameters(model)
     params = {n: p.detach() for n, p in named}
     buffers = dict(model.named_buffers())
@@ -49,9 +50,10 @@ def logit_gradients(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> 
 
     per_example = vmap(jacrev(logits_of_one), in_dims=(None, 0))
     rows = []
-    for start in range(0, len(x), batch_size):
-        jac = per_example(params, x[start : start + batch_size].to(device, dtype))  # {name: (b, C, *shape)}
-        rows.append(torch.cat([jac[n].flatten(start_dim=2) for n, _ in named], dim=2))
+    with model_mode(model, "eval"):
+        for start in range(0, len(x), batch_size):
+            jac = per_example(params, x[start : start + batch_size].to(device, dtype))  # {name: (b, C, *shape)}
+            rows.append(torch.cat([jac[n].flatten(start_dim=2) for n, _ in named], dim=2))
     return torch.cat(rows)
 
 

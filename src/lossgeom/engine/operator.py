@@ -8,18 +8,27 @@ Loops whose vectors are independent of each other's products (Hutchinson probes,
 them over in blocks through :func:`apply_rows`, so that an operator with a faster batched ``matmat`` (and a
 ``block`` size) uses it; any other operator gets one ``matvec`` per vector.
 
+Every operator of the engine also applies with ``@`` (``op @ v`` for v of shape (N,); ``op @ V`` for a set of
+vectors V as rows (k, N), the library's one orientation, giving the rows A v_i) and converts to a
+``scipy.sparse.linalg.LinearOperator`` with ``op.to_scipy()`` (:func:`to_scipy` for any object with ``matvec``).
+
 Example::
 
     >>> import torch
     >>> op = MatrixOperator(torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64))
     >>> isinstance(op, LinearOperator), op.matvec(torch.tensor([1.0, 0.0])).tolist(), op.hvps
     (True, [2.0, 1.0], 1)
+    >>> (op @ torch.eye(2, dtype=torch.float64)).tolist()  # rows A e_i
+    [[2.0, 1.0], [1.0, 3.0]]
+    >>> op.to_scipy().matvec([0.0, 1.0]).tolist()
+    [1.0, 3.0]
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -48,6 +57,19 @@ class MatrixOperator:
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         self.hvps += 1
         return self.matrix @ v.to(self.device, self.dtype)
+
+    def matmat(self, vectors: torch.Tensor) -> torch.Tensor:
+        """Rows A v_i for the rows of ``vectors`` (k, N); counts k products."""
+        self.hvps += len(vectors)
+        return vectors.to(self.device, self.dtype) @ self.matrix.T
+
+    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
+        """``op @ v``: A v for v of shape (N,), the rows A v_i for V of shape (k, N)."""
+        return matmul(self, v)
+
+    def to_scipy(self):
+        """This operator as a ``scipy.sparse.linalg.LinearOperator`` (float64 numpy in and out)."""
+        return to_scipy(self)
 
 
 def block_size(op) -> int:
@@ -82,3 +104,33 @@ def dense_matrix(op, dtype=torch.float64) -> torch.Tensor:
         matrix[start:stop, start:] = band
         matrix[start:, start:stop] = band.T
     return matrix
+
+
+def matmul(op, v: torch.Tensor) -> torch.Tensor:
+    """``op @ v`` for any operator: ``matvec`` for v of shape (N,), the rows A v_i (``matmat`` when the operator
+    has one) for V of shape (k, N)."""
+    if v.ndim == 1:
+        return op.matvec(v)
+    if v.ndim == 2:
+        matmat = getattr(op, "matmat", None)
+        return matmat(v) if matmat is not None else torch.stack([op.matvec(row) for row in v])
+    raise ValueError(f"op @ v takes a vector (N,) or rows (k, N), got shape {tuple(v.shape)}")
+
+
+def to_scipy(op):
+    """Any operator (``matvec``, ``n_params``; ``matmat`` on rows if it has one) as a
+    ``scipy.sparse.linalg.LinearOperator`` of shape (N, N) and dtype float64: numpy in, float64 numpy out, matvec
+    and matmat (SciPy's columns (N, k), converted to and from the engine's rows), rmatvec = matvec (symmetric)."""
+    from scipy.sparse.linalg import LinearOperator as ScipyLinearOperator
+
+    def vector(x: np.ndarray) -> np.ndarray:
+        flat = np.asarray(x).reshape(-1)
+        return op.matvec(torch.from_numpy(np.ascontiguousarray(flat))).detach().to("cpu", torch.float64).numpy()
+
+    def matrix(X: np.ndarray) -> np.ndarray:
+        rows = torch.from_numpy(np.ascontiguousarray(np.asarray(X).T))
+        return matmul(op, rows).detach().to("cpu", torch.float64).numpy().T
+
+    n = op.n_params
+    return ScipyLinearOperator((n, n), matvec=vector, rmatvec=vector, matmat=matrix, rmatmat=matrix,
+                               dtype=np.float64)

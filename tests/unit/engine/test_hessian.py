@@ -55,16 +55,22 @@ def test_auto_falls_back_to_double_backward_for_losses_without_forward_ad():
     assert op.method == "double-backward"
 
 
-def test_parameters_are_shared_not_copied_and_model_is_in_eval_mode():
+def test_parameters_are_shared_not_copied_and_products_are_eval_mode_without_changing_the_model():
     c = case("batchnorm_digits")
     c.model.train()
-    op = HessianOperator(c.model, c.loss_fn, c.x, c.y)
-    assert not c.model.training
-    for (name, p) in c.model.named_parameters():
-        assert op.params[name].data_ptr() == p.data_ptr(), name
-    running = c.model[2].running_mean.clone()
-    op.matvec(torch.randn(op.n_params, dtype=torch.float64))
-    assert torch.equal(c.model[2].running_mean, running), "products do not touch BatchNorm statistics"
+    try:
+        op = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="forward-over-reverse")
+        assert c.model.training, "constructing the operator leaves the model's mode alone"
+        for (name, p) in c.model.named_parameters():
+            assert op.params[name].data_ptr() == p.data_ptr(), name
+        running = c.model[2].running_mean.clone()
+        v = torch.randn(op.n_params, dtype=torch.float64)
+        hv = op.matvec(v)
+        assert torch.equal(c.model[2].running_mean, running), "products do not touch BatchNorm statistics"
+        assert c.model.training and all(m.training for m in c.model.modules()), "the model's mode is restored"
+        torch.testing.assert_close(hv, c.H @ v, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))  # eval-mode H
+    finally:
+        c.model.eval()
 
 
 def test_float32_operator_of_a_float64_model():
