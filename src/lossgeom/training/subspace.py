@@ -1,7 +1,8 @@
 """Training confined to a random affine subspace (Li et al. 2018, "intrinsic dimension"; Fort & Ganguli 2019).
 
-The network's N weights are theta = theta_0 + P c: theta_0 the initialization, P a fixed Gaussian N x d matrix with
-unit-norm columns (:func:`random_subspace`, also exported by :mod:`lossgeom.geometry.subspaces`) and c in R^d the
+The network's N weights are theta = theta_0 + P c = theta_0 + sum_i c_i b_i: theta_0 the initialization, b_1..b_d
+fixed Gaussian directions of unit norm, given as the rows of a (d, N) basis B = P^T (:func:`random_subspace`, also
+exported by :mod:`lossgeom.geometry.subspaces`; a set of vectors is rows throughout the library) and c in R^d the
 only trained coordinates, zero at the start. :class:`SubspaceModel` wraps a built model that way, so the ordinary
 training loop (optimizer, checkpoints, resume) trains c; :meth:`SubspaceModel.materialize` gives back the plain model
 at theta, which every later stage reads like any trained model.
@@ -30,12 +31,14 @@ SUBSPACE_STREAM = 0x5B5  # keeps P's random stream apart from the initialization
 
 
 def random_subspace(n_params: int, d: int, seed: int, dtype=torch.float64) -> torch.Tensor:
-    """P (n_params, d): Gaussian entries from a seeded CPU generator, each column rescaled to unit norm."""
+    """The basis B (d, n_params), one direction per row (the library's orientation for sets of vectors): Gaussian
+    entries from a seeded CPU generator, each row rescaled to unit norm. The numbers are those of the columns of P =
+    B^T drawn as an (n_params, d) matrix, so a seed gives the same subspace as before rows were the convention."""
     if not 1 <= d <= n_params:
         raise ValueError(f"subspace dimension d must be in 1..{n_params} (the number of parameters), got {d}")
     g = torch.Generator().manual_seed(seed)
     P = torch.randn(n_params, d, generator=g, dtype=torch.float64)
-    return (P / torch.linalg.vector_norm(P, dim=0, keepdim=True)).to(dtype)
+    return (P / torch.linalg.vector_norm(P, dim=0, keepdim=True)).T.contiguous().to(dtype)
 
 
 def trace_over_frobenius(matrix: torch.Tensor) -> float:
@@ -52,8 +55,9 @@ def subspace_seed(seed: int) -> int:
 class SubspaceModel(nn.Module):
     """``base`` with weights theta_0 + P c; only c (``coordinates``, d values, zero at the start) is trainable.
 
-    The base's own parameters hold theta_0 and are frozen (``requires_grad`` off); P is a buffer, so checkpoints
-    of this module restore the whole state. Models with buffers that training updates (BatchNorm's running
+    The base's own parameters hold theta_0 and are frozen (``requires_grad`` off); the subspace is a buffer, so
+    checkpoints of this module restore the whole state. :attr:`basis` is it as rows (d, N), as everywhere in the
+    library; the buffer ``projection`` stores P = B^T (N, d), the layout checkpoints were written with. Models with buffers that training updates (BatchNorm's running
     statistics) keep them in the base, as usual."""
 
     def __init__(self, base: nn.Module, dim: int, seed: int) -> None:
@@ -66,8 +70,15 @@ class SubspaceModel(nn.Module):
         for p in params:
             p.requires_grad_(False)
         reference = params[0]
-        self.register_buffer("projection", random_subspace(n, dim, seed).to(reference.device, reference.dtype))
+        # stored as P = B^T (N, d), contiguous: the layout of existing checkpoints, and theta_0 + P c bitwise as before
+        self.register_buffer("projection", random_subspace(n, dim, seed).T.contiguous().to(reference.device,
+                                                                                              reference.dtype))
         self.coordinates = nn.Parameter(torch.zeros(dim, device=reference.device, dtype=reference.dtype))
+
+    @property
+    def basis(self) -> torch.Tensor:
+        """The subspace's directions as rows (d, N) (a view of the stored P = B^T)."""
+        return self.projection.T
 
     @property
     def dim(self) -> int:
@@ -103,9 +114,10 @@ def deployable(model: nn.Module) -> nn.Module:
     return model.materialize() if isinstance(model, SubspaceModel) else model
 
 
-def start_curvature(model: SubspaceModel, x: torch.Tensor, y: torch.Tensor,
-                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch_size: int = 1024) -> dict[str, Any]:
+def start_curvature(model: SubspaceModel, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                    x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict[str, Any]:
     """H_d at c = 0 (in float64, on all of ``x``), its trace, Frobenius norm, tr/||.||_F and extreme eigenvalues.
+    Arguments in the order of the operators: (model, loss_fn, x, y).
 
     The mean loss's Hessian is the example-weighted mean of the batches' (``batch_size`` examples at a time: the d
     tangents of forward-over-reverse keep d copies of a batch's activations)."""

@@ -13,11 +13,15 @@ from lossgeom.geometry.subspaces import gradient_overlap, random_subspace, restr
 from tests.unit.curvature_cases import case, one_fast
 
 
-def test_random_subspace_has_unit_columns_and_is_seeded():
-    P = random_subspace(500, 7, seed=3)
-    assert P.shape == (500, 7)
-    assert torch.allclose(torch.linalg.vector_norm(P, dim=0), torch.ones(7, dtype=torch.float64))
-    assert torch.equal(P, random_subspace(500, 7, seed=3)) and not torch.equal(P, random_subspace(500, 7, seed=4))
+def test_random_subspace_has_unit_rows_and_is_seeded():
+    B = random_subspace(500, 7, seed=3)
+    assert B.shape == (7, 500)  # a set of vectors is rows (k, N), as Lanczos' eigenvectors
+    assert torch.allclose(torch.linalg.vector_norm(B, dim=1), torch.ones(7, dtype=torch.float64))
+    assert torch.equal(B, random_subspace(500, 7, seed=3)) and not torch.equal(B, random_subspace(500, 7, seed=4))
+    # the numbers of the former columns P (N, d), drawn the same way: only the orientation moved
+    g = torch.Generator().manual_seed(3)
+    P = torch.randn(500, 7, generator=g, dtype=torch.float64)
+    assert torch.equal(B, (P / torch.linalg.vector_norm(P, dim=0, keepdim=True)).T)
     with pytest.raises(ValueError, match="1..500"):
         random_subspace(500, 501, seed=0)
     with pytest.raises(ValueError, match="1..500"):
@@ -28,10 +32,10 @@ def test_random_subspace_has_unit_columns_and_is_seeded():
 def test_restricted_hessian_equals_the_dense_projection(name):
     c = case(name)
     op = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="forward-over-reverse", block=4)
-    P = random_subspace(op.n_params, 6, seed=0)
-    Hd = restricted_hessian(op, P)
+    B = random_subspace(op.n_params, 6, seed=0)
+    Hd = restricted_hessian(op, B)
     assert op.hvps == 6
-    assert torch.allclose(Hd, P.T @ c.H @ P, atol=1e-10 * torch.linalg.matrix_norm(c.H, ord=2))
+    assert torch.allclose(Hd, B @ c.H @ B.T, atol=1e-10 * torch.linalg.matrix_norm(c.H, ord=2))
 
 
 def test_trace_over_frobenius_bounds_and_closed_forms():
@@ -60,5 +64,15 @@ def test_gradient_overlap_of_eigenspaces():
 
 def test_restricted_hessian_of_a_dense_matrix():
     A = torch.diag(torch.tensor([4.0, 1.0, -2.0, 0.5], dtype=torch.float64))
-    P = random_subspace(4, 2, seed=1)
-    assert torch.allclose(restricted_hessian(MatrixOperator(A), P), P.T @ A @ P, atol=1e-14)
+    B = random_subspace(4, 2, seed=1)
+    assert torch.allclose(restricted_hessian(MatrixOperator(A), B), B @ A @ B.T, atol=1e-14)
+
+
+def test_restricted_hessian_on_rows_is_bitwise_the_former_column_form():
+    A = torch.randn(300, 300, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    A = A + A.T
+    B = random_subspace(300, 7, seed=1)
+    P = B.T.contiguous()  # the former orientation, (N, d)
+    HP = torch.stack([A @ p for p in P.T]).T
+    former = P.T @ HP
+    assert torch.equal(restricted_hessian(MatrixOperator(A), B), (former + former.T) / 2)

@@ -1,5 +1,5 @@
 """Training in a random affine subspace: the weights stay in theta_0 + span(P), the restricted Hessian at the start
-equals P^T H P from a dense float64 Hessian, the saved model is a plain one, and bad dimensions are refused."""
+equals B H B^T from a dense float64 Hessian, the saved model is a plain one, and bad dimensions are refused."""
 
 from __future__ import annotations
 
@@ -36,17 +36,18 @@ def test_the_restricted_hessian_at_the_start_is_p_transpose_h_p():
     model, ds = base_model()
     wrapped = SubspaceModel(model, 5, seed=3)
     loss_fn = loss_function(ds.task)
-    result = start_curvature(wrapped, ds.x_train, ds.y_train, loss_fn)
+    result = start_curvature(wrapped, loss_fn, ds.x_train, ds.y_train)
     plain = copy.deepcopy(model).double().requires_grad_(True)  # the wrapper froze the base's own parameters
     H = dense_hessian(plain, loss_fn, ds.x_train.double(), ds.y_train)
-    P = wrapped.projection.double()
-    Hd = P.T @ H @ P
+    B = wrapped.basis.double()  # rows (d, N)
+    assert B.shape == (5, H.shape[0])
+    Hd = B @ H @ B.T
     assert result["trace"] == pytest.approx(float(torch.trace(Hd)), rel=1e-8)
     assert result["frobenius"] == pytest.approx(float(torch.linalg.matrix_norm(Hd)), rel=1e-8)
     assert result["ratio"] == pytest.approx(float(torch.trace(Hd) / torch.linalg.matrix_norm(Hd)), rel=1e-8)
     assert abs(result["ratio"]) <= math.sqrt(5) and result["ratio_bound"] == math.sqrt(5)
     assert result["lambda_max"] == pytest.approx(float(torch.linalg.eigvalsh(Hd)[-1]), rel=1e-8)
-    batched = start_curvature(wrapped, ds.x_train, ds.y_train, loss_fn, batch_size=7)  # uneven batches, weighted
+    batched = start_curvature(wrapped, loss_fn, ds.x_train, ds.y_train, batch_size=7)  # uneven batches, weighted
     assert batched["trace"] == pytest.approx(result["trace"], rel=1e-10)
     assert batched["ratio"] == pytest.approx(result["ratio"], rel=1e-10)
 
@@ -91,3 +92,17 @@ def test_bad_subspace_dimensions_name_the_key():
         train_experiment("sub", spec(n + 1), "/nonexistent/ck.pt", progress=False)
     with pytest.raises(ConfigError, match="train.subspace_dim: -1 is out of range"):
         TrainSettings(subspace_dim=-1)
+
+
+def test_the_stored_projection_keeps_the_former_column_layout_bitwise():
+    """Rows are the library's orientation (``basis``, (d, N)); the buffer keeps P = B^T (N, d), contiguous, with
+    the numbers of the former column form, so checkpoints load and theta_0 + P c is bitwise unchanged."""
+    from lossgeom.training.subspace import random_subspace
+
+    model, _ = base_model()
+    wrapped = SubspaceModel(model, 5, seed=3)
+    n = sum(p.numel() for p in model.parameters())
+    P = torch.randn(n, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    P = (P / torch.linalg.vector_norm(P, dim=0, keepdim=True)).to(wrapped.projection.dtype)
+    assert wrapped.projection.is_contiguous() and torch.equal(wrapped.projection, P)
+    assert wrapped.basis.shape == (5, n) and torch.equal(wrapped.basis, random_subspace(n, 5, 3).to(P.dtype))
