@@ -1,10 +1,13 @@
 """Package dependencies point one way: problems < training < geometry, problems < engine < geometry; nothing in
-these imports the stages or the checks. Read from the source with ast (no import runs), function-level imports
-included."""
+these imports the stages or the checks. The checks only judge numbers that the stages measured: they import no
+torch and nothing that measures. Read from the source with ast (no import runs), function-level imports included;
+the checks' freedom from torch also by importing them in a fresh interpreter."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ FORBIDDEN = {
     "training": {"geometry", "stages", "checks"},
     "engine": {"training", "geometry", "stages", "checks"},
     "geometry": {"stages", "checks"},
+    "checks": {"problems", "training", "engine", "stages", "io"},
 }
 
 
@@ -56,3 +60,15 @@ def test_imports_point_one_way(package):
              for path in sorted((PACKAGE / package).rglob("*.py"))
              for target, line in imported_packages(path).items() if target in FORBIDDEN[package]]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_checks_run_without_torch():
+    """Importing every checks module loads no torch: the measurements reach them as numbers."""
+    modules = sorted(f"lossgeom.checks.{path.stem}" for path in (PACKAGE / "checks").glob("*.py") if path.stem != "__init__")
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}: importlib.import_module(name)\n"
+            "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('lossgeom.engine', 'lossgeom.training',\n"
+            "                'lossgeom.problems', 'lossgeom.stages', 'lossgeom.geometry.curvature')))\n"
+            "print(loaded)\n")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert found == "[]", f"importing the checks loaded {found}"

@@ -1,7 +1,8 @@
 """Principal curvatures of the computed loss surfaces: from the grid vs exact, at and away from the trained point.
 
 For each direction pair of the surfaces step, on its narrowest 2D train-loss grid L(a, b) (spacing h, the
-trained point at its centre), the three ways of :mod:`lossgeom.geometry.curvature` are compared:
+trained point at its centre), the three ways of :mod:`lossgeom.geometry.curvature` are compared (the exact side is
+measured by :func:`lossgeom.stages.check_curvature.measure`; this module only judges the numbers):
 
   exact   M = [[eta^T H eta, eta^T H delta], [., delta^T H delta]] from two Hessian-vector products and the
           projected gradient g = (grad L . eta, grad L . delta), both in float64, for the same eta, delta;
@@ -31,46 +32,15 @@ value: such a check fails and shows its numbers.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ..engine.hessian import HessianOperator
-from ..geometry.curvature import (
-    finite_difference_hessian,
-    graph_principal_curvatures,
-    grid_centre,
-    principal_curvatures,
-    projected_hessian,
-    quadratic_fit_hessian,
-)
-from ..geometry.parameters import ParameterShifter
-from ..problems.losses import loss_function
-from ..problems.models import count_parameters
+from ..geometry.grid_curvature import graph_principal_curvatures, grid_centre, grid_estimates, off_centre, principal_curvatures
 from .rows import CheckRow, rows_to_frame
 
 CHECK = "surface_curvature"
-
-
-def grid_estimates(values: np.ndarray, a: np.ndarray, b: np.ndarray, at: tuple[int, int], stride: int = 1) -> dict[str, Any]:
-    """Curvatures of a grid at its point ``at`` (indices), from the points ``stride`` apart: M_fd, fit, kappas."""
-    i, j = at
-    rows, cols = slice(i % stride, None, stride), slice(j % stride, None, stride)
-    sub, sa, sb = values[rows, cols], a[rows] - a[i], b[cols] - b[j]
-    if not (stride <= i < len(a) - stride and stride <= j < len(b) - stride):
-        raise ValueError(f"a grid of {values.shape} points has no neighbours {stride} steps around {at}")
-    M_fd = finite_difference_hessian(sub, sa, sb)
-    M_fit, g_fit = quadratic_fit_hessian(sub, sa, sb, radius=1)
-    return {"h": float(sa[1] - sa[0]), "M_fd": M_fd, "kappa_fd": principal_curvatures(M_fd),
-            "M_fit": M_fit, "g_fit": g_fit, "kappa_graph": graph_principal_curvatures(M_fit, g_fit)}
-
-
-def off_centre(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """The grid point halfway from the centre to the corner (where the gradient does not vanish)."""
-    i, j = grid_centre(a, b)
-    return i + max(1, (len(a) - 1 - i) // 2), j + max(1, (len(b) - 1 - j) // 2)
 
 
 def curvature_rows(case: str, values: np.ndarray, a: np.ndarray, b: np.ndarray, at: tuple[int, int],
@@ -114,40 +84,22 @@ def saddle_rows(case: str, values: np.ndarray, a: np.ndarray, b: np.ndarray, M: 
     return rows
 
 
-def exact_projection(model: torch.nn.Module, make_operator: Callable[[], HessianOperator], eta: torch.Tensor,
-                     delta: torch.Tensor, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
-    """(M, g) of L(theta + a eta + b delta) in float64: two Hessian-vector products and one gradient."""
-    with ParameterShifter(model, eta, delta).shifted() as shifter:
-        shifter.move(a, b)
-        op = make_operator()
-        M = projected_hessian(op, eta, delta)
-        gradient = op.gradient()
-        return M, np.array([float(gradient @ eta), float(gradient @ delta)])
-
-
-def surface_curvature_checks(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
-                             directions: Mapping[str, tuple[torch.Tensor, torch.Tensor]], grids: Mapping[str, np.ndarray],
-                             r: float, eps: float, batch_size: int, experiment: str,
-                             log: Callable[[str], None] = print) -> pd.DataFrame:
+def surface_curvature_rows(experiment: str, n_parameters: int, grids: Mapping[str, np.ndarray], r: float, eps: float,
+                           exact: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]]) -> pd.DataFrame:
     """Rows for every direction pair of a model's surfaces, on the 2D train-loss grid of range ``r``.
 
-    ``model``, x and y are in float64 (the exact side); ``directions`` maps a pair name to the (eta, delta)
-    the surfaces step used; ``grids`` holds the surfaces step's arrays (``<pair>_r<r>_2d_{a,b,train_loss}``);
-    ``eps`` is the machine epsilon of the grids' dtype (their rounding error).
+    ``grids`` holds the surfaces step's arrays (``<pair>_r<r>_2d_{a,b,train_loss}``); ``exact[pair]`` the exact
+    (M, g) measured at the grid's centre (``"centre"``) and at :func:`off_centre` (``"away"``), as
+    :func:`lossgeom.stages.check_curvature.measure` takes them; ``eps`` is the machine epsilon of the grids' dtype
+    (their rounding error).
     """
-    make_operator = lambda: HessianOperator(model, loss_function(task), x, y, batch_size=batch_size)  # noqa: E731
-    n = count_parameters(model)
     rows: list[CheckRow] = []
-    for pair, (eta, delta) in directions.items():
+    for pair, at in exact.items():
         name = f"{pair}_r{r:g}_2d"
-        eta, delta = eta.to(torch.float64), delta.to(torch.float64)
         values, a, b = grids[f"{name}_train_loss"], grids[f"{name}_a"], grids[f"{name}_b"]
-        case = f"{experiment} (N={n}) {pair} r={r:g}"
-        centre, away = grid_centre(a, b), off_centre(a, b)
-        M, g = exact_projection(model, make_operator, eta, delta, 0.0, 0.0)
-        at_centre = curvature_rows(case, values, a, b, centre, M, g, eps)
-        M_away, g_away = exact_projection(model, make_operator, eta, delta, float(a[away[0]]), float(b[away[1]]))
-        rows += at_centre + saddle_rows(case, values, a, b, M)
-        rows += curvature_rows(case, values, a, b, away, M_away, g_away, eps, kinds=("kappa_graph",))
-        log(f"{name}: kappa+- exact {principal_curvatures(M)}, grid {at_centre[0].measured:.6g}, {at_centre[1].measured:.6g}")
+        case = f"{experiment} (N={n_parameters}) {pair} r={r:g}"
+        M, g = at["centre"]
+        rows += curvature_rows(case, values, a, b, grid_centre(a, b), M, g, eps)
+        rows += saddle_rows(case, values, a, b, M)
+        rows += curvature_rows(case, values, a, b, off_centre(a, b), *at["away"], eps, kinds=("kappa_graph",))
     return rows_to_frame(rows)

@@ -13,9 +13,11 @@ fundamental form II = M / sqrt(1 + |g|^2) (:func:`graph_principal_curvatures`). 
 saddle when kappa_+ kappa_- < 0.
 
 Three ways to get M: exactly from two Hessian-vector products (:func:`projected_hessian`; over many
-random Gaussian pairs, :func:`random_projections`), from a grid of loss values by central finite
-differences (:func:`finite_difference_hessian`), or by a least-squares quadratic fit around the centre
-(:func:`quadratic_fit_hessian`).
+random Gaussian pairs, :func:`random_projections`; away from the trained point, with the gradient,
+:func:`exact_projection`), from a grid of loss values by central finite differences
+(:func:`finite_difference_hessian`), or by a least-squares quadratic fit around the centre
+(:func:`quadratic_fit_hessian`). The closed forms on numbers (kappa+-, the grid estimates) live in
+:mod:`lossgeom.geometry.grid_curvature`, which needs no torch, and are importable from here too.
 
 Example (H = diag(3, -1) seen along the coordinate axes: a saddle, kappa+ = 3, kappa- = -1)::
 
@@ -29,12 +31,22 @@ Example (H = diag(3, -1) seen along the coordinate axes: a saddle, kappa+ = 3, k
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import torch
 
 from ..engine.operator import apply_rows, block_size
 from ..engine.resume import ResumeSlot, restore_samples, save_samples
 from ..progress import Progress
+from .grid_curvature import (  # noqa: F401  (closed forms on numbers; re-exported here, where they are documented)
+    finite_difference_hessian,
+    graph_principal_curvatures,
+    grid_centre,
+    principal_curvatures,
+    quadratic_fit_hessian,
+)
+from .parameters import ParameterShifter
 
 
 def projected_hessian(op, eta: torch.Tensor, delta: torch.Tensor) -> np.ndarray:
@@ -72,55 +84,17 @@ def random_projections(op, count: int, seed: int = 0, *, generator: torch.Genera
     return out
 
 
-def principal_curvatures(M: np.ndarray) -> tuple[float, float]:
-    """(kappa_+, kappa_-): the eigenvalues of a symmetric 2x2 matrix, larger first (closed form)."""
-    mean = 0.5 * (M[0, 0] + M[1, 1])
-    radius = float(np.hypot(0.5 * (M[0, 0] - M[1, 1]), 0.5 * (M[0, 1] + M[1, 0])))
-    return float(mean + radius), float(mean - radius)
+def exact_projection(model: torch.nn.Module, make_operator: Callable[[], Any], eta: torch.Tensor, delta: torch.Tensor,
+                     a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """(M, g) of L(theta + a eta + b delta) at the point (a, b): two Hessian-vector products and one gradient.
 
-
-def finite_difference_hessian(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """M from a grid ``values[i, j] = L(a[i], b[j])`` with uniform spacing and (0, 0) at its centre.
-
-    Central differences with the nearest neighbours (step h = grid spacing): error O(h^2) times the fourth
-    derivatives of L(a, b).
+    ``make_operator()`` builds the Hessian operator of the model as it stands (called after the move, so that its
+    products and gradient are taken at the moved point); g = (grad L . eta, grad L . delta). The model's
+    parameters are put back bitwise afterwards.
     """
-    i, j = grid_centre(a, b)
-    ha, hb = a[i + 1] - a[i], b[j + 1] - b[j]
-    L = values
-    laa = (L[i + 1, j] - 2 * L[i, j] + L[i - 1, j]) / ha**2
-    lbb = (L[i, j + 1] - 2 * L[i, j] + L[i, j - 1]) / hb**2
-    lab = (L[i + 1, j + 1] - L[i + 1, j - 1] - L[i - 1, j + 1] + L[i - 1, j - 1]) / (4 * ha * hb)
-    return np.array([[laa, lab], [lab, lbb]])
-
-
-def quadratic_fit_hessian(values: np.ndarray, a: np.ndarray, b: np.ndarray, radius: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(M, gradient) from a least-squares fit of c + g.x + x^T M x / 2 to the (2r+1)^2 points around the centre."""
-    i, j = grid_centre(a, b)
-    A, B = np.meshgrid(a[i - radius : i + radius + 1], b[j - radius : j + radius + 1], indexing="ij")
-    z = values[i - radius : i + radius + 1, j - radius : j + radius + 1]
-    A, B, z = A.ravel(), B.ravel(), z.ravel()
-    design = np.stack([np.ones_like(A), A, B, 0.5 * A**2, A * B, 0.5 * B**2], axis=1)
-    coef, *_ = np.linalg.lstsq(design, z, rcond=None)
-    return np.array([[coef[3], coef[4]], [coef[4], coef[5]]]), coef[1:3]
-
-
-def graph_principal_curvatures(M: np.ndarray, gradient) -> tuple[float, float]:
-    """Principal curvatures of the graph z = L(a, b): eigenvalues of I^{-1} II (equal to eig(M) when g = 0)."""
-    g = np.asarray(gradient, dtype=float)
-    first = np.eye(2) + np.outer(g, g)
-    second = M / np.sqrt(1.0 + g @ g)
-    k = np.sort(np.linalg.eigvals(np.linalg.solve(first, second)).real)
-    return float(k[1]), float(k[0])
-
-
-def grid_centre(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """Indices of (0, 0) in a grid's axes; each axis must hold 0 strictly inside."""
-    return _centre(a), _centre(b)
-
-
-def _centre(axis: np.ndarray) -> int:
-    i = int(np.argmin(np.abs(axis)))
-    if not (0 < i < len(axis) - 1) or abs(axis[i]) > 1e-12 * max(1.0, np.abs(axis).max()):
-        raise ValueError("the grid must contain 0 strictly inside each axis")
-    return i
+    with ParameterShifter(model, eta, delta).shifted() as shifter:
+        shifter.move(a, b)
+        op = make_operator()
+        M = projected_hessian(op, eta, delta)
+        gradient = op.gradient()
+        return M, np.array([float(gradient @ eta), float(gradient @ delta)])

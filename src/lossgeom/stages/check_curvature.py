@@ -2,7 +2,8 @@
 
 Rebuilds the surfaces step's directions from its recorded settings, checks that they are the ones the
 grids were computed along (the random directions by their norms, the Hessian pair by the eigenvector file's
-parameter layout), and compares the narrowest 2D train-loss grid's curvatures with exact ones
+parameter layout), measures the exact projected Hessian and gradient where the checks need them
+(:func:`measure`), and compares the narrowest 2D train-loss grid's curvatures with them
 (:mod:`lossgeom.checks.surface_curvature`). Writes the rows (CSV) and a record with verdict counts (JSON).
 """
 
@@ -12,20 +13,47 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..checks.rows import count_verdicts
-from ..checks.surface_curvature import surface_curvature_checks
+from ..checks.surface_curvature import surface_curvature_rows
 from ..device import DTYPES, deterministic_torch
+from ..engine.hessian import HessianOperator
 from ..errors import ConfigError
 from ..io.atomic import write_csv, write_json
 from ..io.provenance import input_record, provenance, require_same_input
+from ..geometry.curvature import exact_projection
+from ..geometry.grid_curvature import off_centre, principal_curvatures
 from ..problems.data import Dataset
+from ..problems.losses import loss_function
+from ..problems.models import count_parameters
 from .surfaces import SurfaceSettings, direction_pair, load, load_eigenvectors
+
+
+def measure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str,
+            directions: Mapping[str, tuple[torch.Tensor, torch.Tensor]], grids: Mapping[str, np.ndarray], r: float,
+            batch_size: int, log: Callable[[str], None] = print) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per direction pair, the exact (M, g) in float64 at the 2D grid's centre (the trained point) and at its point halfway to the
+    corner (:func:`lossgeom.geometry.grid_curvature.off_centre`): two Hessian-vector products and one gradient each.
+
+    ``model``, x and y are in float64; ``directions`` maps a pair name to the (eta, delta) the surfaces step used;
+    ``grids`` (the surfaces step's arrays) give the coordinates of the range-``r`` grid's points.
+    """
+    make_operator = lambda: HessianOperator(model, loss_function(task), x, y, batch_size=batch_size)  # noqa: E731
+    exact = {}
+    for pair, (eta, delta) in directions.items():
+        name = f"{pair}_r{r:g}_2d"
+        eta, delta = eta.to(torch.float64), delta.to(torch.float64)
+        a, b = grids[f"{name}_a"], grids[f"{name}_b"]
+        away = off_centre(a, b)
+        exact[pair] = {"centre": exact_projection(model, make_operator, eta, delta, 0.0, 0.0),  # the trained point
+                       "away": exact_projection(model, make_operator, eta, delta, float(a[away[0]]), float(b[away[1]]))}
+        log(f"{name}: exact kappa+- {principal_curvatures(exact[pair]['centre'][0])}")
+    return exact
 
 
 def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, grids: Mapping[str, np.ndarray],
@@ -46,8 +74,10 @@ def compute(model, dataset: Dataset, eigenvectors: Mapping[str, Any] | None, gri
     y = dataset.y_train.to(device, torch.float64) if dataset.task == "regression" else dataset.y_train.to(device)
     x = dataset.x_train.to(device, torch.float64)
     eps = float(torch.finfo(DTYPES[settings.dtype]).eps)
-    return surface_curvature_checks(model, x, y, dataset.task, directions, grids, min(settings.ranges), eps,
-                                    settings.curvature_batch_size or settings.batch_size, experiment, log=log)
+    r = min(settings.ranges)
+    exact = measure(model, x, y, dataset.task, directions, grids, r, settings.curvature_batch_size or settings.batch_size,
+                    log=log)
+    return surface_curvature_rows(experiment, count_parameters(model), grids, r, eps, exact)
 
 
 def write(rows: pd.DataFrame, inputs: dict[str, Any], experiment: str, rows_path, meta_path) -> None:

@@ -2,7 +2,8 @@
 
 Writes the check rows (CSV), the trace-vs-samples table behind figure F4 (CSV: HVP-free and Hutchinson
 running means with standard errors, and the exact trace for small models) and the sign-question record
-(JSON). The math is in :mod:`lossgeom.checks.models`.
+(JSON). :func:`measure` takes the measurements (Hessian-vector products, loss values along slices); the rows
+that judge them, and the math, are in :mod:`lossgeom.checks.models`.
 """
 
 from __future__ import annotations
@@ -12,20 +13,30 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import torch
 
-from ..checks.models import model_checks
+from ..checks.models import ModelMeasurements, model_rows
 from ..device import DTYPES, deterministic_torch, pick_device
+from ..engine.hessian import HessianOperator
+from ..engine.resume import ResumeSlot, restore_samples, save_samples
+from ..engine.trace import exact_trace, hutchinson_trace
+from ..geometry.curvature import random_projections
+from ..geometry.parameters import ParameterShifter
+from ..geometry.second_differences import STEPS, bias_versus_step, slice_curvature
 from ..io.atomic import write_csv, write_json
 from ..io.partial import PartialFile
 from ..io.provenance import input_record, provenance, require_same_input
 from ..problems.data import Dataset
+from ..problems.losses import loss_function
+from ..progress import Progress
 from ..settings import settings_help
 from ..settings.checks import ModelCheckSettings
 from ..training.checkpoints import load_model
+from ..training.evaluation import evaluate
 from .hessian import loss_examples
 
 # The HVP-free trace's step, chosen from the measured error of second differences against eta^T H eta
@@ -44,6 +55,78 @@ class ModelCheckResult:
     trace_table: pd.DataFrame
     sign: dict[str, Any]
     bias_table: pd.DataFrame  # second differences vs eta^T H eta per slice, step and precision
+
+
+def _gaussian(n: int, g: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(n, generator=g, dtype=torch.float64).to(like.device, like.dtype)
+
+
+def measure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, *, projections: int, slices: int,
+            hutchinson_samples: int, relative_step: float, bias_slices: int, exact_max_parameters: int, batch_size: int,
+            seed: int, slices_dtype: torch.dtype | None = None, prior_trace_samples: np.ndarray | None = None,
+            hvp_method: str = "auto", hvp_block: int | None = None, log: Callable[[str], None] = print,
+            resume: Callable[[str], ResumeSlot | None] = lambda key: None) -> ModelMeasurements:
+    """The measurements behind checks (b), (c) and the sign question (:mod:`lossgeom.checks.models` judges them).
+
+    ``model`` and the data (x, y) are already on the device and in the precision to check in. One generator
+    seeded with ``seed`` draws, in this order, the projections' directions, the Hutchinson probes and the slices'
+    directions. ``prior_trace_samples``: the Hutchinson samples the hessian step took on the same loss in the same
+    precision; they are the first probes here, and only the rest are drawn. ``hvp_method``, ``hvp_block``: how
+    products are computed (the stage passes what the hessian step's ``auto`` chose and recorded, so that one model
+    is timed once and both steps compute products the same way). The slices are taken in ``slices_dtype`` (second
+    differences lose ~eps L / h^2 to rounding: float64 lets the step go below the kinks of a ReLU network).
+    ``resume(key)`` gives each loop a place to save its work in progress (with the generator's state), so that a
+    killed run continues where it was.
+    """
+    planned = 2 * projections + hutchinson_samples + bias_slices
+    op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size, method=hvp_method, block=hvp_block,
+                         expected_products=planned)
+    n = op.n_params
+    g = torch.Generator().manual_seed(seed)
+
+    M = random_projections(op, projections, generator=g, resume=resume("projections"))  # two products each
+    diag = np.concatenate([M[:, 0], M[:, 2]])
+    log(f"(b) {projections} projections: mean eta^T H eta = {diag.mean():.6g} +- {diag.std(ddof=1) / np.sqrt(len(diag)):.2g}")
+    trace = hutchinson_trace(op, hutchinson_samples, generator=g, resume=resume("hutchinson"), prior=prior_trace_samples)
+    log(f"Hutchinson, {len(trace.samples)} probes ({len(trace.samples) - trace.hvps} from the hessian step): "
+        f"tr(H) = {trace.estimate:.6g} +- {trace.standard_error:.2g}")
+    exact = None
+    if n <= exact_max_parameters:
+        exact = exact_trace(op)
+        log(f"exact tr(H) = {exact:.6g} (N products)")
+
+    # loss values along random 1D slices, in their own precision
+    slices_dtype = slices_dtype or op.dtype
+    sliced = model if slices_dtype == op.dtype else copy.deepcopy(model).to(slices_dtype)
+    xs = x.to(slices_dtype)
+    ys = y.to(slices_dtype) if task == "regression" else y
+    shifter = ParameterShifter(sliced, torch.zeros(n, device=op.device, dtype=slices_dtype))
+    theta_norm = float(shifter.theta.norm())
+
+    def loss_at() -> float:
+        return evaluate(sliced, xs, ys, task, batch_size)["loss"]
+
+    centre = loss_at()
+    curvatures = np.empty(slices)
+    slot = resume("slices")
+    start = restore_samples(slot, "curvatures", curvatures, g)
+    progress = Progress("hvp-free slices", slices, "slices")
+    for k in range(start, slices):
+        eta = _gaussian(n, g, shifter.theta)
+        h = relative_step * theta_norm / float(eta.norm())
+        curvatures[k] = slice_curvature(shifter, loss_at, eta, h, centre)
+        (progress.finish if k == slices - 1 else progress.update)(k + 1, mean=lambda k=k: f"{curvatures[: k + 1].mean():.6g}")
+        save_samples(slot, "curvatures", curvatures[: k + 1], g, final=k == slices - 1)
+    log(f"(c) {slices} slices: HVP-free tr(H) = {curvatures.mean():.6g} +- {curvatures.std(ddof=1) / np.sqrt(slices):.2g}")
+    # the error of the second differences against eta^T H eta, over a grid of steps in both precisions
+    steps = sorted(set(STEPS) | {relative_step}, reverse=True)
+    bias = bias_versus_step(model, x, y, task, slices=bias_slices, seed=seed + 1, batch_size=batch_size, steps=steps,
+                            method=op.method)
+    return ModelMeasurements(
+        n_parameters=n, projections=M, trace_samples=trace.samples, trace_estimate=trace.estimate,
+        trace_standard_error=trace.standard_error, exact_trace=exact, slice_curvatures=curvatures,
+        relative_step=relative_step, slices_dtype={torch.float32: "float32", torch.float64: "float64"}[slices_dtype],
+        bias=bias, hvp_choice=getattr(op, "choice", None))
 
 
 def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], settings: ModelCheckSettings,
@@ -71,8 +154,9 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
     # products computed the way the hessian step's auto chose for this model (timed there once)
     knobs["hvp_method"] = hessian_summary.get("hvp_method", "auto")
     knobs["hvp_block"] = hessian_summary.get("hvp_block")
-    rows, trace_table, sign, bias = model_checks(model, x, y, dataset.task, hessian_summary, experiment, log=log,
-                                                 resume=slot, **knobs)
+    measured = measure(model, x, y, dataset.task, log=log, resume=slot, **knobs)
+    rows, trace_table, sign = model_rows(measured, hessian_summary, experiment, seed=settings.seed)
+    bias = measured.bias
     sign.update({"settings": dataclasses.asdict(settings), "provenance": provenance(seed=settings.seed)})
     bias.insert(0, "experiment", experiment)
     return ModelCheckResult(rows, trace_table, sign, bias)

@@ -8,7 +8,6 @@ products) and predicted (``predicted_i``) projected Hessians (rows M11, M12, M22
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -17,18 +16,51 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+import torch
+
 from ..checks.rows import count_verdicts, rows_to_frame
-from ..checks.synthetic import synthetic_checks
+from ..checks.synthetic import SaddleMeasurements, synthetic_rows
 from ..device import deterministic_torch
+from ..engine.lanczos import extreme_eigenpairs
+from ..geometry.curvature import principal_curvatures, projected_hessian, random_projections
 from ..io.atomic import write_csv, write_npz
 from ..settings import settings_help
 from ..settings.checks import SyntheticCheckSettings
+from ..theory.spectra import quadratic_operator, saddle_spectrum
+
+
+def unit_curvatures(op, count: int, seed: int) -> np.ndarray:
+    """u^T H u for ``count`` directions u uniform on the unit sphere (normalized Gaussians, one generator)."""
+    g = torch.Generator().manual_seed(seed)
+    values = np.empty(count)
+    for k in range(count):
+        u = torch.randn(op.n_params, generator=g, dtype=torch.float64)
+        u /= u.norm()
+        values[k] = float(u @ op.matvec(u))
+    return values
+
+
+def measure(n: int, mean_curvature: float, projections: int, seed: int) -> SaddleMeasurements:
+    """Products on the saddle with spectrum ``saddle_spectrum(n, mean_curvature)``: ``projections`` random Gaussian 2D
+    projections (seed ``seed``), as many unit directions (``seed + 1``), and the projection onto the top and bottom
+    eigenvectors from the eigensolver (``seed``)."""
+    lam = saddle_spectrum(n, mean_curvature)
+    op = quadratic_operator(lam)
+    P = random_projections(op, projections, seed)
+    units = unit_curvatures(op, projections, seed + 1)
+    eig = extreme_eigenpairs(op, k_top=1, k_bottom=1, tol=1e-8, seed=seed)
+    M = projected_hessian(op, eig.top.vectors[0], eig.bottom.vectors[0])
+    return SaddleMeasurements(spectrum=lam, mean_curvature=mean_curvature, projections=P, unit_curvatures=units,
+                              hessian_kappa=principal_curvatures(M),
+                              converged=bool(eig.top.converged.all() and eig.bottom.converged.all()), hvps=eig.hvps)
 
 
 def compute(settings: SyntheticCheckSettings) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """(rows, samples): the check rows and, per case name, the projections behind them."""
+    measured = [measure(n, m, settings.projections, settings.seed)
+                for n in settings.dimensions for m in settings.mean_curvatures]
     samples: dict[str, dict[str, Any]] = {}
-    rows = synthetic_checks(**dataclasses.asdict(settings), samples=samples)
+    rows = synthetic_rows(measured, prediction_samples=settings.prediction_samples, seed=settings.seed, samples=samples)
     return rows_to_frame(rows), samples
 
 

@@ -34,11 +34,11 @@ import pandas as pd
 import torch
 
 from ..checks.rows import SIGMAS, CheckRow, rows_to_frame
-from ..checks.surface_curvature import curvature_rows, exact_projection, saddle_rows
+from ..checks.surface_curvature import curvature_rows, saddle_rows
 from ..device import deterministic_torch, pick_device
 from ..engine.hessian import HessianOperator
 from ..errors import InputMismatch
-from ..geometry.curvature import grid_centre, principal_curvatures, random_projections
+from ..geometry.curvature import exact_projection, grid_centre, principal_curvatures, random_projections
 from ..geometry.directions import orthogonalize, random_direction
 from ..geometry.surfaces import compute_surface
 from ..io.atomic import atomic_path, write_csv, write_json

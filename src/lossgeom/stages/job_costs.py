@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..checks.finite_differences import STEPS
+from ..geometry.second_differences import STEPS
 from ..device import DTYPES, deterministic_torch, pick_device
 from ..engine.hessian import HessianOperator
 from ..errors import ConfigError

@@ -186,7 +186,7 @@ def train_experiment(
              count_parameters(deployable(model)), device)
     subspace = None
     if isinstance(model, SubspaceModel):  # the restricted Hessian at theta_0 (c = 0), whether resumed or not
-        subspace = start_curvature(model, x_train, y_train, loss_fn, settings.eval_batch_size)
+        subspace = start_curvature(model, loss_fn, x_train, y_train, settings.eval_batch_size)
         log.info("%s: training %d coordinates of a random subspace; at the start tr(H_d)/||H_d||_F = %.3g (of at "
                  "most %.3g)", name, model.dim, subspace["ratio"], subspace["ratio_bound"])
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lossgeom.geometry.curvature import graph_principal_curvatures, principal_curvatures
+from lossgeom.geometry.curvature import exact_projection
+from lossgeom.geometry.grid_curvature import graph_principal_curvatures, grid_estimates, off_centre, principal_curvatures
 from lossgeom.engine.hessian import HessianOperator, dense_hessian
 from lossgeom.problems.models import build_model
-from lossgeom.checks.surface_curvature import curvature_rows, exact_projection, grid_estimates, off_centre, saddle_rows
+from lossgeom.checks.surface_curvature import curvature_rows, saddle_rows
 
 G = np.array([0.3, -0.2])
 M = np.array([[2.0, 0.4], [0.4, -0.5]])  # a saddle: eigenvalues of both signs

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lossgeom.checks.rows import CheckRow, rows_to_frame
-from lossgeom.checks.synthetic import synthetic_checks
+from lossgeom.settings.checks import SyntheticCheckSettings
+from lossgeom.stages import check_synthetic
 from lossgeom.geometry.curvature import random_projections
 from lossgeom.theory.projections import saddle_fraction_clt, saddle_fraction_eigenbasis, saddle_fraction_spiked
 from lossgeom.theory.spectra import quadratic_operator, saddle_spectrum
@@ -14,8 +15,9 @@ from lossgeom.theory.spectra import quadratic_operator, saddle_spectrum
 
 @pytest.fixture(scope="module")
 def small_run():
-    return rows_to_frame(synthetic_checks(dimensions=(10, 300), mean_curvatures=(0.5, -0.5, 0.0), projections=300,
-                                         prediction_samples=5000, seed=0))
+    settings = SyntheticCheckSettings(dimensions=(10, 300), mean_curvatures=(0.5, -0.5, 0.0), projections=300,
+                                      prediction_samples=5000, seed=0)
+    return check_synthetic.compute(settings)[0]
 
 
 def test_every_quantity_checked_for_every_case(small_run):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossgeom.checks.models import exact_trace
+from lossgeom.engine.trace import exact_trace
 from lossgeom.engine.hessian import BLOCK, MARGIN, TIMING_WORTH, HessianOperator, choose_product
 from lossgeom.engine.operator import MatrixOperator, apply_rows, block_size
 from lossgeom.engine.trace import hutchinson_trace

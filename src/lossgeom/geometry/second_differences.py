@@ -1,5 +1,5 @@
-"""How far the HVP-free trace's second differences are from eta^T H eta, as a function of the step and the
-precision: the measurement behind the step rule of check (c).
+"""Curvature along 1D slices from loss values alone (second differences), and how far it is from eta^T H eta as
+a function of the step and the precision: the measurement behind the HVP-free trace and its step rule (check c).
 
 For a random Gaussian direction eta and h = r ||theta|| / ||eta||, the central second difference
 kappa(r) = [L(theta + h eta) - 2 L(theta) + L(theta - h eta)] / h^2 has two errors:
@@ -11,14 +11,15 @@ kappa(r) = [L(theta + h eta) - 2 L(theta) + L(theta - h eta)] / h^2 has two erro
 - rounding: the loss is summed in the working precision, with relative error ~eps, so kappa carries
   ~eps L / h^2, which explodes as r shrinks, far sooner in float32 (eps 1.2e-7) than in float64 (2.2e-16).
 
-:func:`bias_versus_step` measures the error of each slice against the exact eta^T H eta (one
-Hessian-vector product in float64) over a grid of r and in each precision; :func:`summarize` tabulates it.
+:func:`slice_curvature` is one second difference; :func:`bias_versus_step` measures the error of each slice
+against the exact eta^T H eta (one Hessian-vector product in float64) over a grid of r and in each precision;
+:func:`summarize` tabulates it.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -27,12 +28,32 @@ import torch
 from ..device import DTYPES
 from ..engine.hessian import HessianOperator
 from ..engine.operator import apply_rows
-from ..geometry.parameters import ParameterShifter
 from ..problems.losses import loss_function
 from ..progress import Progress
 from ..training.evaluation import evaluate
+from .parameters import ParameterShifter
 
 STEPS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)  # the relative steps r measured
+
+
+def slice_curvature(shifter: ParameterShifter, loss_at: Callable[[], float], eta: torch.Tensor, h: float,
+                    centre: float) -> float:
+    """kappa = [L(theta + h eta) - 2 L(theta) + L(theta - h eta)] / h^2 = eta^T H eta + O(h^2), from loss values.
+
+    ``shifter`` holds the model at theta; ``loss_at()`` evaluates the loss of the model as it stands; ``centre`` is
+    L(theta). The model's parameters are put back bitwise, and the shifter's own directions are left as they were.
+    """
+    own = shifter.eta
+    shifter.eta = eta.to(shifter.theta)
+    try:
+        shifter.move(h)
+        plus = loss_at()
+        shifter.move(-h)
+        minus = loss_at()
+    finally:
+        shifter.restore()
+        shifter.eta = own
+    return (plus - 2.0 * centre + minus) / h**2
 
 
 def bias_versus_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, *, slices: int, seed: int,
@@ -69,15 +90,10 @@ def bias_versus_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, t
         centre = loss_at()
         progress = Progress(f"finite-difference bias ({dtype_name})", slices, "slices")
         for k, (eta, truth) in enumerate(zip(directions, exact)):
-            shifter.eta = eta.to(device, dtype)
+            along = eta.to(device, dtype)
             for r in steps:
                 h = r * theta_norm / float(eta.norm())
-                shifter.move(h)
-                plus = loss_at()
-                shifter.move(-h)
-                minus = loss_at()
-                shifter.restore()
-                fd = (plus - 2 * centre + minus) / h**2
+                fd = slice_curvature(shifter, loss_at, along, h, centre)
                 rows.append({"dtype": dtype_name, "relative_step": r, "slice": k, "fd": fd, "exact": truth,
                              "error": fd - truth})
             (progress.finish if k == slices - 1 else progress.update)(k + 1)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lossgeom.checks.models import model_rows
 from lossgeom.stages import check_model, hessian, train
 
 SPEC = {"dataset": {"name": "gaussian_mixture", "clusters": 3, "dim": 4, "n_train": 90, "n_test": 30},
@@ -50,13 +51,13 @@ def trained(tmp_path_factory):
 
 def run(trained, slots):
     model, dataset, summary = trained
-    from lossgeom.checks.models import model_checks
-
     model64 = model.to(torch.float64)
     x, y = dataset.x_train.to(torch.float64), dataset.y_train
     knobs = {k: v for k, v in vars(SETTINGS).items() if k not in ("dtype", "device", "save_every_s")}
     knobs["relative_step"] = 1e-6
-    return model_checks(model64, x, y, dataset.task, summary, "m", log=quiet, resume=slots, **knobs)
+    measured = check_model.measure(model64, x, y, dataset.task, log=quiet, resume=slots, **knobs)
+    rows, table, sign = model_rows(measured, summary, "m", seed=SETTINGS.seed)
+    return rows, table, sign, measured.bias
 
 
 @pytest.mark.parametrize("stop_at", [3, 9, 15])  # in the projections, in Hutchinson, in the slices
