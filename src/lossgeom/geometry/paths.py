@@ -49,8 +49,10 @@ def line(w1: torch.Tensor, w2: torch.Tensor, t: float | torch.Tensor) -> torch.T
     return (1 - t) * w1 + t * w2
 
 
-def bezier(w1: torch.Tensor, bend: torch.Tensor, w2: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """(1 - t)^2 w_1 + 2 t (1 - t) b + t^2 w_2: the quadratic Bezier curve through w_1 (t = 0) and w_2 (t = 1)."""
+def bezier(w1: torch.Tensor, w2: torch.Tensor, bend: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """(1 - t)^2 w_1 + 2 t (1 - t) b + t^2 w_2: the quadratic Bezier curve through w_1 (t = 0) and w_2 (t = 1).
+
+    Arguments as for :func:`line`: the endpoints, then the control point (the bend), then t."""
     return (1 - t) ** 2 * w1 + 2 * t * (1 - t) * bend + t**2 * w2
 
 
@@ -95,7 +97,7 @@ def train_bend(loss_of: Callable[[torch.Tensor, object], torch.Tensor], w1: torc
     schedule = cosine_schedule(optimizer, steps)
     for batch in batches:
         t = float(torch.rand((), generator=g, dtype=torch.float64))
-        descend(optimizer, loss_of(bezier(w1, b, w2, t), batch), "the Bezier bend's fit", schedule.last_epoch + 1, lr)
+        descend(optimizer, loss_of(bezier(w1, w2, b, t), batch), "the Bezier bend's fit", schedule.last_epoch + 1, lr)
         schedule.step()
     return b.detach()
 

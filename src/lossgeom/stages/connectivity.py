@@ -162,7 +162,7 @@ def compute(runs: Mapping[str, Mapping[str, Any]], settings: ConnectivitySetting
                 model.eval()
                 rows = []
                 for kind, point in (("line", lambda t: line(first.weights, second.weights, t)),
-                                    ("bezier", lambda t: bezier(first.weights, bend, second.weights, t))):
+                                    ("bezier", lambda t: bezier(first.weights, second.weights, bend, t))):
                     rows += _path_rows(model, [point(float(t)) for t in ts], ts, splits, dataset.task, settings,
                                        condition=condition, kind=kind, start=first.run, end=second.run)
                 done = {"rows": rows, "distance": float(torch.linalg.vector_norm(first.weights - second.weights)),

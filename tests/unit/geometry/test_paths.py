@@ -13,9 +13,9 @@ from lossgeom.geometry.paths import barrier, bezier, line, mode_connectivity, tr
 
 def test_the_curve_passes_through_its_ends_and_bends_toward_b():
     w1, b, w2 = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 5.0]), torch.tensor([-3.0, 0.0])
-    assert torch.equal(bezier(w1, b, w2, 0.0), w1) and torch.equal(bezier(w1, b, w2, 1.0), w2)
-    assert torch.allclose(bezier(w1, b, w2, 0.5), (w1 + w2) / 4 + b / 2)
-    assert torch.allclose(bezier(w1, (w1 + w2) / 2, w2, 0.3), line(w1, w2, 0.3))  # the midpoint bend: the line
+    assert torch.equal(bezier(w1, w2, b, 0.0), w1) and torch.equal(bezier(w1, w2, b, 1.0), w2)
+    assert torch.allclose(bezier(w1, w2, b, 0.5), (w1 + w2) / 4 + b / 2)
+    assert torch.allclose(bezier(w1, w2, (w1 + w2) / 2, 0.3), line(w1, w2, 0.3))  # the midpoint bend: the line
 
 
 def test_the_trained_bend_of_a_quadratic_is_the_closed_form_optimum():
@@ -28,7 +28,7 @@ def test_the_trained_bend_of_a_quadratic_is_the_closed_form_optimum():
     bend = train_bend(loss_of, w1, w2, range(6000), lr=0.005, momentum=0.9, seed=3)
     # E_t L is a quadratic in b with Hessian E[beta^2] I = 2/15 I; one t per step leaves SGD noise of a few percent
     assert torch.linalg.vector_norm(bend - optimum) < 0.05 * torch.linalg.vector_norm(optimum)
-    expected = lambda b: float(torch.stack([loss_of(bezier(w1, b, w2, t), None)  # noqa: E731
+    expected = lambda b: float(torch.stack([loss_of(bezier(w1, w2, b, t), None)  # noqa: E731
                                             for t in torch.linspace(0, 1, 2001, dtype=torch.float64)]).mean())
     assert expected(optimum) <= expected(bend) <= expected((w1 + w2) / 2)
 
@@ -41,7 +41,7 @@ def test_a_trained_bend_removes_the_barrier_of_a_double_well():
     assert straight == pytest.approx(1.0)  # the line crosses w = 0, where L = 1
     # from just off the midpoint (at it, the gradient in the bend's free direction is zero by symmetry)
     bend = train_bend(loss_of, w1, w2, range(3000), lr=0.01, seed=0, bend=torch.tensor([0.0, 0.1], dtype=torch.float64))
-    curved = barrier(ts, [float(loss_of(bezier(w1, bend, w2, t), None)) for t in ts])
+    curved = barrier(ts, [float(loss_of(bezier(w1, w2, bend, t), None)) for t in ts])
     assert curved < 0.1 * straight and abs(float(bend[1])) > 1.0
 
 
