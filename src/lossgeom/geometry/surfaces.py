@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..io.atomic import atomic_path
 from ..training.evaluation import evaluate
+from ..engine.model_operator import model_mode
 from .parameters import ParameterShifter
 
 log = logging.getLogger(__name__)
@@ -56,18 +57,18 @@ def compute_surface(
     written for the same ``key`` (a label from the caller) and the same inputs: the fingerprint of theta,
     the directions, the grid, the split names and the task is folded into the key here. ``tiles``: compute
     (or reuse) only these tiles (row blocks 0, 1, ... of ``tile_rows`` rows); the other rows stay NaN.
+    The points are evaluated in eval mode; the model's parameters and its train/eval mode are given back.
     """
     tiles_dir = Path(tiles_dir)
     device = next(model.parameters()).device
     splits = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
-    model.eval()
     shifter = ParameterShifter(model, eta, delta)
     key = f"{key}|{_fingerprint(shifter, a, b, sorted(splits), task)}"
     wanted = range(tile_count(len(a), tile_rows)) if tiles is None else sorted(tiles)
     results: dict[str, np.ndarray] = {}
     evaluated = 0
     bar = tqdm(total=len(a) * len(b), desc="surface", unit="pt", disable=not progress, mininterval=5.0)
-    with shifter.shifted():
+    with model_mode(model, "eval"), shifter.shifted():  # eval mode while it runs; the model's own mode given back
         for t in wanted:
             rows = range(t * tile_rows, min((t + 1) * tile_rows, len(a)))
             path = tile_path(tiles_dir, t)

@@ -301,7 +301,7 @@ def _small_from_large(partial, solutions, ts, settings, device, log) -> list[dic
             train = stored["experiment"]["train"]
             x, y = dataset.x_train.to(device), dataset.y_train.to(device)
             log(f"{s.run}: continued with batch size {sizes[0]} for {settings.continue_epochs} epochs (lr {train['lr']:g})")
-            losses = continue_training(model, x, y, loss_function(dataset.task),
+            losses = continue_training(model, loss_function(dataset.task), x, y,
                                        epochs=settings.continue_epochs, batch_size=sizes[0], lr=train["lr"],
                                        momentum=train["momentum"], weight_decay=train["weight_decay"],
                                        seed=train["seed"])

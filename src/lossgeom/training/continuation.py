@@ -40,12 +40,15 @@ def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, ste
     optimizer.step()
 
 
-def continue_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, *, epochs: int,
+def continue_training(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, *, epochs: int,
                       batch_size: int, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, seed: int = 0
                       ) -> list[float]:
-    """SGD on ``model`` (in place, train mode) from its current weights; returns the mean batch loss of every epoch."""
+    """SGD on ``model`` (its weights in place, in train mode) from its current weights; returns the mean batch loss of
+    every epoch. The model's train/eval mode is given back afterwards. Arguments in the order of the operators:
+    model, loss, data."""
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
+    was_training = model.training
     model.train()
     steps_per_epoch = -(-len(x) // batch_size)
     losses, total = [], 0.0
@@ -56,5 +59,5 @@ def continue_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_f
         if step % steps_per_epoch == 0:
             losses.append(total / steps_per_epoch)
             total = 0.0
-    model.eval()
+    model.train(was_training)
     return losses

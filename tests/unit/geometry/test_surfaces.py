@@ -55,6 +55,15 @@ def test_values_match_an_independent_evaluation(setup, tmp_path):
         assert torch.equal(p, t), "parameters restored bitwise"
 
 
+def test_the_model_keeps_its_train_or_eval_mode(setup, tmp_path):
+    model, splits, eta, delta = setup
+    for training in (True, False):
+        model.train(training)
+        compute_surface(model, splits, "classification", eta, delta, A[:3], B, tiles_dir=tmp_path / str(training),
+                        key="k", progress=False)
+        assert all(m.training == training for m in model.modules())
+
+
 def test_interrupted_run_resumes_without_recomputing_finished_tiles(setup, tmp_path):
     model, splits, eta, delta = setup
     full, _ = compute_surface(model, splits, "classification", eta, delta, A, B,

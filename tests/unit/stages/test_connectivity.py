@@ -124,7 +124,9 @@ def test_minibatches_cover_every_example_once_per_epoch_and_continuation_is_seed
     results = []
     for _ in range(2):
         model, data, _ = load_model(runs["b60_s0"]["model"])
-        continue_training(model, data.x_train, data.y_train, F.cross_entropy, epochs=2, batch_size=20, lr=0.1, seed=1)
+        model.train(_ == 1)  # the mode it is given is the mode it is left in
+        continue_training(model, F.cross_entropy, data.x_train, data.y_train, epochs=2, batch_size=20, lr=0.1, seed=1)
+        assert model.training == (_ == 1)
         results.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     assert torch.equal(results[0], results[1])
 
