@@ -67,11 +67,18 @@ def test_env_pins_match_the_lock(path):
 
 
 def test_library_env_pins_every_library_dependency():
+    """envs/lossgeom.yaml pins uv.lock's version of every library dependency (pyproject.toml: lower bounds)."""
+    from packaging.requirements import Requirement
+
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    env = env_pins(REPO / "envs/lossgeom.yaml")
-    for requirement in project["dependencies"]:
-        name, version = requirement.split("==")
-        assert env.get(normalize(name)) == version, f"envs/lossgeom.yaml must pin {requirement}"
+    env, locked = env_pins(REPO / "envs/lossgeom.yaml"), locked_versions()
+    extras = [r for extra in ("data", "vision") for r in project["optional-dependencies"][extra]]
+    for text in project["dependencies"] + extras:
+        requirement = Requirement(text)
+        name = normalize(requirement.name)
+        assert "==" not in str(requirement.specifier), f"pyproject.toml pins {text}: exact versions belong in uv.lock"
+        assert env.get(name) == locked[name], f"envs/lossgeom.yaml must pin {name}=={locked[name]} (uv.lock)"
+        assert requirement.specifier.contains(locked[name]), f"uv.lock's {name} {locked[name]} is not {text}"
     python = yaml.safe_load((REPO / "envs/lossgeom.yaml").read_text())["dependencies"][0]
     assert python.startswith("python=3.1"), "the conda python must satisfy requires-python"
 
