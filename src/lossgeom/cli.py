@@ -10,6 +10,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -73,6 +74,11 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 def _check_config(args: argparse.Namespace) -> None:
     """Check config files as the workflow will: YAML syntax (file, line, column), keys, types, ranges, then the whole
     plan (every generated run, the sweeps' stages and declared checks), so a config called valid here is planned."""
+    if importlib.util.find_spec("jsonschema") is None:
+        raise LossgeomError("needs jsonschema, which the workflow installs: pip install 'lossgeom[workflow]'")
+    if not args.schema.is_file():
+        raise LossgeomError(f"{args.schema}: no config schema there; pass --schema workflow/schemas/config.schema.yaml "
+                            "of a clone of the repository (a pip-installed lossgeom does not ship the workflow)")
     from .io.configcheck import read_config_files
     from .planning import make_plan
 
@@ -82,8 +88,22 @@ def _check_config(args: argparse.Namespace) -> None:
     print(f"{', '.join(sources)}: valid; {len(plan.experiments)} experiments, {len(plan.sweeps)} sweeps ({runs} runs)")
 
 
+# lossgeom.settings.settings_help heads a step's epilog "keys of --settings (...)". Where the block is one object
+# inside a JSON argument instead of the whole --settings, the head says so (tests/unit/test_cli_help.py).
+SETTINGS_HEADS = {
+    "train": 'keys of the "train" object of --spec (the config\'s experiments.<name>.train block), with their defaults:',
+    "job-costs": 'keys of the "runtimes" object of --settings (the config\'s runtimes block), with their defaults:',
+}
+
+
+def _settings_head(name: str, command: argparse.ArgumentParser) -> None:
+    if name in SETTINGS_HEADS and command.epilog:
+        command.epilog = SETTINGS_HEADS[name] + "\n" + command.epilog.partition("\n")[2]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lossgeom", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="lossgeom", description="Loss-landscape geometry with Hessian directions: "
+                                     "the steps of the Snakemake workflow (also python -m lossgeom).")
     parser.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     steps = parser.add_subparsers(dest="step", required=True)
@@ -94,14 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
         for action in command._actions:
             if action.dest in JSON_ARGUMENTS:
                 action.type = _json_text
+    for name, command in steps.choices.items():
+        _settings_head(name, command)
 
     describe = steps.add_parser("describe", help="dataset shapes and parameter counts of experiments")
     describe.add_argument("--experiments", required=True, help="JSON mapping name -> experiment spec")
     describe.set_defaults(func=_describe)
 
     check = steps.add_parser("check-config", help="check config files as the workflow will, naming file and line")
-    check.add_argument("files", nargs="+", type=Path, help="config files, in the order given to --configfile")
-    check.add_argument("--schema", type=Path, default=SCHEMA, help="the workflow's config schema")
+    check.add_argument("files", nargs="+", type=Path, help="config files, in the order given to snakemake's --configfile")
+    check.add_argument("--schema", type=Path, default=SCHEMA,
+                       help="the workflow's config schema (default: workflow/schemas/config.schema.yaml of the clone "
+                            "this lossgeom runs from)")
     check.set_defaults(func=_check_config)
 
     defaults = steps.add_parser("defaults", help="every settings block of the config with its default values (YAML)")
