@@ -65,15 +65,27 @@ def barrier(ts: Sequence[float] | torch.Tensor, losses: Sequence[float]) -> floa
     return float(np.max(values - ((1 - t) * values[0] + t * values[-1])))
 
 
+TIE = 1e-9  # interior deviations within this fraction of the largest one are tied (rounding of reversed paths)
+
+
 def mode_connectivity(errors: Sequence[float]) -> float:
     """mc = (e_0 + e_1)/2 - e_u, u the point whose error is farthest from the endpoints' mean (Yang et al. 2021);
-    ``errors`` at t = 0, ..., 1 (Yang et al.: :data:`YANG_POINTS`, training error in %)."""
+    ``errors`` at t = 0, ..., 1 (Yang et al.: :data:`YANG_POINTS`, training error in %).
+
+    Ties: when a bump and a dip are equally far from the mean (errors in % of a finite set are multiples of one
+    example, so this happens), Yang et al.'s argmax is ambiguous, and taking the first point would flip mc's sign
+    with the direction of the path. Here the tied point with the highest error counts: a barrier as tall as the
+    dip is deep is still a barrier on the path (mc < 0, the conservative reading). mc then depends only on the
+    set of errors, not on their order, so the path and its reverse agree.
+    """
     e = np.asarray(errors, dtype=float)
     if len(e) < 3:
         raise ValueError(f"mode connectivity needs the endpoints and at least one interior point, got {len(e)} errors")
     mean = 0.5 * (e[0] + e[-1])
-    u = 1 + int(np.argmax(np.abs(e[1:-1] - mean)))  # interior points: an endpoint is |e_0 - e_1|/2 away, either sign
-    return float(mean - e[u])
+    interior = e[1:-1]  # an endpoint is |e_0 - e_1|/2 away, either sign: only interior points count
+    deviation = np.abs(interior - mean)
+    tied = interior[deviation >= deviation.max() * (1.0 - TIE)]
+    return float(mean - tied.max())
 
 
 def cosine_schedule(optimizer: torch.optim.Optimizer, steps: int | None):

@@ -67,6 +67,15 @@ def test_mode_connectivity_is_unchanged_by_reversing_the_path():
         assert mode_connectivity(errors) == mode_connectivity(errors[::-1])
 
 
+@pytest.mark.parametrize("errors", [[10.0, 12.5, 7.5, 10.0], [10.0, 7.5, 12.5, 10.0],  # a bump and a dip tied: 2.5 each
+                                    [4.0, 6.0, 2.0, 6.0, 2.0, 4.0], [10.0, 12.5, 10.0, 7.5 + 1e-13, 10.0]])
+def test_mode_connectivity_ties_count_the_barrier_in_either_direction(errors):
+    """Tied |e - m| of both signs: the barrier counts (mc = -2.5 or -2), the same for the path and its reverse;
+    the first tied point would give +2.5 one way and -2.5 the other."""
+    mc = mode_connectivity(errors)
+    assert mc == mode_connectivity(errors[::-1]) == pytest.approx(-2.5 if errors[0] == 10.0 else -2.0, abs=1e-12)
+
+
 def test_evaluate_path_equals_models_built_at_each_point_and_leaves_the_model_alone():
     from lossgeom.geometry.paths import evaluate_path
     from lossgeom.training.evaluation import evaluate
