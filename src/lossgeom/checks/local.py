@@ -14,7 +14,11 @@ residual tolerance. C is the number of classes, N the number of parameters; "end
   scale every ratio is 1.04-1.1 and the largest one falls anywhere.
 - (b) H close to G at the end, not early: ||H - G||_F / ||H||_F at the end is below its value at the first
   snapshot after initialization (one-sided, margin SIGMAS combined standard errors of probes and seeds), and
-  below 0.5 at the end (G carries most of H in Frobenius norm).
+  below GGN_CLOSE = 0.5 at the end (G carries more of H, in Frobenius norm, than the rest). The comparison is
+  relative and its target is a threshold, not 0: with cross-entropy (these sweeps) G shrinks with the residuals as
+  H - G does, so the ratio stays of order one at any loss (:mod:`lossgeom.engine.gauss_newton`); only for squared
+  error would it go to 0 at a perfect fit. 0.5 is where G starts to carry the larger share, the weakest reading of
+  Sagun et al.'s "H is G near a minimum" that a cross-entropy network can meet.
 - (c) the gradient lies mostly in the top-C eigenspace during training: ||V_C^T g||^2 / ||g||^2 over the random
   baseline C/N, its median over the interior snapshots (after the initialization, before the end) of each run,
   exceeds 10 (measured: the smallest median over the seeds). The end is left out: trained to interpolation, the
@@ -128,7 +132,9 @@ def gauss_newton_rows(table: pd.DataFrame, sweep: str) -> list[CheckRow]:
                                     f"{per_seed(early['ggn_distance'], early['run'])}"))
         out.append(CheckRow.exceeds("local_b_gauss_newton", case, f"||H - G||_F/||H||_F at the end < {GGN_CLOSE}",
                                     GGN_CLOSE, end_mean, SIGMAS * end_se, above=False,
-                                    detail=per_seed(last["ggn_distance"], last["run"])))
+                                    detail=f"{per_seed(last['ggn_distance'], last['run'])}; relative, against a threshold: "
+                                    "with cross-entropy G shrinks with the residuals as H - G does, so the ratio does "
+                                    "not go to 0 at a perfect fit"))
     return out
 
 
