@@ -18,8 +18,21 @@ the ones that have not; memory stays bounded at ``max_basis`` vectors.
 
 Convergence is decided only by residual norms: a pair is converged when ||H y - theta y|| <= tol * scale,
 where scale is the largest |Ritz value| (= |lambda_max| when the top dominates, as in trained networks).
-The residuals returned are recomputed explicitly from one more product per pair, so they are honest even
-when rounding has broken the Lanczos relations. Products are counted.
+
+Certificates without extra products: the basis keeps every product it computed, W = H Q (rows w_j = H q_j, as
+the product returned them, before any orthogonalization; thick restarts compress W with Q). H is linear, so for a
+Ritz vector y = Q^T s the product H y = W^T s is a combination of actual products, and the residual
+||W^T s - (y^T W^T s) y|| is an explicit one: it does not rely on the Lanczos relation or on the basis staying
+orthogonal, only on the products themselves (its rounding is that of forming one more combination of N-vectors,
+the same order as a fresh product's). Stopping is decided on the free Lanczos estimates beta_m |s_m| (every
+step), and the returned residuals are these certificates. The memory is twice the basis's
+(``residual_products=True`` instead recomputes H y with one fresh product per pair, as before, and keeps no W).
+Products are counted.
+
+Eigenvalue errors: a pair with residual r and gap delta to the rest of the spectrum has an eigenvalue within
+min(r, r^2 / delta) (Kato-Temple), so eigenvalues are far more accurate than their residuals where the gaps
+are wide, as for the outliers of trained networks. ``value_tol`` stops on that bound (delta from the other Ritz
+values, each moved towards theta by its own residual estimate); every pair reports it (``error_bounds``).
 
 Example (a diagonal matrix with a prescribed spectrum)::
 
@@ -46,13 +59,25 @@ from .resume import ResumeSlot
 class EigenPairs:
     """Eigenpairs of one end: ``values`` (k,), ``vectors`` (k, N) unit rows, ``residuals`` (k,): explicit
     ||H y - (y^T H y) y|| (one product each), or the free estimates when explicit residuals were not asked for;
-    ``residual_estimates`` (k,): the free Lanczos estimates beta_m |s_m| of the Ritz pairs, always."""
+    ``residual_estimates`` (k,): the free Lanczos estimates beta_m |s_m| of the Ritz pairs, always;
+    ``error_bounds`` (k,): min(r, r^2 / gap) with r the returned residual, a bound on |value - eigenvalue|."""
 
     values: torch.Tensor
     vectors: torch.Tensor
     residuals: torch.Tensor
     converged: torch.Tensor
     residual_estimates: torch.Tensor | None = None
+    error_bounds: torch.Tensor | None = None
+
+
+@dataclass
+class KrylovState:
+    """The final basis of a run: Q (m, N) orthonormal rows, T = Q H Q^T (m, m) from the products (float64), and
+    W = H Q^T as rows (m, N) when products were kept. Deflating by Q: tr(H) = tr(T) + tr(P H P), P = I - Q^T Q."""
+
+    Q: torch.Tensor
+    T: torch.Tensor
+    W: torch.Tensor | None = None
 
 
 @dataclass
@@ -67,6 +92,8 @@ class LanczosResult:
     tol: float
     scale: float  # the |eigenvalue| that residuals are measured against
     start_tridiagonal: torch.Tensor | None = None  # T of the first ``keep_tridiagonal`` steps from the random start
+    value_tol: float | None = None
+    basis: KrylovState | None = None  # the final Krylov basis, with ``keep_basis=True``
 
     @property
     def converged(self) -> bool:
@@ -74,11 +101,13 @@ class LanczosResult:
 
 
 class KrylovBasis:
-    """An orthonormal basis Q (rows) with T = Q^T H Q, grown one product at a time."""
+    """An orthonormal basis Q (rows) with T = Q^T H Q, grown one product at a time; with ``keep_products`` also
+    W = H Q (rows w_j = H q_j as computed)."""
 
-    def __init__(self, op: LinearOperator, capacity: int) -> None:
+    def __init__(self, op: LinearOperator, capacity: int, keep_products: bool = False) -> None:
         self.op = op
         self.Q = torch.zeros(capacity, op.n_params, device=op.device, dtype=op.dtype)
+        self.W = torch.zeros_like(self.Q) if keep_products else None
         self.T = torch.zeros(capacity, capacity, dtype=torch.float64)
         self.size = 0
         self.residual = None  # r with H Q = Q T + r e_last^T
@@ -99,8 +128,11 @@ class KrylovBasis:
     def expand(self) -> float:
         """Apply H to the newest basis vector, fill its row/column of T; return ||residual||."""
         j = self.size - 1
-        w, coeff = self.orthogonalize(self.op.matvec(self.Q[j]))
+        hq = self.op.matvec(self.Q[j])
         self.hvps += 1
+        if self.W is not None:
+            self.W[j] = hq
+        w, coeff = self.orthogonalize(hq)
         c = coeff.double().cpu()
         self.T[: self.size, j] = c
         self.T[j, : self.size] = c
@@ -111,6 +143,33 @@ class KrylovBasis:
         n = self.size
         T = self.T[:n, :n]
         return torch.linalg.eigh(0.5 * (T + T.T))
+
+    def compress(self, S_keep: torch.Tensor, values: torch.Tensor) -> None:
+        """Keep the Ritz vectors Q^T S_keep (and their products W^T S_keep); T becomes diag(values)."""
+        S_keep = S_keep.to(self.op.device, self.op.dtype)
+        kept = S_keep.T @ self.Q[: self.size]
+        kept_W = S_keep.T @ self.W[: self.size] if self.W is not None else None
+        k = len(values)
+        self.Q.zero_()
+        self.T.zero_()
+        self.Q[:k] = kept
+        if self.W is not None:
+            self.W.zero_()
+            self.W[:k] = kept_W
+        self.T[:k, :k] = torch.diag(values)
+        self.size = k
+
+    def certify(self, S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For the Ritz coefficient columns S (m, k): unit Ritz vectors Y (k, N), their Rayleigh quotients and
+        residuals ||H y - (y^T H y) y||, with H y = W^T s from the kept products (no new product)."""
+        S = S.to(self.op.device, self.op.dtype)
+        Y = S.T @ self.Q[: self.size]
+        HY = S.T @ self.W[: self.size]
+        norms = Y.norm(dim=1, keepdim=True)
+        Y, HY = Y / norms, HY / norms
+        values = (Y * HY).sum(dim=1)
+        residuals = (HY - values[:, None] * Y).norm(dim=1)
+        return Y, values.double().cpu(), residuals.double().cpu()
 
 
 def _random_unit(n: int, seed: int, device, dtype) -> torch.Tensor:
@@ -132,6 +191,9 @@ def extreme_eigenpairs(
     resume: ResumeSlot | None = None,
     explicit_residuals: bool = True,
     keep_tridiagonal: int = 0,
+    value_tol: float | None = None,
+    residual_products: bool = False,
+    keep_basis: bool = False,
 ) -> LanczosResult:
     """The ``k_top`` largest and ``k_bottom`` most negative eigenpairs of the symmetric operator ``op``.
 
@@ -141,10 +203,17 @@ def extreme_eigenpairs(
     basis is saved at thick restarts and the result at the end, and a killed run continues from there.
 
     With full reorthogonalization, H y - theta y = beta_m s_m q_{m+1} for a Ritz pair (theta, y = Q s), so the
-    residual norm beta_m |s_m| is known without a product; ``explicit_residuals`` (default) recomputes H y for
-    every returned pair anyway (one product each; the value becomes y^T H y), a certificate independent of the
-    basis's orthogonality. Both are returned (``residual_estimates``); benchmarks/residual_estimates.py
+    residual norm beta_m |s_m| is known without a product; the run stops on it. ``explicit_residuals`` (default)
+    returns for every pair a certificate independent of the basis's orthogonality: H y formed from the products
+    the run kept (H y = W^T s, no product; the value becomes y^T H y), or, with ``residual_products``, from one
+    fresh product per pair. Both are returned (``residual_estimates``); benchmarks/residual_estimates.py
     measures their gap.
+
+    ``value_tol``: also stop once every wanted pair's eigenvalue error bound min(r, r^2 / gap) (gap to the
+    nearest other Ritz value, less that value's own residual estimate) is <= ``value_tol`` * scale; such pairs
+    count as converged. For well-separated outliers the eigenvalues reach ``value_tol`` long before the
+    residuals reach it. ``keep_basis`` returns the final basis (``basis``: Q, T and the products W), for
+    deflating a trace estimate by the whole Krylov space (:func:`lossgeom.engine.trace.hutchinson_trace`).
 
     ``keep_tridiagonal`` = m > 0 keeps T of the first m steps (before any restart) as ``start_tridiagonal``: the
     run starts from a random unit vector, so that T is one probe of stochastic Lanczos quadrature, free
@@ -159,7 +228,8 @@ def extreme_eigenpairs(
         raise ValueError(f"need 0 < k_top + k_bottom <= N, got k_top={k_top}, k_bottom={k_bottom}, N={n}")
     capacity = min(max(max_basis, 2 * wanted + 2), n)
     extra = keep_extra if keep_extra is not None else max(5, max(k_top, k_bottom))
-    basis = KrylovBasis(op, capacity)
+    keep_products = explicit_residuals and not residual_products
+    basis = KrylovBasis(op, capacity, keep_products=keep_products)
     restarts = iterations = 0
     first_T = None
     if saved is not None:  # the basis as compressed at the last saved thick restart
@@ -169,6 +239,13 @@ def extreme_eigenpairs(
         basis.T[:size, :size] = saved["T"]
         basis.size, basis.residual, basis.hvps = size, saved["residual"].to(op.device, op.dtype), saved["hvps"]
         restarts, iterations = saved["restarts"], saved["iterations"]
+        if basis.W is not None:
+            if saved.get("W") is not None:
+                basis.W[:size] = saved["W"].to(op.device, op.dtype)
+            else:  # saved by a version that kept no products: recompute them (counted)
+                for j in range(size):
+                    basis.W[j] = op.matvec(basis.Q[j])
+                basis.hvps += size
         basis.append(basis.residual)
     else:
         basis.append(_random_unit(n, seed, op.device, op.dtype))
@@ -181,6 +258,14 @@ def extreme_eigenpairs(
         top = order[::-1][:count_top]
         return sorted(set(bottom) | set(top))
 
+    def gaps(theta: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
+        """Per Ritz value, the distance to the nearest other one, less that one's residual estimate (>= 0)."""
+        if len(theta) < 2:
+            return torch.full_like(theta, float("inf"))
+        distance = (theta[:, None] - theta[None, :]).abs() - estimates[None, :]
+        distance.fill_diagonal_(float("inf"))
+        return distance.min(dim=1).values.clamp_min(0.0)
+
     while True:
         beta = basis.expand()
         iterations += 1
@@ -189,9 +274,11 @@ def extreme_eigenpairs(
         theta, S = basis.ritz()
         scale = float(theta.abs().max())
         estimates = beta * S[-1].abs()
-        done = basis.size >= wanted and bool(
-            (estimates[ends(theta, k_top, k_bottom)] <= tol * scale).all()
-        )
+        wanted_idx = ends(theta, k_top, k_bottom)
+        done = basis.size >= wanted and bool((estimates[wanted_idx] <= tol * scale).all())
+        if value_tol is not None and not done and basis.size >= wanted:
+            bounds = error_bound(estimates, gaps(theta, estimates))
+            done = bool((bounds[wanted_idx] <= value_tol * scale).all())
         exhausted = basis.hvps >= max_hvps or beta <= 10 * eps * max(scale, 1e-300) or basis.size == n
         worst = float(estimates[ends(theta, k_top, k_bottom)].max()) / max(scale, 1e-300)
         status = dict(basis=basis.size, restarts=restarts, worst_residual=f"{worst:.2g} x scale (tol {tol:g})")
@@ -201,77 +288,90 @@ def extreme_eigenpairs(
         progress.update(basis.hvps, **status)
         if basis.size == capacity:  # thick restart: keep both ends' Ritz vectors, continue from the residual
             keep = ends(theta, min(k_top + extra, capacity // 4 + k_top), min(k_bottom + extra, capacity // 4 + k_bottom))
-            S_keep = S[:, keep].to(op.device, op.dtype)
-            kept = S_keep.T @ basis.Q[: basis.size]
-            basis.Q.zero_()
-            basis.T.zero_()
-            basis.Q[: len(keep)] = kept
-            basis.T[: len(keep), : len(keep)] = torch.diag(theta[keep])
-            basis.size = len(keep)
+            basis.compress(S[:, keep], theta[keep])
             restarts += 1
             if resume is not None:
                 resume.save({"Q": basis.Q[: basis.size].cpu().clone(), "T": basis.T[: basis.size, : basis.size].clone(),
+                             "W": basis.W[: basis.size].cpu().clone() if basis.W is not None else None,
                              "residual": basis.residual.cpu().clone(), "size": basis.size, "hvps": basis.hvps,
                              "restarts": restarts, "iterations": iterations, "first_T": first_T})
         basis.append(basis.residual)
 
     free = estimates.to(torch.float64).cpu()  # the last iteration's Ritz pairs and their free residual estimates
+    gap = gaps(theta, estimates).to(torch.float64).cpu()
     order = torch.argsort(theta)
     top_idx = order.flip(0)[:k_top]
     bottom_idx = order[:k_bottom]
 
     def finish(idx: torch.Tensor) -> EigenPairs:
-        vectors = S[:, idx].T.to(op.device, op.dtype) @ basis.Q[: basis.size]
+        idx_cpu = idx.cpu()
         if not explicit_residuals:
+            vectors = S[:, idx].T.to(op.device, op.dtype) @ basis.Q[: basis.size]
             vectors = vectors / vectors.norm(dim=1, keepdim=True)
-            estimates = free[idx.cpu()]
-            return EigenPairs(values=theta[idx].to(torch.float64).cpu(), vectors=vectors, residuals=estimates,
-                              converged=estimates <= tol * scale, residual_estimates=estimates)
-        values, residuals = [], []
-        for i in range(len(idx)):
-            y = vectors[i] / vectors[i].norm()
-            vectors[i] = y
-            hy = op.matvec(y)
-            value = float(torch.dot(y, hy))
-            values.append(value)
-            residuals.append(float((hy - value * y).norm()))
-        residuals_t = torch.tensor(residuals, dtype=torch.float64)
-        return EigenPairs(
-            values=torch.tensor(values, dtype=torch.float64),
-            vectors=vectors,
-            residuals=residuals_t,
-            converged=residuals_t <= tol * scale,
-            residual_estimates=free[idx.cpu()],
-        )
+            values, residuals_t = theta[idx].to(torch.float64).cpu(), free[idx_cpu]
+        elif not residual_products:
+            vectors, values, residuals_t = basis.certify(S[:, idx])
+        else:
+            vectors = S[:, idx].T.to(op.device, op.dtype) @ basis.Q[: basis.size]
+            values, residuals = [], []
+            for i in range(len(idx)):
+                y = vectors[i] / vectors[i].norm()
+                vectors[i] = y
+                hy = op.matvec(y)
+                value = float(torch.dot(y, hy))
+                values.append(value)
+                residuals.append(float((hy - value * y).norm()))
+            values, residuals_t = torch.tensor(values, dtype=torch.float64), torch.tensor(residuals, dtype=torch.float64)
+        bounds = error_bound(residuals_t, gap[idx_cpu])
+        converged = residuals_t <= tol * scale
+        if value_tol is not None:
+            converged |= bounds <= value_tol * scale
+        return EigenPairs(values=values, vectors=vectors, residuals=residuals_t, converged=converged,
+                          residual_estimates=free[idx_cpu], error_bounds=bounds)
 
     top, bottom = finish(top_idx), finish(bottom_idx)
     result = LanczosResult(
         top=top,
         bottom=bottom,
-        hvps=basis.hvps + (k_top + k_bottom if explicit_residuals else 0),
+        hvps=basis.hvps + (k_top + k_bottom if explicit_residuals and residual_products else 0),
         iterations=iterations,
         restarts=restarts,
         tol=tol,
         scale=scale,
         start_tridiagonal=first_T,
+        value_tol=value_tol,
+        basis=KrylovState(Q=basis.Q[: basis.size].clone(), T=basis.T[: basis.size, : basis.size].clone(),
+                          W=basis.W[: basis.size].clone() if basis.W is not None else None) if keep_basis else None,
     )
     if resume is not None:
         resume.save({"result": _result_state(result)}, final=True)
     return result
 
 
+def error_bound(residuals: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+    """min(r, r^2 / gap): the distance from a Ritz value to an eigenvalue (Kato-Temple where gap > r)."""
+    return torch.minimum(residuals, residuals**2 / gap.clamp_min(1e-300))
+
+
 def _result_state(result: LanczosResult) -> dict[str, Any]:
     ends = {name: {k: getattr(getattr(result, name), k).cpu()
-                   for k in ("values", "vectors", "residuals", "converged", "residual_estimates")}
+                   for k in ("values", "vectors", "residuals", "converged", "residual_estimates", "error_bounds")}
             for name in ("top", "bottom")}
-    return {**ends, **{k: getattr(result, k) for k in ("hvps", "iterations", "restarts", "tol", "scale", "start_tridiagonal")}}
+    state = {**ends, **{k: getattr(result, k) for k in ("hvps", "iterations", "restarts", "tol", "scale",
+                                                         "start_tridiagonal", "value_tol")}}
+    if result.basis is not None:
+        state["basis"] = {k: (v.cpu() if v is not None else None) for k, v in vars(result.basis).items()}
+    return state
 
 
 def _result_from_state(state: dict[str, Any], op: LinearOperator) -> LanczosResult:
     ends = {name: EigenPairs(**{k: v.to(op.device, op.dtype) if k == "vectors" else v for k, v in state[name].items()})
             for name in ("top", "bottom")}
+    basis = state.get("basis")
+    if basis is not None:
+        basis = KrylovState(**{k: (v.to(op.device, op.dtype) if v is not None and k != "T" else v) for k, v in basis.items()})
     return LanczosResult(**ends, **{k: state[k] for k in ("hvps", "iterations", "restarts", "tol", "scale")},
-                         start_tridiagonal=state.get("start_tridiagonal"))
+                         start_tridiagonal=state.get("start_tridiagonal"), value_tol=state.get("value_tol"), basis=basis)
 
 
 def lanczos_tridiagonal(op: LinearOperator, start: torch.Tensor, steps: int) -> tuple[torch.Tensor, int]:

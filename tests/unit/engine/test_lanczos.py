@@ -118,10 +118,92 @@ def test_free_residual_estimates_without_the_explicit_products():
     H = Q @ torch.diag(spectrum) @ Q.T
     explicit = extreme_eigenpairs(MatrixOperator(H), k_top=3, k_bottom=1, tol=1e-6, seed=0)
     free = extreme_eigenpairs(MatrixOperator(H), k_top=3, k_bottom=1, tol=1e-6, seed=0, explicit_residuals=False)
-    assert free.hvps == explicit.hvps - 4
+    recomputed = extreme_eigenpairs(MatrixOperator(H), k_top=3, k_bottom=1, tol=1e-6, seed=0, residual_products=True)
+    # the explicit certificates come from the products the run kept (no product of their own); one fresh product
+    # per pair only with residual_products (the behaviour before the products were kept)
+    assert free.hvps == explicit.hvps == recomputed.hvps - 4
+    for other in (explicit, recomputed):
+        torch.testing.assert_close(other.top.residuals, free.top.residuals, rtol=1e-3, atol=1e-12 * 9.0)
     assert free.top.values.tolist() == pytest.approx([9.0, 7.0, 5.0], abs=1e-5)
     assert free.bottom.values[0] == pytest.approx(-4.0, abs=1e-5)
     for pairs in (free.top, free.bottom):
         true = torch.stack([(H @ v - lam * v).norm() for lam, v in zip(pairs.values.tolist(), pairs.vectors)])
         assert torch.allclose(true, pairs.residuals, rtol=1e-3, atol=1e-12 * 9.0)
     assert torch.allclose(explicit.top.residual_estimates, free.top.residual_estimates)
+
+
+def spectrum(kind: str, n: int = 1200, seed: int = 0):
+    """Known spectra in a random basis: 'outliers' (10 well-separated tops over a bulk), 'clustered' (the top 10
+    within 1% of each other), 'negative_end' (3 negatives just below a large cluster near zero, as in trained
+    networks)."""
+    g = torch.Generator().manual_seed(seed)
+    if kind == "outliers":
+        special = torch.tensor([100.0, 80, 70, 65, 60, 50, 45, 40, 38, 36, -20, -8, -6], dtype=torch.float64)
+        bulk = -0.5 + 5.5 * torch.rand(n - 13, generator=g, dtype=torch.float64)
+    elif kind == "clustered":
+        special = torch.cat([10.0 - 0.01 * torch.arange(10, dtype=torch.float64), torch.tensor([-3.0, -2.9, -2.8])])
+        bulk = -1.0 + 8.0 * torch.rand(n - 13, generator=g, dtype=torch.float64)
+    else:
+        special = torch.tensor([5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.2, 1.0, 0.8, 0.6, -0.012, -0.011, -0.0105], dtype=torch.float64)
+        bulk = 0.01 * torch.randn(n - 13, generator=g, dtype=torch.float64).clamp(-1, 1)
+    values, _ = torch.sort(torch.cat([special, bulk]))
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    return (Q * values) @ Q.T, values, Q
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_certificates_from_kept_products_are_the_true_residuals(dtype):
+    """The residuals returned (formed from the run's kept products, across thick restarts) equal ||H y - value y||
+    recomputed with the dense float64 H, and the values are the vectors' Rayleigh quotients."""
+    A, values, _ = prescribed(900, seed=2, bottom=(-1.0, -0.9, -0.8))
+    res = extreme_eigenpairs(MatrixOperator(A.to(dtype)), k_top=10, k_bottom=3, tol=1e-9 if dtype == torch.float64 else 1e-5,
+                             max_basis=40, seed=0)
+    assert res.restarts >= 1
+    scale = float(values.abs().max())
+    agree = 1e-12 if dtype == torch.float64 else 1e-5  # float32: the rounding of one product, relative to |lambda_max|
+    for pairs in (res.top, res.bottom):
+        for value, y, reported in zip(pairs.values.tolist(), pairs.vectors.double(), pairs.residuals.tolist()):
+            y = y / y.norm()
+            assert abs(float(y @ A @ y) - value) <= agree * scale
+            assert abs(float((A @ y - value * y).norm()) - reported) <= agree * scale
+    assert res.converged
+
+
+def check_value_errors(res, values, H, value_tol, scale):
+    """Every value lies within its reported bound of an eigenvalue (rigorous: Weyl, or Kato-Temple with the gap);
+    for value_tol well below the bulk's width (<= 1e-6 here) the values are the k extreme ones, to value_tol.
+    Residuals stay honest."""
+    for pairs, exact in ((res.top, values.flip(0)[: len(res.top.values)]), (res.bottom, values[: len(res.bottom.values)])):
+        nearest = (pairs.values[:, None] - values[None, :]).abs().min(dim=1).values
+        assert (nearest <= pairs.error_bounds + 1e-13 * scale).all(), (nearest, pairs.error_bounds)
+        assert (pairs.error_bounds <= value_tol * scale).all()
+        if value_tol <= 1e-6:
+            assert ((pairs.values - exact).abs() <= value_tol * scale + 1e-13 * scale).all()
+        for value, y, reported in zip(pairs.values.tolist(), pairs.vectors, pairs.residuals.tolist()):
+            assert abs(float((H @ y - value * y).norm()) - reported) <= 1e-12 * scale
+
+
+@pytest.mark.parametrize("kind", ["outliers", "clustered", "negative_end"])
+@pytest.mark.parametrize("value_tol", [1e-3, 1e-6, 1e-10])
+def test_value_tol_bounds_the_eigenvalue_errors(kind, value_tol):
+    """Stopping on the eigenvalue error bound min(r, r^2 / gap): checked against the dense eigh; never more
+    products than the residual stop at the same tolerance."""
+    A, values, _ = spectrum(kind)
+    scale = float(values.abs().max())
+    res = extreme_eigenpairs(MatrixOperator(A), k_top=10, k_bottom=3, tol=1e-14, value_tol=value_tol, seed=0,
+                             max_basis=200, max_hvps=3000)
+    strict = extreme_eigenpairs(MatrixOperator(A), k_top=10, k_bottom=3, tol=value_tol, seed=0, max_basis=200,
+                                max_hvps=3000)
+    assert res.converged and res.hvps <= strict.hvps
+    check_value_errors(res, values, A, value_tol, scale)
+
+
+@pytest.mark.parametrize("name", one_fast("mlp_tanh_sines"))
+def test_value_tol_on_small_models(name):
+    c = case(name)
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, batch_size=64)
+    scale = float(c.eigenvalues.abs().max())
+    for value_tol in (1e-3, 1e-6, 1e-10):
+        res = extreme_eigenpairs(op, k_top=10, k_bottom=3, tol=1e-14, value_tol=value_tol, max_basis=200, seed=0)
+        assert res.converged
+        check_value_errors(res, c.eigenvalues, c.H, value_tol, scale)
