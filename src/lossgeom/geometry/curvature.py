@@ -97,4 +97,5 @@ def exact_projection(model: torch.nn.Module, make_operator: Callable[[], Any], e
         op = make_operator()
         M = projected_hessian(op, eta, delta)
         gradient = op.gradient()
+        eta, delta = eta.to(gradient), delta.to(gradient)  # the operator's device and dtype, as projected_hessian does
         return M, np.array([float(gradient @ eta), float(gradient @ delta)])

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..problems.models import trainable_parameters
+from ..problems.models import keep_modes, trainable_parameters
 from ..training.continuation import descend
 from ..training.evaluation import evaluate
 
@@ -138,17 +138,17 @@ def recompute_batchnorm(model: nn.Module, x: torch.Tensor, batch_size: int) -> b
     if not norms:
         return False
     momenta = [m.momentum for m in norms]
-    was_training = model.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: every batch counts the same
-    model.train()
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            model(x[start : start + batch_size])
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.train(was_training)
+    with keep_modes(model), torch.no_grad():  # every submodule's own mode given back
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average: every batch counts the same
+            model.train()
+            for start in range(0, len(x), batch_size):
+                model(x[start : start + batch_size])
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
     return True
 
 

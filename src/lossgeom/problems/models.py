@@ -11,8 +11,9 @@ scale (the transient-curvature regime of Fort & Ganguli 2019); the Goldilocks zo
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -59,6 +60,21 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     This order defines every flat vector of the library: Hessian products, eigenvectors and directions.
     """
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+@contextlib.contextmanager
+def keep_modes(model: nn.Module) -> Iterator[nn.Module]:
+    """Run the body, then give every submodule the train/eval flag it had, even when the body raises.
+
+    ``model.train(flag)`` sets every submodule alike; a caller may have left some in another mode on purpose (a frozen
+    BatchNorm), which restoring only the top-level flag would undo.
+    """
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for m, training in saved:
+            m.training = training
 
 
 def count_parameters(model: nn.Module) -> int:

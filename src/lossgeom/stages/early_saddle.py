@@ -22,6 +22,7 @@ most negative among the snapshots where that prediction says most random project
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -93,7 +94,7 @@ def compute(model, dataset, hessian_summary: Mapping[str, Any], eigen: Mapping[s
             case: str, tiles_dir: Path, log=print) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
     """Rows, grids and a record (module docstring) for ``model`` (in float64 from here on) and its hessian step's
     outputs; the grids' tiles go to ``tiles_dir`` (a rerun reuses them)."""
-    model = model.to(torch.float64)
+    model = copy.deepcopy(model).to(torch.float64)  # the caller's model stays as it is
     recorded = hessian_summary.get("settings", {})
     x, y = loss_examples(dataset, recorded.get("split", "train"), recorded.get("examples", 0), recorded.get("seed", 0))
     device = next(model.parameters()).device

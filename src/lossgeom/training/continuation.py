@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from ..problems.models import keep_modes
 from .loop import epoch_permutation
 
 
@@ -44,20 +45,25 @@ def continue_training(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: t
                       batch_size: int, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, seed: int = 0
                       ) -> list[float]:
     """SGD on ``model`` (its weights in place, in train mode) from its current weights; returns the mean batch loss of
-    every epoch. The model's train/eval mode is given back afterwards. Arguments in the order of the operators:
-    model, loss, data."""
+    every epoch. Arguments in the order of the operators: model, loss, data. ``seed`` orders the minibatches and seeds
+    the random numbers of the model's own layers (dropout) on a forked generator; every submodule's train/eval mode is
+    given back afterwards and no gradient is left on the parameters."""
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=momentum,
                                 weight_decay=weight_decay)
-    was_training = model.training
-    model.train()
     steps_per_epoch = -(-len(x) // batch_size)
     losses, total = [], 0.0
-    for step, (xb, yb) in enumerate(minibatches(x, y, batch_size, epochs, seed), 1):
-        loss = loss_fn(model(xb), yb)
-        descend(optimizer, loss, "continued training", step, lr)
-        total += loss.item()
-        if step % steps_per_epoch == 0:
-            losses.append(total / steps_per_epoch)
-            total = 0.0
-    model.train(was_training)
+    # every submodule's mode, the parameters' gradients and the global generator (dropout) as they were, also on error
+    with keep_modes(model), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        try:
+            for step, (xb, yb) in enumerate(minibatches(x, y, batch_size, epochs, seed), 1):
+                loss = loss_fn(model(xb), yb)
+                descend(optimizer, loss, "continued training", step, lr)
+                total += loss.item()
+                if step % steps_per_epoch == 0:
+                    losses.append(total / steps_per_epoch)
+                    total = 0.0
+        finally:
+            optimizer.zero_grad(set_to_none=True)
     return losses

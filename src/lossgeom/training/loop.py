@@ -20,6 +20,7 @@ at theta_0 + P c, and the result records the subspace's Hessian at the start (th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -115,6 +116,19 @@ class TrainResult:
         return count_parameters(self.model)
 
 
+def _global_generator_kept(train: Callable[..., "TrainResult"]) -> Callable[..., "TrainResult"]:
+    """Run ``train`` on forked global random generators: it seeds them (torch.manual_seed), the caller's stay as
+    they were."""
+
+    @functools.wraps(train)
+    def forked(*args, **kwargs):
+        with torch.random.fork_rng():
+            return train(*args, **kwargs)
+
+    return forked
+
+
+@_global_generator_kept
 def train_experiment(
     name: str,
     spec: Mapping[str, Any],
@@ -128,7 +142,9 @@ def train_experiment(
 
     After every epoch the training state goes atomically to ``checkpoint`` and ``on_epoch`` (if given) is
     called with the metric history so far (the train stage uses it to keep metrics.csv current). The
-    snapshots the spec asks for are written to ``snapshot_dir``.
+    snapshots the spec asks for are written to ``snapshot_dir``. The run seeds torch's global generators from the spec;
+    the caller's generator states are given back afterwards. It switches torch to deterministic algorithms
+    (:func:`lossgeom.device.deterministic_torch`), a process-wide setting that stays on.
     """
     deterministic_torch()  # before any torch work: see lossgeom.device
     checkpoint = Path(checkpoint)

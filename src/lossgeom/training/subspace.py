@@ -57,8 +57,8 @@ class SubspaceModel(nn.Module):
 
     The base's own parameters hold theta_0 and are frozen (``requires_grad`` off); the subspace is a buffer, so
     checkpoints of this module restore the whole state. :attr:`basis` is it as rows (d, N), as everywhere in the
-    library; the buffer ``projection`` stores P = B^T (N, d), the layout checkpoints were written with. Models with buffers that training updates (BatchNorm's running
-    statistics) keep them in the base, as usual."""
+    library; the buffer ``projection`` stores P = B^T (N, d), the layout checkpoints were written with. Models with
+    buffers that training updates (BatchNorm's running statistics) keep them in the base, as usual."""
 
     def __init__(self, base: nn.Module, dim: int, seed: int) -> None:
         super().__init__()
@@ -120,8 +120,9 @@ def start_curvature(model: SubspaceModel, loss_fn: Callable[[torch.Tensor, torch
     Arguments in the order of the operators: (model, loss_fn, x, y).
 
     The mean loss's Hessian is the example-weighted mean of the batches' (``batch_size`` examples at a time: the d
-    tangents of forward-over-reverse keep d copies of a batch's activations)."""
-    double = copy.deepcopy(model).to(torch.float64)
+    tangents of forward-over-reverse keep d copies of a batch's activations), taken in eval mode as the operators do
+    (BatchNorm on its running statistics, no dropout), so that it does not depend on ``batch_size``."""
+    double = copy.deepcopy(model).to(torch.float64).eval()  # a copy: the caller's model keeps its mode
     device = double.projection.device
     zero = torch.zeros(model.dim, dtype=torch.float64, device=device)
     Hd = torch.zeros(model.dim, model.dim, dtype=torch.float64)
