@@ -1,5 +1,6 @@
 """`pip install <repo>` into a plain venv that already holds another torch (2.5, not uv.lock's 2.13) and the other
-library dependencies at their lower bounds: pip keeps them, and the README's library example runs there.
+library dependencies at their lower bounds: pip keeps them, and a library example checked against a dense Hessian and
+the README's own library example run there.
 
 Needs the package registry (torch 2.5 and its CUDA libraries, ~3.5 GB, which also run on CPU): skipped with the
 reason when the registry cannot be reached, failed instead when LOSSGEOM_REQUIRE_INSTALL=1. The torch and lower
@@ -26,6 +27,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from tests.conftest import REPO
+from tests.unit.test_docs_examples import python_blocks
 
 pytestmark = pytest.mark.slow
 
@@ -135,6 +137,13 @@ def test_pip_install_keeps_another_torch_and_the_example_runs(tmp_path):
     assert result["converged"]
     assert result["top"] == pytest.approx(result["dense_top"], abs=1e-8)
     assert result["bottom"] == pytest.approx(result["dense_bottom"], abs=1e-8)
+
+    # the README's own library example, as a newcomer would paste it
+    readme = "\n".join(code for runnable, code in python_blocks(REPO / "README.md") if runnable)
+    assert "HessianOperator" in readme, "the README shows the library"
+    (tmp_path / "readme_example.py").write_text(readme)
+    run = subprocess.run([str(python), "readme_example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
 
     cli = subprocess.run([str(venv / "bin" / "lossgeom"), "defaults"], capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0 and "hessian:" in cli.stdout, cli.stderr[-2000:]

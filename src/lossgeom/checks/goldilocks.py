@@ -2,8 +2,9 @@
 2019; Li et al. 2018), from a sweep's run table (``results/sweeps/<sweep>/runs.csv``) over the initialization scale
 alpha (``model.init_scale``) and the subspace dimension d (``train.subspace_dim``), with seeds (``train.seed``).
 
-Each run trained d coordinates c of theta = theta_0 + P c and recorded, at the start, the ratio
-r = tr(H_d) / ||H_d||_F of the restricted Hessian H_d = P^T H P (in [-sqrt(d), sqrt(d)]; :mod:`lossgeom.training.subspace`).
+Each run trained d coordinates c of theta = theta_0 + B^T c (B: d unit-norm rows) and recorded, at the start, the
+ratio r = tr(H_d) / ||H_d||_F of the restricted Hessian H_d = B H B^T (in [-sqrt(d), sqrt(d)];
+:mod:`lossgeom.training.subspace`).
 Means are over seeds; margins are SIGMAS standard errors of the seeds' spread (unknown with one seed: unresolved).
 
 - (e1) the ratio has an interior maximum in alpha, at every d: the largest seed-mean ratio over the interior scales
