@@ -64,6 +64,8 @@ _EXPORTS = {
     "slq_density": "lossgeom.engine.density",
     "GaussNewtonOperator": "lossgeom.engine.gauss_newton",
     "dense_gauss_newton": "lossgeom.engine.gauss_newton",
+    "EmpiricalFisherOperator": "lossgeom.engine.fisher",
+    "dense_empirical_fisher": "lossgeom.engine.fisher",
     "relative_distance": "lossgeom.engine.frobenius",
     "logit_gradients": "lossgeom.engine.logit_gradients",
     "cosine_statistics": "lossgeom.engine.logit_gradients",

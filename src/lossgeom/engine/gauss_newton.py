@@ -47,9 +47,10 @@ class GaussNewtonOperator(ModelOperator):
     """G v of the mean loss of ``model`` on the data, over all batches, counting its products in ``hvps``.
 
     Takes the data as :class:`~lossgeom.engine.hessian.HessianOperator` does (tensors ``x, y`` or any iterable of
-    (x, y) batches, ``reduction``, ``mode``) and shares its base :class:`~lossgeom.engine.model_operator.ModelOperator`
-    (``matvec``, ``matmat`` on rows with ``block``, ``op @ v``, ``to_scipy()``, ``loss()``, ``gradient()``); it has
-    none of the Hessian's ways of computing a product (``method``, timing, compiling): one way, below.
+    (x, y) batches, ``reduction``, ``mode``, ``params`` for the block of some parameters) and shares its base
+    :class:`~lossgeom.engine.model_operator.ModelOperator` (``matvec``, ``matmat`` on rows with ``block``, ``op @ v``,
+    ``to_scipy()``, ``loss()``, ``gradient()``); it has none of the Hessian's ways of computing a product
+    (``method``, timing, compiling): one way, below.
 
     The output Hessian's product H_ell u is forward-over-reverse; for a loss that forward-mode AD cannot
     differentiate twice (``F.mse_loss`` in torch 2.13: "ZeroTensors are immutable"), it is reverse-over-reverse
@@ -59,9 +60,9 @@ class GaussNewtonOperator(ModelOperator):
     def __init__(self, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  data: torch.Tensor | Iterable, y: torch.Tensor | None = None, *, batch_size: int | None = None,
                  dtype: torch.dtype | None = None, block: int = 1, mode: str = "eval",
-                 reduction: str = "mean") -> None:
+                 reduction: str = "mean", params: str | Iterable[str] | None = None) -> None:
         super().__init__(model, loss_fn, data, y, batch_size=batch_size, dtype=dtype, block=block, mode=mode,
-                         reduction=reduction)
+                         reduction=reduction, params=params)
         self.output_method: str | None = None  # "forward-over-reverse" or "reverse-over-reverse", set at first use
 
     def _output_hessian_product(self, f: torch.Tensor, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

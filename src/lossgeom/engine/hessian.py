@@ -95,6 +95,9 @@ class HessianOperator(ModelOperator):
     :mod:`lossgeom.engine.model_operator` for the data, mode and orientation rules, shared with
     :class:`~lossgeom.engine.gauss_newton.GaussNewtonOperator`.
 
+    ``params`` (names of parameters or modules) restricts H to their diagonal block: a layer's own Hessian, for
+    per-layer spectra; the other parameters are held fixed (``names`` lists the ones it acts on).
+
     A :class:`~lossgeom.engine.operator.LinearOperator`: ``matvec``, ``matmat`` (rows), ``op @ v``, ``to_scipy()``,
     ``n_params``, ``device``, ``dtype``; ``loss()`` and ``gradient()`` of the same mean loss.
     """
@@ -114,13 +117,14 @@ class HessianOperator(ModelOperator):
         expected_products: int = 0,
         mode: str = "eval",
         reduction: str = "mean",
+        params: str | Iterable[str] | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method {method!r} is unknown; allowed values: {', '.join(METHODS)}")
         # ``block`` None: chosen with the method under auto, else 1 (one vector per product)
         super().__init__(model, loss_fn, data, y, batch_size=batch_size, dtype=dtype,
                          block=block if block is not None else (None if method == "auto" else 1),
-                         mode=mode, reduction=reduction)
+                         mode=mode, reduction=reduction, params=params)
         self.method = method
         self._batch_hvp = torch.compile(self._batch_hvp_impl) if compile else self._batch_hvp_impl
         self.choice: dict | None = None  # what ``auto`` timed and kept
@@ -209,7 +213,8 @@ def choose_product(op: HessianOperator) -> dict:
         if op._block is None and reference == "forward-over-reverse":
             stacked = {n: c.view(BLOCK, *sh) for n, c, sh in zip(op.names, torch.split(vectors, op.sizes, dim=1), op.shapes)}
             try:
-                timings[f"forward-over-reverse x{BLOCK}"] = _seconds(lambda: op._block_product(stacked, xb, yb), op.device) / BLOCK
+                timings[f"forward-over-reverse x{BLOCK}"] = (
+                    _seconds(lambda: op._block_product(stacked, xb, yb), op.device) / BLOCK)
             except (RuntimeError, NotImplementedError) as err:
                 errors[f"forward-over-reverse x{BLOCK}"] = str(err).splitlines()[0]
         candidates = [(m, 1, t) for m, t in usable.items()]

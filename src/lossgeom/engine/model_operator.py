@@ -28,6 +28,12 @@ gives the training-mode function; BatchNorm's running statistics are not updated
 own mode is set only for the duration of each call and restored, module by module, when the call returns:
 constructing or using an operator never changes ``model.training``.
 
+Parameters. By default the operator acts on every trainable parameter (``model.named_parameters()`` order). With
+``params`` (a name or a list of names) it acts on those only: the diagonal block of H (or G) for a layer or any set
+of layers, with N their size, for per-layer spectra. A name selects the parameter of that name, or every parameter
+under a module of that name (``"0"`` selects ``"0.weight"`` and ``"0.bias"`` of a ``Sequential``); the other
+parameters stay fixed at their values. ``names`` lists the parameters the operator acts on.
+
 Sets of vectors are rows: ``matmat`` and ``op @ V`` take V of shape (k, N) and return the rows H v_i, (k, N), the
 orientation of the whole library (Lanczos eigenvectors, subspace bases).
 """
@@ -73,6 +79,25 @@ def model_mode(model: nn.Module, mode: str = "eval") -> Iterator[None]:
                 m.track_running_stats = track
 
 
+def select_parameters(model: nn.Module, params: str | Iterable[str] | None) -> tuple[list, list]:
+    """(selected, fixed): the trainable (name, parameter) pairs that ``params`` names (all when None) and the rest,
+    both in ``model.named_parameters()`` order. A name selects that parameter or every parameter under that module."""
+    named = trainable_parameters(model)
+    if params is None:
+        return named, []
+    wanted = [params] if isinstance(params, str) else list(params)
+    if not wanted:
+        raise ValueError("params is empty: name at least one parameter or module (None: all parameters)")
+    names = [n for n, _ in named]
+    chosen = set()
+    for w in wanted:
+        hits = [n for n in names if n == w or n.startswith(w + ".")]
+        if not hits:
+            raise ValueError(f"params: {w!r} names no trainable parameter of the model; its names: {', '.join(names)}")
+        chosen.update(hits)
+    return [(n, p) for n, p in named if n in chosen], [(n, p) for n, p in named if n not in chosen]
+
+
 def _batches(data, y, batch_size: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The (x, y) batches of a tensor pair (split by ``batch_size``) or of an iterable of batches."""
     if y is None and isinstance(data, (tuple, list)) and len(data) == 2 and all(
@@ -114,6 +139,7 @@ class ModelOperator:
         block: int | None = 1,
         mode: str = "eval",
         reduction: str = "mean",
+        params: str | Iterable[str] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is unknown; allowed values: {', '.join(MODES)}")
@@ -121,9 +147,9 @@ class ModelOperator:
             raise ValueError(f"reduction {reduction!r} is unknown; allowed values: {', '.join(REDUCTIONS)}")
         if block is not None and block < 1:
             raise ValueError(f"block must be >= 1 (vectors per batched product), got {block}")
-        named = trainable_parameters(model)
-        if not named:
+        if not trainable_parameters(model):
             raise ValueError("the model has no trainable parameters")
+        named, fixed = select_parameters(model, params)
         self.model, self.loss_fn, self.mode, self.reduction = model, loss_fn, mode, reduction
         self.device = named[0][1].device
         self.dtype = dtype or named[0][1].dtype
@@ -134,6 +160,8 @@ class ModelOperator:
         # detach() shares storage: no copy unless the dtype changes (then one cast, here, not per product)
         self.params = {n: p.detach().to(self.dtype) for n, p in named}
         self.buffers = {n: (b.to(self.dtype) if b.is_floating_point() else b) for n, b in model.named_buffers()}
+        # parameters left out by ``params``: constants of the products, in the operator's dtype
+        self.buffers.update({n: p.detach().to(self.dtype) for n, p in fixed})
         pairs = _batches(data, y, batch_size)
         n = sum(len(xb) for xb, _ in pairs)
         if n == 0:
