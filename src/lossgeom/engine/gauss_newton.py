@@ -59,10 +59,10 @@ class GaussNewtonOperator(ModelOperator):
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  data: torch.Tensor | Iterable, y: torch.Tensor | None = None, *, batch_size: int | None = None,
-                 dtype: torch.dtype | None = None, block: int = 1, mode: str = "eval",
+                 dtype: torch.dtype | None = None, block: int | None = 1, mode: str = "eval",
                  reduction: str = "mean", params: str | Iterable[str] | None = None) -> None:
-        super().__init__(model, loss_fn, data, y, batch_size=batch_size, dtype=dtype, block=block, mode=mode,
-                         reduction=reduction, params=params)
+        super().__init__(model, loss_fn, data, y, batch_size=batch_size, dtype=dtype, block=1 if block is None else block,
+                         mode=mode, reduction=reduction, params=params)  # None: one vector per product (no timing here)
         self.output_method: str | None = None  # "forward-over-reverse" or "reverse-over-reverse", set at first use
 
     def _output_hessian_product(self, f: torch.Tensor, u: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,9 @@ is weighted by examples: exact when every example has equally many terms.)
 Mode. Products, ``loss`` and ``gradient`` run with the model in eval mode by default (``mode="eval"``): BatchNorm
 then uses its running statistics and dropout is off, so the loss is one fixed, deterministic function of the
 parameters and H its Hessian (in train mode BatchNorm normalizes with each batch's statistics, so H depends on how
-the data are batched, and dropout draws new masks at every product, so repeated products differ). ``mode="train"``
-gives the training-mode function; BatchNorm's running statistics are not updated by the products. The model's
+the data are batched, and dropout would draw new masks at every product). ``mode="train"`` gives the training-mode
+function of models without dropout (refused with dropout: no fixed operator); BatchNorm's running statistics are not
+updated by the products. The model's
 own mode is set only for the duration of each call and restored, module by module, when the call returns:
 constructing or using an operator never changes ``model.training``.
 
@@ -149,6 +150,11 @@ class ModelOperator:
             raise ValueError(f"block must be >= 1 (vectors per batched product), got {block}")
         if not trainable_parameters(model):
             raise ValueError("the model has no trainable parameters")
+        dropout = [n for n, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+        if mode == "train" and dropout:
+            raise ValueError(f"mode='train' with dropout ({', '.join(n or 'the model' for n in dropout)}) draws new masks at "
+                             "every product, so the products are not one symmetric operator; use mode='eval' (dropout "
+                             "off, the default) or a model without dropout")
         named, fixed = select_parameters(model, params)
         self.model, self.loss_fn, self.mode, self.reduction = model, loss_fn, mode, reduction
         self.device = named[0][1].device

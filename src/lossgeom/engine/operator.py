@@ -119,18 +119,23 @@ def matmul(op, v: torch.Tensor) -> torch.Tensor:
 
 def to_scipy(op):
     """Any operator (``matvec``, ``n_params``; ``matmat`` on rows if it has one) as a
-    ``scipy.sparse.linalg.LinearOperator`` of shape (N, N) and dtype float64: numpy in, float64 numpy out, matvec
-    and matmat (SciPy's columns (N, k), converted to and from the engine's rows), rmatvec = matvec (symmetric)."""
+    ``scipy.sparse.linalg.LinearOperator`` of shape (N, N): numpy in (any real dtype), numpy out, matvec and matmat
+    (SciPy's columns (N, k), converted to and from the engine's rows), rmatvec = matvec (symmetric).
+
+    Its dtype is float32 for a float32 operator and float64 otherwise, so that SciPy's solvers aim at the accuracy
+    the products have (``eigsh`` with its default tol=0 asks for the dtype's machine precision)."""
     from scipy.sparse.linalg import LinearOperator as ScipyLinearOperator
 
+    dtype = np.float32 if getattr(op, "dtype", torch.float64) == torch.float32 else np.float64
+    out = torch.float32 if dtype == np.float32 else torch.float64
+
     def vector(x: np.ndarray) -> np.ndarray:
-        flat = np.asarray(x).reshape(-1)
-        return op.matvec(torch.from_numpy(np.ascontiguousarray(flat))).detach().to("cpu", torch.float64).numpy()
+        flat = np.asarray(x, dtype=np.float64).reshape(-1)
+        return op.matvec(torch.from_numpy(np.ascontiguousarray(flat))).detach().to("cpu", out).numpy()
 
     def matrix(X: np.ndarray) -> np.ndarray:
-        rows = torch.from_numpy(np.ascontiguousarray(np.asarray(X).T))
-        return matmul(op, rows).detach().to("cpu", torch.float64).numpy().T
+        rows = torch.from_numpy(np.ascontiguousarray(np.asarray(X, dtype=np.float64).T))
+        return matmul(op, rows).detach().to("cpu", out).numpy().T
 
     n = op.n_params
-    return ScipyLinearOperator((n, n), matvec=vector, rmatvec=vector, matmat=matrix, rmatmat=matrix,
-                               dtype=np.float64)
+    return ScipyLinearOperator((n, n), matvec=vector, rmatvec=vector, matmat=matrix, rmatmat=matrix, dtype=dtype)
