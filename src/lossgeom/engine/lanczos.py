@@ -32,7 +32,7 @@ Products are counted.
 Eigenvalue errors: a pair with residual r and gap delta to the rest of the spectrum has an eigenvalue within
 min(r, r^2 / delta) (Kato-Temple), so eigenvalues are far more accurate than their residuals where the gaps
 are wide, as for the outliers of trained networks. ``value_tol`` stops on that bound (delta from the other Ritz
-values, each moved towards theta by its own residual estimate); every pair reports it (``error_bounds``).
+values, less both values' residual estimates); every pair reports it (``error_bounds``).
 
 Example (a diagonal matrix with a prescribed spectrum)::
 
@@ -210,8 +210,10 @@ def extreme_eigenpairs(
     measures their gap.
 
     ``value_tol``: also stop once every wanted pair's eigenvalue error bound min(r, r^2 / gap) (gap to the
-    nearest other Ritz value, less that value's own residual estimate) is <= ``value_tol`` * scale; such pairs
-    count as converged. For well-separated outliers the eigenvalues reach ``value_tol`` long before the
+    nearest other Ritz value, less both values' residual estimates; checked once the basis holds more vectors
+    than pairs wanted, so that the innermost pairs have a neighbour inside) is <= ``value_tol`` * scale; such
+    pairs count as converged. Like any residual-based stop, it cannot see an eigenvalue the Krylov space has not
+    found yet: a target looser than the spectrum's gaps near the k-th eigenvalue can stop on a bulk Ritz value. For well-separated outliers the eigenvalues reach ``value_tol`` long before the
     residuals reach it. ``keep_basis`` returns the final basis (``basis``: Q, T and the products W), for
     deflating a trace estimate by the whole Krylov space (:func:`lossgeom.engine.trace.hutchinson_trace`).
 
@@ -259,10 +261,12 @@ def extreme_eigenpairs(
         return sorted(set(bottom) | set(top))
 
     def gaps(theta: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
-        """Per Ritz value, the distance to the nearest other one, less that one's residual estimate (>= 0)."""
+        """Per Ritz value, the distance to the nearest other one, less both residual estimates (>= 0): each Ritz
+        value is only known to lie within its estimate of an eigenvalue, so the gap between eigenvalues is taken
+        at its smallest."""
         if len(theta) < 2:
             return torch.full_like(theta, float("inf"))
-        distance = (theta[:, None] - theta[None, :]).abs() - estimates[None, :]
+        distance = (theta[:, None] - theta[None, :]).abs() - estimates[None, :] - estimates[:, None]
         distance.fill_diagonal_(float("inf"))
         return distance.min(dim=1).values.clamp_min(0.0)
 
@@ -276,7 +280,9 @@ def extreme_eigenpairs(
         estimates = beta * S[-1].abs()
         wanted_idx = ends(theta, k_top, k_bottom)
         done = basis.size >= wanted and bool((estimates[wanted_idx] <= tol * scale).all())
-        if value_tol is not None and not done and basis.size >= wanted:
+        # value_tol needs a Ritz value inside the wanted ones (size > wanted): the innermost pairs' gap is to the
+        # rest of the spectrum, unseen without it (with m == k, the k-th Ritz value of a low-rank top looks isolated)
+        if value_tol is not None and not done and basis.size > wanted:
             bounds = error_bound(estimates, gaps(theta, estimates))
             done = bool((bounds[wanted_idx] <= value_tol * scale).all())
         exhausted = basis.hvps >= max_hvps or beta <= 10 * eps * max(scale, 1e-300) or basis.size == n
