@@ -31,10 +31,10 @@ probes independent of the basis, each giving (P z)^T H (P z) from its one produc
 
 Unbiased for every m (the basis depends only on the start vector, drawn independently of the probes). Lanczos
 captures the outlying eigenvalues of both ends in few steps, which carry most of ||H||_F^2 in trained networks,
-and then the top of the bulk, so ||P H P||_F^2 falls far below ||H||_F^2 (Hutch++ and XTrace deflate by a
-one-pass sketch H Omega instead). By default the rest of the budget goes to XTrace on P H P (its probes then
-also serve as a sketch of what the Krylov space missed); the Hutchinson variant has the closed-form variance
-above.
+so ||P H P||_F^2 falls far below ||H||_F^2 (Hutch++ and XTrace deflate by a one-pass sketch H Omega instead).
+m is chosen while the basis grows: ||P H P||_F^2 = ||H||_F^2 - 2 ||H Q^T||_F^2 + ||T||_F^2, where only
+||H||_F^2 is unknown (estimated by N ||H q_1||^2, unbiased for a Rademacher start), and the basis stops growing
+when one more step would no longer lower the variance bound 2 ||P H P||_F^2 / (B - m).
 
 Example (trace 5; each probe gives 5 + 2 z_1 z_2, so the estimate scatters with standard error 2 / sqrt(S))::
 
@@ -170,6 +170,7 @@ class KrylovTrace:
     lanczos_steps: int
     hvps: int
     method: str
+    variance_bounds: np.ndarray  # 2 ||P_m H P_m||_F^2 (with the estimated ||H||_F^2) after each step m
 
 
 def _deflated_rows(op: LinearOperator, Q: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
@@ -221,10 +222,12 @@ def krylov_trace(op: LinearOperator, products: int, seed: int = 0, *, lanczos_st
     """tr(H) from ``products`` products: Lanczos deflation, then XTrace or Hutchinson on the rest (see the module
     docstring).
 
-    ``lanczos_steps``: m, by default ``products`` // 2 (fewer where the Krylov space is exhausted first). Measured
-    on the trained digits MLP in float32 (benchmarks/engine_vs_krylov.py, 30 seeds): at 150 products m = 75 or 100
-    gave 0.6x XTrace's RMS error and m = 10-40 none better than XTrace; at 60 and 300 products every m tried was
-    within the seed noise of XTrace. ``method``: "xtrace" (default; the remaining products go in pairs to XTrace on P H P)
+    ``lanczos_steps`` fixes m; by default m is chosen as the basis grows (at most ``products`` // 2, at least
+    min(4, products // 4)); on the trained MLPs it stops at 10-15 steps, once the outliers are in the basis.
+    Measured against curvlinops' XTrace at equal products (benchmarks/engine_vs_krylov.py, float32, 20 seeds):
+    within 0.9-1.2x of XTrace's RMS error on digits_mlp, digits_mlp_tanh and sines_mlp at 60, 150 and 300 products,
+    i.e. level with it within the seed noise, not ahead; m = products // 2 was better on digits_mlp at 150
+    (0.6x on 30 seeds, 1.4x on 20 others) and worse on digits_mlp_tanh (1.3-1.5x). ``method``: "xtrace" (default; the remaining products go in pairs to XTrace on P H P)
     or "hutchinson" (one Rademacher probe per remaining product). The start vector and then the probes are drawn
     from one generator seeded with ``seed`` (or ``generator``): the basis never depends on the probes, so the
     estimate is unbiased whatever m is.
@@ -251,13 +254,27 @@ def krylov_trace(op: LinearOperator, products: int, seed: int = 0, *, lanczos_st
     cap = lanczos_steps if lanczos_steps is not None else products // 2
     if not 1 <= cap <= products - least:
         raise ValueError(f"lanczos_steps must be in [1, products - {least}], got {cap} for products={products}")
+    floor = min(4, products // 4) if lanczos_steps is None else cap
     basis = KrylovBasis(op, cap)
     basis.append(rademacher(n, g, op.device, op.dtype))
     eps = torch.finfo(op.dtype).eps
+    frobenius_h = None  # the estimate of ||H||_F^2
+    products_norm2 = 0.0  # ||H Q^T||_F^2
+    bounds = []
     while True:
+        j = basis.size - 1
         beta = basis.expand()
-        # breakdown: the start vector's Krylov space is invariant (exhausted); the rest of the budget goes to probes
-        if basis.size >= cap or beta <= 100 * eps * max(float(basis.T[: basis.size, : basis.size].abs().max()), 1e-300):
+        hq_norm2 = float((basis.T[: basis.size, j] ** 2).sum()) + beta**2  # ||H q_j||^2 (full reorthogonalization)
+        products_norm2 += hq_norm2
+        if frobenius_h is None:
+            frobenius_h = n * hq_norm2  # N ||H q_1||^2, q_1 = z / sqrt(N): unbiased for ||H||_F^2
+        m = basis.size
+        T = basis.T[:m, :m]
+        bounds.append(2 * max(frobenius_h - 2 * products_norm2 + float((T**2).sum()), 0.0))
+        if m >= cap or beta <= 100 * eps * max(float(T.abs().max()), 1e-300):
+            break
+        # the step just taken lowered the bound by bounds[-2] - bounds[-1]; go on while that paid for its product
+        if m >= floor and len(bounds) >= 2 and bounds[-1] / (products - m) >= bounds[-2] / (products - m + 1):
             break
         basis.append(basis.residual)
     m = basis.size
@@ -271,7 +288,8 @@ def krylov_trace(op: LinearOperator, products: int, seed: int = 0, *, lanczos_st
     else:
         remainder, samples, used = xtrace_rows(op, rest // 2, g, Q)
     return KrylovTrace(estimate=explicit + remainder, standard_error=float(samples.std(ddof=1) / math.sqrt(len(samples))),
-                       explicit=explicit, samples=samples, lanczos_steps=m, hvps=basis.hvps + used, method=method)
+                       explicit=explicit, samples=samples, lanczos_steps=m, hvps=basis.hvps + used, method=method,
+                       variance_bounds=np.asarray(bounds))
 
 
 def exact_trace(op: LinearOperator) -> float:
