@@ -30,7 +30,9 @@ class HessianSettings:
     device: str = "auto"
     method: str = "auto"  # auto (the fastest by timing, with blocks) | forward-over-reverse | double-backward
     compile: bool = False
-    explicit_residuals: bool = True  # recompute each returned pair's residual with one product (else the free estimate)
+    # each returned pair's residual ||H y - lambda y||, formed from the products the run kept (H y = W^T s, no extra
+    # product); False: the free Lanczos estimate only
+    explicit_residuals: bool = True
     save_every_s: float = 60.0  # seconds between saves of the work in progress (partial.pt), for resuming
 
     def __post_init__(self) -> None:
