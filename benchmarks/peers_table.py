@@ -208,7 +208,7 @@ def render(out: Path, suffix: str = "") -> str:
     where = (f"{m['cpu_model']}, {m['cpu_cores']} cores" if "cpu_model" in m else m["device_name"])
     lines = [f"Measured with `benchmarks/peers.py` on {where} ({m['device']}), {first['provenance'].get('created_utc', '')}"
              "; torch threads per problem below; versions: "
-             + ", ".join(f"{k} {val}" for k, val in v.items()) + ". Problems:", ""]
+             + ", ".join(f"{k} {val}" for k, val in v.items() if k != "lossgeom_source") + ". Problems:", ""]
     seen, threads = {}, {}
     for part, d in zip(("eigen", "trace", "hvp", "ggn"), (eigen, trace, hvp, ggn)):
         for name, r in (d or {}).get("results", {}).items():
