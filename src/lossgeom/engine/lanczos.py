@@ -211,11 +211,12 @@ def extreme_eigenpairs(
 
     ``value_tol``: also stop once every wanted pair's eigenvalue error bound min(r, r^2 / gap) (gap to the
     nearest other Ritz value, less both values' residual estimates; checked once the basis holds more vectors
-    than pairs wanted, so that the innermost pairs have a neighbour inside) is <= ``value_tol`` * scale; such
-    pairs count as converged. Like any residual-based stop, it cannot see an eigenvalue the Krylov space has not
-    found yet: a target looser than the spectrum's gaps near the k-th eigenvalue can stop on a bulk Ritz value. For well-separated outliers the eigenvalues reach ``value_tol`` long before the
-    residuals reach it. ``keep_basis`` returns the final basis (``basis``: Q, T and the products W), for
-    deflating a trace estimate by the whole Krylov space (:func:`lossgeom.engine.trace.hutchinson_trace`).
+    than pairs wanted, so that the innermost pairs have a neighbour inside) is <= ``value_tol`` * scale; such pairs
+    count as converged. Like any residual-based stop, it cannot see an eigenvalue the Krylov space has not found yet:
+    a target looser than the spectrum's gaps near the k-th eigenvalue can stop on a bulk Ritz value. For
+    well-separated outliers the eigenvalues reach ``value_tol`` long before the residuals reach it. ``keep_basis``
+    returns the final basis (``basis``: Q, T and the products W), for deflating a trace estimate by the whole Krylov
+    space (:func:`lossgeom.engine.trace.hutchinson_trace`).
 
     ``keep_tridiagonal`` = m > 0 keeps T of the first m steps (before any restart) as ``start_tridiagonal``: the
     run starts from a random unit vector, so that T is one probe of stochastic Lanczos quadrature, free

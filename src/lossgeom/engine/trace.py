@@ -101,10 +101,10 @@ def hutchinson_trace(op: LinearOperator, samples: int = 100, seed: int = 0, *,
     """Estimate tr(H) from ``samples`` Rademacher probes (one product each).
 
     The probes come from a generator seeded with ``seed``, or from ``generator`` when a caller draws
-    several kinds of random vectors from one stream. ``deflate`` = (vectors (k, N) orthonormal rows, their
-    Rayleigh quotients (k,)) adds the deflated estimate from the same products; the second element may also be
-    the matrix M = V H V^T (k, k), e.g. (Q, T) of a Lanczos basis (:class:`lossgeom.engine.lanczos.KrylovState`). Probes are drawn in order and
-    their products computed in blocks of the operator's ``block`` (one at a time unless batching is faster):
+    several kinds of random vectors from one stream. ``deflate`` = (vectors (k, N) orthonormal rows, their Rayleigh
+    quotients (k,)) adds the deflated estimate from the same products; the second element may also be the matrix M = V
+    H V^T (k, k), e.g. (Q, T) of a Lanczos basis (:class:`lossgeom.engine.lanczos.KrylovState`). Probes are drawn in
+    order and their products computed in blocks of the operator's ``block`` (one at a time unless batching is faster):
     the same probes, and the same samples up to rounding, whatever the block.
     ``prior``: z^T H z of probes another run already took (independent Rademacher probes from another
     stream), used as the first samples, so that only ``samples - len(prior)`` products are computed here; the
@@ -226,10 +226,11 @@ def krylov_trace(op: LinearOperator, products: int, seed: int = 0, *, lanczos_st
     min(4, products // 4)); on the trained MLPs it stops at 10-15 steps, once the outliers are in the basis.
     Measured against curvlinops' XTrace at equal products (benchmarks/engine_vs_krylov.py, float32, 20 seeds):
     within 0.9-1.2x of XTrace's RMS error on digits_mlp, digits_mlp_tanh and sines_mlp at 60, 150 and 300 products,
-    i.e. level with it within the seed noise, not ahead; m = products // 2 was better on digits_mlp at 150
-    (0.6x on 30 seeds, 1.4x on 20 others) and worse on digits_mlp_tanh (1.3-1.5x). ``method``: "xtrace" (default; the remaining products go in pairs to XTrace on P H P)
-    or "hutchinson" (one Rademacher probe per remaining product). The start vector and then the probes are drawn
-    from one generator seeded with ``seed`` (or ``generator``): the basis never depends on the probes, so the
+    i.e. level with it within the seed noise, not ahead; m = products // 2 was better on digits_mlp at 150 (0.6x on 30
+    seeds, 1.4x on 20 others) and worse on digits_mlp_tanh (1.3-1.5x). ``method``: "xtrace" (default; the remaining
+    products go in pairs to XTrace on P H P) or "hutchinson" (one Rademacher probe per remaining product). The start
+    vector and then the probes are drawn from one generator seeded with ``seed`` (or ``generator``): the basis never
+    depends on the probes, so the
     estimate is unbiased whatever m is.
 
     Example (rank 2: the Krylov space of the start vector holds the range after 3 steps, so the probes see
