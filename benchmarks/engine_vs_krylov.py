@@ -44,6 +44,7 @@ from lossgeom.engine.trace import exact_trace, hutchinson_trace, krylov_trace  #
 from lossgeom.problems.losses import loss_function  # noqa: E402
 from lossgeom.stages.hessian import loss_examples  # noqa: E402
 from lossgeom.settings.hessian import HessianSettings  # noqa: E402
+from lossgeom.theory.spectra import known_spectrum  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "06fafcb"  # the last commit before the products were kept
@@ -66,19 +67,9 @@ def engine_before():
 
 
 def spectrum(kind: str, n: int = 3000, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    if kind == "outliers":
-        special = torch.tensor([100.0, 80, 70, 65, 60, 50, 45, 40, 38, 36, -20, -8, -6], dtype=torch.float64)
-        bulk = -0.5 + 5.5 * torch.rand(n - 13, generator=g, dtype=torch.float64)
-    elif kind == "clustered":
-        special = torch.cat([10.0 - 0.01 * torch.arange(10, dtype=torch.float64), torch.tensor([-3.0, -2.9, -2.8])])
-        bulk = -1.0 + 8.0 * torch.rand(n - 13, generator=g, dtype=torch.float64)
-    else:
-        special = torch.tensor([5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.2, 1.0, 0.8, 0.6, -0.012, -0.011, -0.0105], dtype=torch.float64)
-        bulk = 0.01 * torch.randn(n - 13, generator=g, dtype=torch.float64).clamp(-1, 1)
-    values, _ = torch.sort(torch.cat([special, bulk]))
-    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-    return (Q * values) @ Q.T, values
+    """(A, values): the test matrices of tests/unit/engine/test_lanczos.py at n = 3000 (theory.spectra.known_spectrum)."""
+    A, values, _ = known_spectrum(kind, n, seed)
+    return A, values
 
 
 def model_operator(results: Path, name: str, dtype: torch.dtype):

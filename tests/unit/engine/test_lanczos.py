@@ -8,6 +8,7 @@ from torch import nn
 
 from lossgeom.engine.hessian import HessianOperator
 from lossgeom.engine.lanczos import MatrixOperator, extreme_eigenpairs
+from lossgeom.theory.spectra import known_spectrum
 
 from tests.unit.curvature_cases import case, one_fast
 
@@ -133,22 +134,8 @@ def test_free_residual_estimates_without_the_explicit_products():
 
 
 def spectrum(kind: str, n: int = 1200, seed: int = 0):
-    """Known spectra in a random basis: 'outliers' (10 well-separated tops over a bulk), 'clustered' (the top 10
-    within 1% of each other), 'negative_end' (3 negatives just below a large cluster near zero, as in trained
-    networks)."""
-    g = torch.Generator().manual_seed(seed)
-    if kind == "outliers":
-        special = torch.tensor([100.0, 80, 70, 65, 60, 50, 45, 40, 38, 36, -20, -8, -6], dtype=torch.float64)
-        bulk = -0.5 + 5.5 * torch.rand(n - 13, generator=g, dtype=torch.float64)
-    elif kind == "clustered":
-        special = torch.cat([10.0 - 0.01 * torch.arange(10, dtype=torch.float64), torch.tensor([-3.0, -2.9, -2.8])])
-        bulk = -1.0 + 8.0 * torch.rand(n - 13, generator=g, dtype=torch.float64)
-    else:
-        special = torch.tensor([5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.2, 1.0, 0.8, 0.6, -0.012, -0.011, -0.0105], dtype=torch.float64)
-        bulk = 0.01 * torch.randn(n - 13, generator=g, dtype=torch.float64).clamp(-1, 1)
-    values, _ = torch.sort(torch.cat([special, bulk]))
-    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
-    return (Q * values) @ Q.T, values, Q
+    """Known spectra in a random basis (:func:`lossgeom.theory.spectra.known_spectrum`)."""
+    return known_spectrum(kind, n, seed)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
