@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import platform
 import statistics
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -47,3 +50,29 @@ def write_result(path: str | Path, payload: dict) -> None:
     payload = {**payload, "provenance": provenance()}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(f"wrote {path}")
+
+
+@contextlib.contextmanager
+def pyhessian_products() -> Iterator[tuple[object, dict]]:
+    """(the pyhessian.hessian module, {"hvps": n}) for the body: PyHessian's products counted at its
+    ``hessian_vector_product``, float64 as the default dtype (PyHessian draws its vectors in it) and torch's global
+    generator seeded with 0; the module's function and the default dtype are put back afterwards."""
+    import pyhessian  # noqa: F401  (the package's attribute 'hessian' is the class, not the module)
+
+    module = sys.modules["pyhessian.hessian"]
+    count = {"hvps": 0}
+    original, previous = module.hessian_vector_product, torch.get_default_dtype()
+
+    def counted(*args, **kwargs):
+        count["hvps"] += 1
+        return original(*args, **kwargs)
+
+    module.hessian_vector_product = counted
+    torch.set_default_dtype(torch.float64)
+    try:
+        torch.manual_seed(0)
+        yield module, count
+    finally:
+        module.hessian_vector_product = original
+        torch.set_default_dtype(previous)
+

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result  # noqa: E402
+from common import machine, pyhessian_products, write_result  # noqa: E402
 
 from lossgeom.training.checkpoints import load_model  # noqa: E402
 from lossgeom.engine.hessian import HessianOperator  # noqa: E402
@@ -60,31 +60,13 @@ def run_lossgeom(op, k_top, k_bottom, tol):
 
 
 def run_pyhessian(model, x, y, top_n, tol):
-    import pyhessian  # noqa: F401  (the package's attribute 'hessian' is the class, not the module)
-
-    pyhessian_module = sys.modules["pyhessian.hessian"]
-
-    counter = {"hvps": 0}
-    original = pyhessian_module.hessian_vector_product
-
-    def counted(*a, **k):
-        counter["hvps"] += 1
-        return original(*a, **k)
-
-    pyhessian_module.hessian_vector_product = counted
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # PyHessian draws its vectors in the default dtype
-    try:
-        torch.manual_seed(0)
+    with pyhessian_products() as (module, count):
         tick = time.perf_counter()
-        h = pyhessian_module.hessian(model, loss_function("classification" if y.dtype == torch.int64 else "regression"),
-                                     data=(x, y), cuda=False)
+        h = module.hessian(model, loss_function("classification" if y.dtype == torch.int64 else "regression"),
+                           data=(x, y), cuda=False)
         values, _ = h.eigenvalues(maxIter=100, tol=tol, top_n=top_n)
         seconds = time.perf_counter() - tick
-    finally:
-        pyhessian_module.hessian_vector_product = original
-        torch.set_default_dtype(previous)
-    return values, seconds, counter["hvps"]
+    return values, seconds, count["hvps"]
 
 
 def run_scipy(op, k, which, tol):

@@ -59,7 +59,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_result  # noqa: E402
+from common import machine, pyhessian_products, write_result  # noqa: E402
 
 from lossgeom import (GaussNewtonOperator, HessianOperator, MatrixOperator, extreme_eigenpairs,  # noqa: E402
                       hutchinson_trace, load_model)
@@ -453,30 +453,15 @@ def eigen_scipy(prob: Problem, args) -> dict:
 
 
 def eigen_pyhessian(prob: Problem, args) -> dict:
-    import pyhessian  # noqa: F401
-
-    module = sys.modules["pyhessian.hessian"]
     runs = []
     for tol in args.pyhessian_tols:
-        count = {"hvps": 0}
-        original = module.hessian_vector_product
-
-        def counted(*a, **k):
-            count["hvps"] += 1
-            return original(*a, **k)
-
-        module.hessian_vector_product = counted
-        previous = torch.get_default_dtype()
-        torch.set_default_dtype(torch.float64)  # PyHessian draws its vectors in the default dtype
         try:
-            torch.manual_seed(0)
-            tick = time.perf_counter()
-            h = module.hessian(prob.model, prob.loss_module, data=(prob.x, prob.y), cuda=False)
-            values, _ = h.eigenvalues(maxIter=args.pyhessian_maxiter, tol=tol, top_n=10)
-            sec = time.perf_counter() - tick
+            with pyhessian_products() as (module, count):
+                tick = time.perf_counter()
+                h = module.hessian(prob.model, prob.loss_module, data=(prob.x, prob.y), cuda=False)
+                values, _ = h.eigenvalues(maxIter=args.pyhessian_maxiter, tol=tol, top_n=10)
+                sec = time.perf_counter() - tick
         finally:
-            module.hessian_vector_product = original
-            torch.set_default_dtype(previous)
             for p in prob.model.parameters():
                 p.grad = None
         err = errors(prob, np.sort(values)[::-1], [], 10, 0)
