@@ -48,7 +48,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from ..problems.models import trainable_parameters
+from ..problems.models import keep_modes, trainable_parameters
 from .operator import matmul, to_scipy
 
 MODES = ("eval", "train")
@@ -65,18 +65,16 @@ def model_mode(model: nn.Module, mode: str = "eval") -> Iterator[None]:
     if mode == "eval" and not any(m.training for m in modules):
         yield  # already so: nothing to set or restore
         return
-    saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in modules]
-    try:
-        model.train(mode == "train")
-        if mode == "train":
-            for m in modules:
-                if isinstance(m, nn.modules.batchnorm._NormBase):
-                    m.track_running_stats = False  # batch statistics, no update of the running ones
-        yield
-    finally:
-        for m, training, track in saved:
-            m.training = training
-            if track is not None:
+    norms = [m for m in modules if isinstance(m, nn.modules.batchnorm._NormBase)] if mode == "train" else []
+    tracking = [m.track_running_stats for m in norms]
+    with keep_modes(model):  # every module's own train/eval flag given back
+        try:
+            model.train(mode == "train")
+            for m in norms:
+                m.track_running_stats = False  # batch statistics, no update of the running ones
+            yield
+        finally:
+            for m, track in zip(norms, tracking):
                 m.track_running_stats = track
 
 
