@@ -27,10 +27,19 @@ class TrainSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     snapshots: tuple[int, ...] = ()  # optimizer steps at which to save the weights (0 = initialization)
     subspace_dim: int = 0  # > 0: train only d coordinates of a random affine subspace (training.subspace)
+    target_loss: float = 0.0  # > 0: stop after the first epoch whose train loss is <= this (epochs: the most)
 
     def __post_init__(self) -> None:
         require(isinstance(self.subspace_dim, int) and self.subspace_dim >= 0, "train", "subspace_dim",
                 self.subspace_dim, "an integer >= 0 (0: train every parameter)")
+        require(isinstance(self.target_loss, (int, float)) and self.target_loss >= 0, "train", "target_loss",
+                self.target_loss, "a number >= 0 (0: train all epochs)")
+        require(not (self.target_loss and self.snapshots), "train", "target_loss", self.target_loss,
+                "0 when train.snapshots is set (a run that stops at its target would miss the later snapshots)")
+
+    def reached_target(self, train_loss: float) -> bool:
+        """Whether a train loss ends the training early (``target_loss`` > 0 and the loss at or below it)."""
+        return self.target_loss > 0 and train_loss <= self.target_loss
 
     def steps_per_epoch(self, examples: int) -> int:
         """Optimizer steps of one epoch over ``examples`` training examples (the last batch may be short)."""

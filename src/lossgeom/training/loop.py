@@ -82,11 +82,17 @@ def model_size(spec: Mapping[str, Any]) -> int:
     return count_parameters(build_model(experiment["model"], input_shape, output_dim))
 
 
+# train keys added after results existed: left out of the fingerprint at their default value, so that adding a key
+# does not retrain every model trained before it (a run that sets the key gets a fingerprint of its own)
+ADDED_AT_DEFAULT = {"target_loss": 0.0}
+
+
 def spec_hash(experiment: Mapping[str, Any]) -> str:
     """Fingerprint of everything that determines the trained weights (device, evaluation and snapshots left out)."""
     relevant = dict(experiment)
     relevant["train"] = {k: v for k, v in experiment["train"].items()
-                         if k not in ("device", "eval_batch_size", "snapshots")}
+                         if k not in ("device", "eval_batch_size", "snapshots")
+                         and not (k in ADDED_AT_DEFAULT and v == ADDED_AT_DEFAULT[k])}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -236,6 +242,8 @@ def train_experiment(
         initial_loss = (at_start["train_loss"] if at_start is not None
                         else evaluate(model, x_train, y_train, dataset.task, settings.eval_batch_size)["loss"])
 
+    if history and settings.reached_target(history[-1]["train_loss"]):  # resumed after the run reached its target
+        start_epoch = settings.epochs
     bar = tqdm(
         range(start_epoch, settings.epochs),
         initial=start_epoch,
@@ -290,6 +298,10 @@ def train_experiment(
             on_epoch(history)
         metric = "test_accuracy" if dataset.task == "classification" else "test_r2"
         bar.set_postfix(loss=f"{row['train_loss']:.4f}", refresh=False, **{metric.removeprefix("test_"): f"{row[metric]:.4f}"})
+        if settings.reached_target(row["train_loss"]):
+            log.info("%s: train loss %.4g <= train.target_loss %g after epoch %d of at most %d; stopping", name,
+                     row["train_loss"], settings.target_loss, epoch + 1, settings.epochs)
+            break
     bar.close()
 
     if not history:

@@ -166,3 +166,43 @@ def test_unknown_train_keys_and_values():
         resolve_experiment({**SPEC, "train": {"lrate": 1}})
     with pytest.raises(ConfigError, match="train.optimizer 'lbfgs' is unknown; allowed values: sgd, adam, adamw"):
         resolve_experiment({**SPEC, "train": {"optimizer": "lbfgs"}})
+
+
+def test_target_loss_stops_at_the_first_epoch_below_it_and_a_rerun_adds_none(tmp_path):
+    """train.target_loss ends training after the first epoch whose train loss is at or below it (the epochs before
+    stay above it); a finished run started again trains no further epoch; the full run's first epochs are the same."""
+    long = {**SPEC, "train": {**SPEC["train"], "epochs": 30, "lr": 0.1}}
+    full = TrainPaths.in_directory(tmp_path / "full")
+    train_run("full", long, full, progress=False)
+    losses = pd.read_csv(full.metrics)["train_loss"].to_numpy()
+    target = float(np.sort(losses)[len(losses) // 2])  # a loss the run passes about half-way
+    first = int(np.argmax(losses <= target)) + 1
+    assert 1 < first < 30
+    stopped = TrainPaths.in_directory(tmp_path / "stopped")
+    spec = {**long, "train": {**long["train"], "target_loss": target}}
+    train_run("stopped", spec, stopped, progress=False)
+    metrics = pd.read_csv(stopped.metrics)
+    assert metrics["epoch"].tolist() == list(range(1, first + 1))
+    np.testing.assert_array_equal(metrics["train_loss"].to_numpy(), losses[:first])  # cosine over 30 epochs in both
+    before = weights(stopped.model)
+    stopped.model.unlink()
+    stopped.summary.unlink()
+    train_run("stopped", spec, stopped, progress=False)
+    assert pd.read_csv(stopped.metrics)["epoch"].tolist() == list(range(1, first + 1))
+    assert_bitwise_equal(before, weights(stopped.model))
+
+
+def test_target_loss_keeps_earlier_fingerprints_and_refuses_snapshots():
+    """A train key added later (target_loss) leaves the fingerprint of a spec without it unchanged, so results trained
+    before it are not retrained; set, it changes the fingerprint. With snapshots it is refused by name."""
+    from lossgeom.training.loop import ADDED_AT_DEFAULT, spec_hash
+
+    resolved = resolve_experiment(SPEC)
+    assert resolved["train"]["target_loss"] == ADDED_AT_DEFAULT["target_loss"]
+    before = dict(resolved, train={k: v for k, v in resolved["train"].items() if k != "target_loss"})
+    assert spec_hash(resolved) == spec_hash(before)
+    assert spec_hash(resolve_experiment({**SPEC, "train": {**SPEC["train"], "target_loss": 0.01}})) != spec_hash(resolved)
+    with pytest.raises(ConfigError, match="train.target_loss"):
+        resolve_experiment({**SPEC, "train": {"target_loss": 0.01, "snapshots": [0, 5]}})
+    with pytest.raises(ConfigError, match="train.target_loss"):
+        resolve_experiment({**SPEC, "train": {"target_loss": -1.0}})
