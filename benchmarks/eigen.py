@@ -70,14 +70,10 @@ def run_pyhessian(model, x, y, top_n, tol):
 
 
 def run_scipy(op, k, which, tol):
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import eigsh
 
     op.hvps = 0
-    lin = LinearOperator(
-        (op.n_params, op.n_params),
-        matvec=lambda v: op.matvec(torch.as_tensor(np.ravel(v), dtype=op.dtype)).cpu().numpy(),
-        dtype=np.float64,
-    )
+    lin = op.to_scipy()  # the operator's dtype (float64 here: the model is cast to double)
     tick = time.perf_counter()
     values = eigsh(lin, k=k, which=which, tol=tol, v0=np.random.default_rng(0).standard_normal(op.n_params),
                    return_eigenvectors=False)

@@ -60,6 +60,7 @@ _EXPORTS = {
     "dense_hessian": "lossgeom.engine.hessian",
     "extreme_eigenpairs": "lossgeom.engine.lanczos",
     "hutchinson_trace": "lossgeom.engine.trace",
+    "krylov_trace": "lossgeom.engine.trace",
     "exact_trace": "lossgeom.engine.trace",
     "slq_density": "lossgeom.engine.density",
     "GaussNewtonOperator": "lossgeom.engine.gauss_newton",
