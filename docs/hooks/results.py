@@ -7,9 +7,10 @@ Pages hold directives in HTML comments; this hook replaces each with what the ru
     <!-- results: rows CHECK [CHECK ...] -->  every row of those checks (case, quantity, theory, measured, ...)
     <!-- results: csv PATH [COL,COL,...] -->  a table of results/PATH (those columns)
 
-The results folder is ``results/`` at the repository root, or the folder named by ``LOSSGEOM_RESULTS``. Without one,
-each directive becomes a note saying how to produce it (``uv run snakemake --cores all``), so the site builds from a
-fresh clone. Run as a script, it prints the README's headline table from a results folder (a test compares them)::
+The results folder is ``results/`` at the repository root, or the folder named by ``LOSSGEOM_RESULTS``. A directive
+written ``results[phases]:`` reads the run of ``configs/phases.yaml`` instead, in its own folder (``runs/phases/results``
+or ``LOSSGEOM_PHASES_RESULTS``), since two configs in one results/ would overwrite each other's summary and figures.
+Without one, each directive becomes a note saying how to produce it, so the site builds from a fresh clone. Run as a script, it prints the README's headline table from a results folder (a test compares them)::
 
     uv run python docs/hooks/results.py [RESULTS]
 """
@@ -25,7 +26,13 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DIRECTIVE = re.compile(r"<!--\s*results:\s*(\w+)\s*(.*?)\s*-->")
+DIRECTIVE = re.compile(r"<!--\s*results(?:\[(\w+)\])?:\s*(\w+)\s*(.*?)\s*-->")
+# the runs a page may read: name -> (environment variable, default folder, the command that produces it)
+RUNS = {
+    "default": ("LOSSGEOM_RESULTS", "results", "uv run snakemake --cores all"),
+    "phases": ("LOSSGEOM_PHASES_RESULTS", "runs/phases/results",
+               "uv run snakemake --cores all --configfile configs/phases.yaml --directory runs/phases"),
+}
 VERDICTS = ("pass", "FAIL", "unresolved")
 
 B_W = "Böttcher & Wheeler 2024"
@@ -78,9 +85,11 @@ CLAIMS: dict[str, tuple[str, str, str]] = {
 PAPERS = (B_W, SAGUN, F_G, F_J, YANG)
 
 
-def results_dir() -> Path:
-    """``LOSSGEOM_RESULTS`` if set, else ``results/`` at the repository root."""
-    return Path(os.environ.get("LOSSGEOM_RESULTS") or ROOT / "results")
+def results_dir(run: str = "default") -> Path:
+    """The results folder of a run: its environment variable if set (``LOSSGEOM_RESULTS`` for the default run), else
+    its folder under the repository root (``results/``)."""
+    variable, folder, _ = RUNS[run]
+    return Path(os.environ.get(variable) or ROOT / folder)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -157,18 +166,20 @@ def csv_table(path: Path, columns: list[str] | None) -> str:
     return table(columns, [[fmt(r.get(c, "")) for c in columns] for r in rows])
 
 
-def missing(what: str) -> str:
+def missing(what: str, run: str = "default") -> str:
+    variable, _, command = RUNS[run]
+    which = "the default workflow" if run == "default" else f"the `{run}` run"
     return (f'!!! info "Not rendered: no {what} here"\n'
-            "    This table is read from a run's own files. Run the default workflow (`uv run snakemake --cores all`,\n"
-            "    about 23 minutes on 2 cores), then build the docs again (`uv run mkdocs serve`); or point\n"
-            "    `LOSSGEOM_RESULTS` at another run's `results/` folder.\n")
+            f"    This table is read from a run's own files. Run {which} (`{command}`),\n"
+            "    then build the docs again (`uv run mkdocs serve`); or point\n"
+            f"    `{variable}` at another run's `results/` folder.\n")
 
 
-def render(kind: str, args: str, results: Path, prefix: str = "") -> str:
+def render(kind: str, args: str, results: Path, prefix: str = "", run: str = "default") -> str:
     summary = results / "checks" / "summary.csv"
     if kind in ("counts", "claims", "rows"):
         if not summary.exists():
-            return missing("`results/checks/summary.csv`")
+            return missing("`results/checks/summary.csv`", run)
         rows = read_csv(summary)
         if kind == "counts":
             return counts_line(rows)
@@ -179,19 +190,25 @@ def render(kind: str, args: str, results: Path, prefix: str = "") -> str:
         name, _, columns = args.partition(" ")
         path = results / name
         if not path.exists():
-            return missing(f"`results/{name}`")
+            return missing(f"`results/{name}`", run)
         return csv_table(path, [c for c in columns.split(",") if c] or None)
     raise ValueError(f"unknown results directive {kind!r} (counts, claims, rows, csv)")
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     """MkDocs event: replace every results directive on the page."""
-    if "<!-- results:" not in markdown:
+    if "<!-- results" not in markdown:
         return markdown
-    results = results_dir()
     depth = page.file.src_uri.count("/")
     prefix = "../" * depth
-    return DIRECTIVE.sub(lambda m: render(m.group(1), m.group(2), results, prefix), markdown)
+
+    def replace(match: re.Match) -> str:
+        run = match.group(1) or "default"
+        if run not in RUNS:
+            raise ValueError(f"{page.file.src_uri}: unknown run {run!r} in a results directive; known: {', '.join(RUNS)}")
+        return render(match.group(2), match.group(3), results_dir(run), prefix, run)
+
+    return DIRECTIVE.sub(replace, markdown)
 
 
 def verdict_text(rows: list[dict[str, str]]) -> str:

@@ -112,6 +112,31 @@ def test_results_hook_renders_a_run_and_says_how_to_make_one(tmp_path):
     assert "1 pass, 1 **FAIL**" in hook.readme_table(hook.read_csv(tmp_path / "checks" / "summary.csv"))
 
 
+def test_results_hook_reads_the_phases_run_from_its_own_folder(tmp_path, monkeypatch):
+    """A ``results[phases]:`` directive reads LOSSGEOM_PHASES_RESULTS, not the default run; missing, it names the
+    phases command; an unknown run is an error naming the page."""
+    hook = load_hook()
+    default, phases = tmp_path / "default", tmp_path / "phases"
+    for folder, check in ((default, "hvp_free_trace"), (phases, "taxonomy_spearman_mc")):
+        (folder / "checks").mkdir(parents=True)
+        (folder / "checks" / "summary.csv").write_text(SUMMARY.replace("hvp_free_trace", check)
+                                                       if folder is phases else SUMMARY)
+    monkeypatch.setenv("LOSSGEOM_RESULTS", str(default))
+    monkeypatch.setenv("LOSSGEOM_PHASES_RESULTS", str(phases))
+
+    class Page:
+        class file:
+            src_uri = "concepts/yang.md"
+
+    text = hook.on_page_markdown("<!-- results[phases]: rows hvp_free_trace -->\n<!-- results: rows hvp_free_trace -->",
+                                 Page, None, None)
+    first, second = text.split("\n", 1)
+    assert "No rows of hvp_free_trace" in first and "2 rows: 1 pass, 1 FAIL" in second
+    monkeypatch.setenv("LOSSGEOM_PHASES_RESULTS", str(tmp_path / "none"))
+    assert "configs/phases.yaml" in hook.on_page_markdown("<!-- results[phases]: counts -->", Page, None, None)
+    with pytest.raises(ValueError, match="concepts/yang.md: unknown run 'other'"):
+        hook.on_page_markdown("<!-- results[other]: counts -->", Page, None, None)
+
 def test_every_summary_check_has_a_claim_and_a_page():
     hook = load_hook()
     for check, (paper, claim, page) in hook.CLAIMS.items():
