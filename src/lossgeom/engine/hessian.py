@@ -28,10 +28,11 @@ How a product is computed (``method``):
   convolutions are slower on a CPU than one at a time (measured: 0.6-0.9x), which is why the block is chosen,
   not fixed;
 - ``auto``: for a caller that plans many products (``expected_products``), :func:`choose_product` times each
-  candidate on the first batch at the first product and keeps the fastest that beats
-  forward-over-reverse by a margin (a candidate that raises, e.g. forward mode on ``F.mse_loss`` in torch 2.13,
-  is skipped); when the planned products are projected to take long enough, it also compiles the product with
-  ``torch.compile`` and keeps it if the projected saving exceeds the compile time. For a few products: no
+  candidate on the first batch at the first product and keeps, apart, the fastest way for one vector (Lanczos)
+  and whether blocks pay (probes, projections), each only when it beats the simpler way by a margin (a
+  candidate that raises, e.g. forward mode on ``F.mse_loss`` in torch 2.13, is skipped); when the planned
+  products are projected to take long enough, it also compiles the product with ``torch.compile`` and keeps it
+  if the projected saving exceeds the compile time. For a few products: no
   timing, forward-over-reverse (double backward where forward mode raises). ``choice`` records what was timed
   and kept.
 All methods compute the same H v; they differ only in rounding (relative ~1e-7 in float32, ~1e-15 in float64),
@@ -154,7 +155,9 @@ class HessianOperator(ModelOperator):
             choose_product(self)
 
     def _batched(self) -> bool:
-        return self.method != "double-backward"
+        # blocks are vmapped forward-over-reverse: under auto whenever that runs (one vector may still use double
+        # backward), else only with forward-over-reverse as the fixed method
+        return getattr(self, "_vmap_blocks", self.method != "double-backward")
 
     @property
     def block(self) -> int:
@@ -170,16 +173,37 @@ def _seconds(fn: Callable[[], object], device: torch.device) -> float:
     return min(call_times(fn, device, repeats=2))
 
 
+def pick_product(single: dict[str, float], block: float | None) -> tuple[str, int]:
+    """The kept way from per-vector seconds: (the method for one vector at a time, the block for sets of vectors).
+
+    ``single``: seconds per vector of each usable method, forward-over-reverse (the reference) first when it runs;
+    ``block``: seconds per vector of a block of :data:`BLOCK` by vmapped forward-over-reverse (None: not timed).
+    Another method replaces the reference only at <= :data:`MARGIN` of its time, and blocks are kept only at <=
+    MARGIN of the kept single method's time: near ties keep the simpler way, so timing noise does not flip the
+    choice between runs. The two are chosen apart because their callers differ: Lanczos multiplies one vector at a
+    time (a block's saving never reaches it), Hutchinson probes and projections come in sets.
+
+        >>> pick_product({"forward-over-reverse": 1.0, "double-backward": 0.5}, block=0.3)
+        ('double-backward', 8)
+        >>> pick_product({"forward-over-reverse": 1.0, "double-backward": 0.9}, block=0.85)
+        ('forward-over-reverse', 1)
+    """
+    reference = next(iter(single))
+    method = reference
+    for candidate, seconds in single.items():
+        if seconds <= MARGIN * single[reference] and seconds < single[method]:
+            method = candidate
+    return method, BLOCK if block is not None and block <= MARGIN * single[method] else 1
+
+
 def choose_product(op: HessianOperator) -> dict:
     """Set ``op.method`` (and ``op.block``, when not fixed) for ``method="auto"``; returns and stores the record in
     ``op.choice``.
 
     Timed when the caller plans at least :data:`TIMING_WORTH` products (``expected_products``): the candidates
     run on the first batch with fixed random vectors, one warm-up and the best of two timed calls each:
-    forward-over-reverse and double backward per vector, and a block of
-    :data:`BLOCK` vectors by vmap, per vector. Forward-over-reverse one at a time is the reference; another
-    candidate replaces it only when it costs at most :data:`MARGIN` of the reference per vector, so that near
-    ties (where timing noise could flip the choice between runs) keep the reference. A candidate that raises is
+    forward-over-reverse and double backward per vector, and a block of :data:`BLOCK` vectors by vmap, per vector;
+    the method for one vector and the block are kept apart (:func:`pick_product`). A candidate that raises is
     skipped. Costs a few single-batch products, not counted in ``op.hvps``.
     Not timed for fewer planned products (timing would cost more than it saves): forward-over-reverse, or double
     backward when forward mode raises on this model (e.g. ``F.mse_loss`` in torch 2.13), one vector at a time.
@@ -207,26 +231,20 @@ def choose_product(op: HessianOperator) -> dict:
     usable = {m: t for m, t in timings.items() if t is not None}
     if not usable:
         raise RuntimeError(f"no Hessian-vector product method works on this model: {errors}")
-    reference = next(iter(usable))  # forward-over-reverse unless it failed
-    best, best_block = reference, 1
+    best, best_block = next(iter(usable)), 1  # forward-over-reverse unless it failed; untimed: the first that runs
     if timed:
-        if op._block is None and reference == "forward-over-reverse":
+        if op._block is None and "forward-over-reverse" in usable:
             stacked = {n: c.view(BLOCK, *sh) for n, c, sh in zip(op.names, torch.split(vectors, op.sizes, dim=1), op.shapes)}
             try:
                 timings[f"forward-over-reverse x{BLOCK}"] = (
                     _seconds(lambda: op._block_product(stacked, xb, yb), op.device) / BLOCK)
             except (RuntimeError, NotImplementedError) as err:
                 errors[f"forward-over-reverse x{BLOCK}"] = str(err).splitlines()[0]
-        candidates = [(m, 1, t) for m, t in usable.items()]
-        if f"forward-over-reverse x{BLOCK}" in timings:
-            candidates.append(("forward-over-reverse", BLOCK, timings[f"forward-over-reverse x{BLOCK}"]))
-        best_time = usable[reference]
-        for method, block, seconds in candidates:
-            if seconds <= MARGIN * usable[reference] and seconds < best_time:
-                best, best_block, best_time = method, block, seconds
+        best, best_block = pick_product(usable, timings.get(f"forward-over-reverse x{BLOCK}"))
     op.method = best
     if op._block is None:  # else fixed by the caller
         op._block = best_block
+    op._vmap_blocks = "forward-over-reverse" in usable  # blocks are vmapped forward-over-reverse, whatever one vector uses
     scale = sum(len(b[0]) for b in op.batches) / len(xb)  # full-data products cost ~ scale x the timed ones
     compile_record = _try_compile(op, single, xb, yb, timings, scale) if timed and not op.compiled else None
     op.choice = {"method": op.method, "block": op._block, "timed": timed,

@@ -36,13 +36,45 @@ def test_auto_times_the_candidates_and_records_its_choice():
     timed = choice["seconds_per_vector"]
     assert set(timed) == {"forward-over-reverse", "double-backward", f"forward-over-reverse x{BLOCK}"}
     assert all(t > 0 for t in timed.values())
-    kept = timed[f"forward-over-reverse x{BLOCK}"] if op.block == BLOCK else timed[op.method]
-    others = [t for m, t in timed.items() if t != kept]
-    if (op.method, op.block) == ("forward-over-reverse", 1):  # the reference: nothing beat it by the margin
-        assert all(t > MARGIN * kept for t in others)
+    single = timed[op.method]  # one vector at a time: the reference unless another beat it by the margin
+    if op.method == "forward-over-reverse":
+        assert timed["double-backward"] > MARGIN * single
     else:
-        assert kept <= MARGIN * timed["forward-over-reverse"] and kept == min(timed.values())
+        assert single <= MARGIN * timed["forward-over-reverse"]
+    assert (timed[f"forward-over-reverse x{BLOCK}"] <= MARGIN * single) == (op.block == BLOCK)
     assert op.hvps == 1, "the timing products are not counted"
+
+
+def test_one_vector_and_blocks_are_chosen_apart():
+    """Lanczos multiplies one vector at a time: a block's saving must not decide its method. Fast blocks with a
+    faster single double backward keep both; near ties keep the simpler way."""
+    from lossgeom.engine.hessian import pick_product
+
+    fast_double = {"forward-over-reverse": 1.0, "double-backward": 0.5}
+    assert pick_product(fast_double, block=0.3) == ("double-backward", BLOCK)
+    assert pick_product(fast_double, block=0.45) == ("double-backward", 1)  # blocks beat 0.5 by less than the margin
+    assert pick_product({"forward-over-reverse": 1.0, "double-backward": 0.9}, block=0.3) == ("forward-over-reverse", BLOCK)
+    assert pick_product({"double-backward": 1.0}, block=None) == ("double-backward", 1)  # forward mode failed
+
+
+def test_auto_multiplies_one_vector_with_double_backward_and_blocks_by_vmap(monkeypatch):
+    """When auto keeps double backward for one vector and blocks of 8, matvec runs double backward and matmat the
+    vmapped blocks, each equal to the dense Hessian."""
+    import lossgeom.engine.hessian as hessian
+
+    c = case("mlp_relu_digits")
+    monkeypatch.setattr(hessian, "pick_product", lambda single, block: ("double-backward", BLOCK))
+    op = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=TIMING_WORTH)
+    calls = []
+    block_product = op._block_product
+    monkeypatch.setattr(op, "_block_product", lambda *a: calls.append(1) or block_product(*a))
+    v = torch.randn(op.n_params, dtype=torch.float64)
+    torch.testing.assert_close(op.matvec(v), c.H @ v, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))
+    assert (op.method, op.block) == ("double-backward", BLOCK)
+    V = torch.randn(BLOCK, op.n_params, dtype=torch.float64)
+    before = len(calls)
+    torch.testing.assert_close(op.matmat(V), V @ c.H, rtol=1e-9, atol=1e-11 * float(c.H.abs().max()))
+    assert len(calls) > before, "the block went through the vmapped product"
 
 
 def test_auto_does_not_time_a_few_products():
