@@ -296,3 +296,17 @@ def test_the_taxonomy_config_plans_yang_et_al_s_grid_through_the_slurm_profile(t
             rule, lines[:2])
     # each part holds whole cells: 13 cells x 5 seeds = 65 models
     assert [len(models.split(", ")) for models in fields("connectivity_part", "input")] == [65] * 13
+
+
+def test_a_config_of_sweeps_alone_plans_no_experiment_tables(tmp_path):
+    """configs/phases.yaml has no experiments (experiments: {}): its sweeps, their checks and F15 run, and the
+    experiment tables and Table 1, which need an experiment, are not planned (the summary of no training runs
+    failed before)."""
+    config = yaml.safe_load((REPO / "configs/phases.yaml").read_text())
+    assert config["experiments"] == {}
+    result = run_snakemake("-n", "--configfile", str(REPO / "configs/phases.yaml"), "-d", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert jobs["check_taxonomy"] == 2 and jobs["F15"] == 1 and jobs["checks_table"] == 1
+    assert not {"train", "training_summary", "hessian_summary", "T1"} & set(jobs), jobs
+    assert "train.target_loss" not in result.stderr and '"target_loss": 0.01' in result.stdout

@@ -74,4 +74,4 @@ rule T1:
 rule figures:
     input:
         expand("results/figures/{figure}.pdf", figure=list(FIGURES)),
-        rules.T1.output,
+        rules.T1.output if PLAN.experiments else [],

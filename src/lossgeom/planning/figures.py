@@ -116,5 +116,5 @@ def notebook_parameters(figure: str, shown: list[str] | None, key: str = "experi
 
 def report_files(plan: Plan) -> list[str]:
     """The files the HTML report (``snakemake --report``) shows: every figure's PNG and Table 1's pages."""
-    return [f"results/figures/{name}.png" for name in figure_inputs(plan)] + [
-        "results/figures/T1.html", "results/figures/T1_checks.html"]
+    tables = ["results/figures/T1.html", "results/figures/T1_checks.html"] if plan.experiments else []
+    return [f"results/figures/{name}.png" for name in figure_inputs(plan)] + tables

@@ -43,7 +43,7 @@ def plan_error(config, **facts) -> str:
 
 
 @pytest.mark.parametrize("path", ["config.yaml", "configs/tiny.yaml", "configs/paper.yaml", "configs/companions.yaml",
-                                  "configs/taxonomy.yaml"])
+                                  "configs/taxonomy.yaml", "configs/phases.yaml"])
 def test_every_shipped_config_plans(path):
     plan = make_plan(yaml.safe_load((REPO / path).read_text()), sources=[path], **sizes(n=100_000, steps=10**9))
     config = yaml.safe_load((REPO / path).read_text())
