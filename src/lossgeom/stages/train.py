@@ -60,7 +60,7 @@ def summary(result: TrainResult) -> dict[str, Any]:
         "spec": result.experiment,
         "dataset": result.dataset.summary(),
         "n_parameters": result.n_parameters,
-        "epochs": result.experiment["train"]["epochs"],
+        "epochs": result.history[-1]["epoch"],  # trained: fewer than train.epochs when train.target_loss stopped it
         "final": result.history[-1],
         "train_wall_s": result.elapsed_s,
         "device": str(result.device),

@@ -183,6 +183,7 @@ def test_target_loss_stops_at_the_first_epoch_below_it_and_a_rerun_adds_none(tmp
     train_run("stopped", spec, stopped, progress=False)
     metrics = pd.read_csv(stopped.metrics)
     assert metrics["epoch"].tolist() == list(range(1, first + 1))
+    assert json.loads(stopped.summary.read_text())["epochs"] == first, "train.json (and runs.csv) say how many trained"
     np.testing.assert_array_equal(metrics["train_loss"].to_numpy(), losses[:first])  # cosine over 30 epochs in both
     before = weights(stopped.model)
     stopped.model.unlink()
