@@ -76,10 +76,10 @@ CLAIMS: dict[str, tuple[str, str, str]] = {
     "taxonomy_small_width_poorly_connected": (YANG, "small models are poorly connected (mc < 0)", "yang"),
     "taxonomy_large_width_well_connected": (YANG, "the widest fitted models are well connected (|mc| < 2)", "yang"),
     "taxonomy_best_cell_well_connected": (YANG, "the best test accuracy sits in a well-connected cell", "yang"),
-    "taxonomy_spearman_cka": (YANG, "test accuracy rises with CKA across cells (Spearman +0.89)", "yang"),
-    "taxonomy_spearman_lambda_max": (YANG, "test accuracy falls with lambda_max across cells (-0.88)", "yang"),
-    "taxonomy_spearman_trace_hutchinson": (YANG, "test accuracy falls with tr(H) across cells (-0.87)", "yang"),
-    "taxonomy_spearman_mc": (YANG, "test accuracy rises with mc across cells (+0.61)", "yang"),
+    "taxonomy_spearman_cka": (YANG, "test accuracy rises with CKA across fitted cells (Spearman +0.89)", "yang"),
+    "taxonomy_spearman_lambda_max": (YANG, "test accuracy falls with lambda_max across fitted cells (-0.88)", "yang"),
+    "taxonomy_spearman_trace_hutchinson": (YANG, "test accuracy falls with tr(H) across fitted cells (-0.87)", "yang"),
+    "taxonomy_spearman_mc": (YANG, "test accuracy rises with mc across fitted cells (+0.61)", "yang"),
     "taxonomy_noise_lowers_connectivity": (YANG, "label noise lowers mc", "yang"),
 }
 PAPERS = (B_W, SAGUN, F_G, F_J, YANG)

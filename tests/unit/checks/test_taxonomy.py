@@ -118,6 +118,28 @@ def test_spearman_rows_carry_yang_et_al_s_signs():
     assert _row(missing, "taxonomy_spearman_cka").verdict == "unresolved"
 
 
+def test_spearman_rows_judge_the_fitted_cells_only():
+    """Under-fitted cells (high CKA, low accuracy) reverse CKA's sign across the grid; over the fitted cells it has
+    Yang et al.'s sign. With fewer than three fitted cells the rows stay unresolved, the all-cell rho in the detail."""
+    unfitted = 2.0 * LOSS_FITTED * math.log(10)
+    cells = pd.DataFrame({"width": ["[4]"] * 3 + ["[64]"] * 3, "n_parameters": [100] * 3 + [200] * 3,
+                          "axis": [16, 64, 256] * 2, "train_loss": [0.01, 0.01, unfitted, 0.01, 0.01, unfitted],
+                          "test_accuracy": [0.6, 0.55, 0.3, 0.7, 0.65, 0.35], "test_accuracy_std": 0.01,
+                          "lambda_max": [3.0, 4.0, 9.0, 1.0, 2.0, 8.0], "trace_hutchinson": [30.0, 40, 90, 10, 20, 80],
+                          "mc": [-1.0, -1.5, 5.0, 0.5, 0.0, 6.0], "mc_se": 0.1, "pairs": 3,
+                          "cka": [0.5, 0.4, 0.99, 0.8, 0.7, 0.98]})
+    rows = taxonomy_rows(cells, "s", "train.batch_size")
+    cka = _row(rows, "taxonomy_spearman_cka")
+    # fitted: accuracy 0.55 < 0.6 < 0.65 < 0.7 with CKA 0.4 < 0.5 < 0.7 < 0.8, the same order
+    assert cka.verdict == "pass" and cka.measured == pytest.approx(1.0) and "4 fitted cells of 6" in cka.case
+    assert "over all 6 cells here, under-fitted ones included: -" in cka.detail  # the sign the whole grid shows
+    assert _row(rows, "taxonomy_spearman_mc").verdict == "pass"  # the under-trained cells' mc > 0 left out
+    few = taxonomy_rows(cells.assign(train_loss=[0.01, unfitted, unfitted, 0.01, unfitted, unfitted]), "s",
+                        "train.batch_size")
+    assert {_row(few, f"taxonomy_spearman_{m}").verdict for m in ("cka", "lambda_max", "trace_hutchinson", "mc")} == {
+        "unresolved"}
+
+
 def test_the_noise_row_only_with_label_noise_and_on_the_difference_of_the_ends():
     assert not [r for r in taxonomy_rows(_cells({0: [0, 0], 1: [0, 0]}), "s", "train.batch_size")
                 if r.check == "taxonomy_noise_lowers_connectivity"]
