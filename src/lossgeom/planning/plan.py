@@ -21,7 +21,8 @@ Example::
     >>> make_plan({"experiments": {}}, sources=["my.yaml"])
     Traceback (most recent call last):
     ...
-    lossgeom.errors.ConfigError: invalid configuration (my.yaml): experiments: {} should be non-empty
+    lossgeom.errors.ConfigError: invalid configuration (my.yaml): experiments: {} and no sweeps: nothing to run; add \
+an experiment, or a sweep (a config of sweeps alone, like configs/phases.yaml, may leave experiments empty)
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ class Plan:
         self.schema = schema
         self.facts = facts
         self.experiments = sorted(config["experiments"])
+        if not self.experiments and not config["sweeps"]:
+            raise self.error("experiments: {} and no sweeps: nothing to run; add an experiment, or a sweep (a config "
+                             "of sweeps alone, like configs/phases.yaml, may leave experiments empty)")
         tasks = {name: experiment_task(config["experiments"][name]) for name in self.experiments}
         self.classifiers = [name for name in self.experiments if tasks[name] == "classification"]
         self.regressors = [name for name in self.experiments if tasks[name] == "regression"]
