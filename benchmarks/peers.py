@@ -530,7 +530,9 @@ def part_trace(prob: Problem, args) -> dict:
                                                     "eigenthings_hutchpp",
                                                     "curvlinops_hutchpp", "curvlinops_xtrace")}
     used: dict[str, dict[int, list[int]]] = {m: {b: [] for b in BUDGETS} for m in estimates}
-    eig_used: dict[int, list[int]] = {b: [] for b in BUDGETS}  # the deflated estimate's Lanczos products
+    # the Lanczos products inside the deflated estimate and krylov_trace, per budget
+    lanczos_used: dict[str, dict[int, list[int]]] = {m: {b: [] for b in BUDGETS}
+                                                     for m in ("lossgeom_deflated", "lossgeom_krylov")}
 
     def spend(name, budget, fn):
         start = shared.hvps
@@ -551,19 +553,17 @@ def part_trace(prob: Problem, args) -> dict:
                 eig = extreme_eigenpairs(shared, k_top=10, k_bottom=0, tol=1e-3, max_hvps=b // 2, seed=seed,
                                          explicit_residuals=False)
                 rest = b - eig.hvps
-                eig_used[b].append(eig.hvps)
+                lanczos_used["lossgeom_deflated"][b].append(eig.hvps)
                 est = hutchinson_trace(shared, samples=rest, seed=10_000 + seed,
                                        deflate=(eig.top.vectors, eig.top.values))
                 return est.deflated.estimate
             spend("lossgeom_deflated", b, deflated)
-            krylov_steps = []
 
             def krylov(b=b, seed=seed):
                 est = krylov_trace(shared, b, seed=seed)
-                krylov_steps.append(est.lanczos_steps)
+                lanczos_used["lossgeom_krylov"][b].append(est.lanczos_steps)
                 return est.estimate
             spend("lossgeom_krylov", b, krylov)
-            eig_used.setdefault(("krylov", b), []).extend(krylov_steps)
             spend("eigenthings_hutchpp", b, lambda b=b, seed=seed: he.hutch_plus_plus(shared, num_matvecs=b, seed=seed).estimate)
             torch.manual_seed(seed)
             spend("curvlinops_hutchpp", b, lambda b=b: hutchpp_trace(shared, num_matvecs=b))
@@ -577,10 +577,8 @@ def part_trace(prob: Problem, args) -> dict:
             e = np.asarray(estimates[name][b])
             out["estimators"][name][str(b)] = {"rms_relative_error": float(np.sqrt(np.mean(((e - exact) / exact) ** 2))),
                                                "products": sorted(set(used[name][b])), "estimates": e.tolist()}
-            if name == "lossgeom_deflated":
-                out["estimators"][name][str(b)]["lanczos_products_mean"] = float(np.mean(eig_used[b]))
-            if name == "lossgeom_krylov":
-                out["estimators"][name][str(b)]["lanczos_products_mean"] = float(np.mean(eig_used[("krylov", b)]))
+            if name in lanczos_used:
+                out["estimators"][name][str(b)]["lanczos_products_mean"] = float(np.mean(lanczos_used[name][b]))
         log(f"  {name}: RMS relative error " + ", ".join(
             f"{b}: {out['estimators'][name][str(b)]['rms_relative_error']:.2e}" for b in BUDGETS))
     return out

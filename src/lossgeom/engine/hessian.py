@@ -129,6 +129,9 @@ class HessianOperator(ModelOperator):
         self.method = method
         self._batch_hvp = torch.compile(self._batch_hvp_impl) if compile else self._batch_hvp_impl
         self.choice: dict | None = None  # what ``auto`` timed and kept
+        # whether sets of vectors go in vmapped forward-over-reverse blocks: with that as the fixed method, or under
+        # auto wherever it runs (set by choose_product; one vector may then still use double backward)
+        self._vmap_blocks = method == "forward-over-reverse"
         self.compiled = compile
         self.expected_products = expected_products  # how many products the caller plans: can compiling repay?
 
@@ -155,9 +158,7 @@ class HessianOperator(ModelOperator):
             choose_product(self)
 
     def _batched(self) -> bool:
-        # blocks are vmapped forward-over-reverse: under auto whenever that runs (one vector may still use double
-        # backward), else only with forward-over-reverse as the fixed method
-        return getattr(self, "_vmap_blocks", self.method != "double-backward")
+        return self._vmap_blocks
 
     @property
     def block(self) -> int:
