@@ -26,7 +26,8 @@ writes its own JSON, ``benchmarks/out/peers-<part>.json``, so one part can be re
          (Lanczos deflation of the whole Krylov basis, then XTrace on the rest, at the same total), eigenthings
          ``hutch_plus_plus``, curvlinops ``hutchpp_trace`` and ``xtrace``. All estimators multiply with one shared
          counting operator (lossgeom's H products), so only the estimator differs; the reference is the exact
-         trace (the sum of the dense eigenvalues, or the known ones).
+         trace (the sum of the dense eigenvalues, or the known ones; above ``--dense-max`` on a ReLU network, where
+         diag(H) = diag(G), tr(G) from the per-example Jacobians, :func:`reference_trace`).
   hvp    one Hessian-vector product relative to one gradient (loss.backward on the model), median of repeats, for
          each library's own product on the same batch, float32 and float64.
   ggn    one Gauss-Newton product per library (lossgeom GaussNewtonOperator, eigenthings GGNOperator, curvlinops
@@ -34,11 +35,11 @@ writes its own JSON, ``benchmarks/out/peers-<part>.json``, so one part can be re
 
 Models: the five default experiments (trained model files, ``--results``; the examples of the hessian step's
 settings, :func:`lossgeom.stages.hessian.loss_examples`; ``--examples`` caps them, stated in the JSON), LeNet-5 and
-ResNet-20 (``--paper-examples`` random examples of MNIST / CIFAR shape, untrained; neither in the trace part, which
-needs the exact trace; ResNet-20's eigen part is run without PyHessian, whose power iteration would take hours of
-products there: ``--libraries lossgeom eigenthings scipy``) and three dense test matrices with known spectra
-(``separated``, ``clustered``, ``negative``, see :func:`test_spectrum`) as the quadratic loss 0.5 theta^T A theta,
-which every library accepts as a model.
+ResNet-20 (``--paper-examples`` random examples of MNIST / CIFAR shape, untrained; ResNet-20 not in the trace part,
+whose 57,000 products would take 8 hours or more on this CPU; ResNet-20's eigen part is run without PyHessian, whose
+power iteration would take hours of products there: ``--libraries lossgeom eigenthings scipy``) and three dense
+test matrices with known spectra (``separated``, ``clustered``, ``negative``, see :func:`test_spectrum`) as the
+quadratic loss 0.5 theta^T A theta, which every library accepts as a model.
 
     uv sync --group bench
     uv run python benchmarks/peers.py --part eigen --models matrices sines_mlp --threads 1
@@ -65,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, pyhessian_products, write_result  # noqa: E402
 
 from lossgeom import (GaussNewtonOperator, HessianOperator, MatrixOperator, extreme_eigenpairs,  # noqa: E402
-                      hutchinson_trace, krylov_trace, load_model)
+                      gauss_newton_trace, hutchinson_trace, krylov_trace, load_model)
 from lossgeom.engine.operator import dense_matrix  # noqa: E402
 from lossgeom.problems.losses import loss_function  # noqa: E402
 from lossgeom.problems.models import build_model  # noqa: E402
@@ -154,6 +155,8 @@ class Problem:
         self.n_params = sum(p.numel() for p in self.params)
         self.exact = exact  # all eigenvalues, descending, when known
         self.reference: dict | None = None
+        # every output piecewise linear in each parameter (ReLU, max-pooling, eval-mode BatchNorm): tr(H) = tr(G)
+        self.piecewise_linear = False
 
     def describe(self) -> dict:
         return {"name": self.name, "n_parameters": self.n_params, "examples": len(self.x), "note": self.note}
@@ -179,14 +182,16 @@ def load_problem(name: str, args) -> Problem:
         g = torch.Generator().manual_seed(0)
         x = torch.randn(args.paper_examples, *shape, generator=g, dtype=torch.float64)
         y = torch.randint(0, 10, (args.paper_examples,), generator=g)
-        return Problem(name, model, loss_function("classification"), CrossEntropy(), x, y,
+        prob = Problem(name, model, loss_function("classification"), CrossEntropy(), x, y,
                        note=f"untrained, {args.paper_examples} random examples of shape {list(shape)} (fewer than the "
                             f"paper's data: 2 CPU cores)")
+        prob.piecewise_linear = True  # ReLU, max-pooling / eval-mode BatchNorm
+        return prob
     from lossgeom.settings.hessian import HessianSettings
     from lossgeom.stages.hessian import loss_examples
 
     path = Path(args.results) / name / "model.pt"
-    model, ds, _ = load_model(path)
+    model, ds, saved = load_model(path)
     model = model.double().eval()
     recorded = json.loads((Path(args.results) / name / "hessian" / "summary.json").read_text())["settings"]
     s = HessianSettings.from_mapping(recorded)
@@ -200,6 +205,8 @@ def load_problem(name: str, args) -> Problem:
     loss_module = CrossEntropy() if ds.task == "classification" else MeanSquaredError()
     prob = Problem(name, model, loss_function(ds.task), loss_module, x, y, note=note)
     prob.digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    spec = saved["experiment"]["model"]
+    prob.piecewise_linear = spec["name"] in ("mlp", "lenet") and spec.get("activation", "relu") == "relu"
     return prob
 
 
@@ -317,6 +324,31 @@ def reference_spectrum(prob: Problem, args) -> dict:
                       "trace": float(np.sum(values)), "seconds": time.perf_counter() - tick,
                       "norm": float(np.abs(values).max())}
     return prob.reference
+
+
+def reference_trace(prob: Problem, args) -> tuple[float | None, str]:
+    """The exact tr(H) and how: the sum of the known or dense eigenvalues up to ``--dense-max`` parameters; above,
+    for a piecewise-linear model, tr(G) from the per-example Jacobians (``gauss_newton_trace``: diag(H) = diag(G)
+    there), confirmed on the problem itself at 8 random coordinates (e_j^T H e_j against e_j^T G e_j); else None."""
+    if prob.exact is not None or prob.n_params <= args.dense_max:
+        ref = reference_spectrum(prob, args)
+        return ref["trace"], ref["kind"]
+    if not prob.piecewise_linear:
+        return None, f"no exact trace: N = {prob.n_params} > --dense-max {args.dense_max}, not piecewise linear"
+    tick = time.perf_counter()
+    trace = gauss_newton_trace(prob.model, prob.loss, prob.x, prob.y)
+    coordinates = torch.randperm(prob.n_params, generator=torch.Generator().manual_seed(0))[:8]
+    units = torch.zeros(len(coordinates), prob.n_params, dtype=torch.float64)
+    units[torch.arange(len(coordinates)), coordinates] = 1.0
+    h = torch.stack([ours(prob, method="double-backward").matvec(u) for u in units])[:, coordinates].diagonal()
+    gn = GaussNewtonOperator(prob.model, prob.loss, prob.x, prob.y)
+    g = torch.stack([gn.matvec(u) for u in units])[:, coordinates].diagonal()
+    difference = float((h - g).abs().max() / h.abs().max())
+    if difference > 1e-8:
+        raise RuntimeError(f"{prob.name}: diag(H) != diag(G) at random coordinates ({difference:.1e}): not piecewise "
+                           "linear, so tr(G) is not tr(H)")
+    return trace, (f"tr(G) from per-example Jacobians, {time.perf_counter() - tick:.0f} s (piecewise-linear model: "
+                   f"diag(H) = diag(G); at 8 random coordinates they differ by {difference:.0e} relative)")
 
 
 def errors(prob: Problem, top, bottom, k_top: int, k_bottom: int) -> dict:
@@ -517,10 +549,10 @@ def part_trace(prob: Problem, args) -> dict:
     import hessian_eigenthings as he
     from curvlinops import hutchpp_trace, xtrace
 
-    ref = reference_spectrum(prob, args)
-    if ref["trace"] is None:
-        return {"skipped": f"no exact trace: N = {prob.n_params} > --dense-max {args.dense_max}"}
-    exact = ref["trace"]
+    exact, how = reference_trace(prob, args)
+    if exact is None:
+        return {"skipped": how}
+    log(f"  exact trace {exact:.6g}: {how}")
     # the estimators' accuracy depends on H alone, not on how its products are computed: a test matrix multiplies
     # directly (MatrixOperator), a model through lossgeom's operator
     shared = Shared(MatrixOperator(prob.loss_module.matrix) if isinstance(prob.loss_module, QuadraticLoss)
@@ -570,7 +602,7 @@ def part_trace(prob: Problem, args) -> dict:
             torch.manual_seed(seed)
             spend("curvlinops_xtrace", b, lambda b=b: xtrace(shared, num_matvecs=b))
         log(f"  trace seed {seed}: {time.perf_counter() - tick:.1f} s")
-    out = {"exact": exact, "seeds": args.seeds, "estimators": {}}
+    out = {"exact": exact, "exact_kind": how, "seeds": args.seeds, "estimators": {}}
     for name in estimates:
         out["estimators"][name] = {}
         for b in BUDGETS:
@@ -727,13 +759,13 @@ def main() -> None:
         results = previous.get("results", {})
         for name in names:
             if name == "resnet20" and part == "trace":
-                continue  # ResNet-20 (270k parameters): no exact trace to compare with (N products), see the text
+                continue  # ResNet-20 (270k parameters): 20 seeds x 2,850 products at ~0.5-1 s each, see the text
             log(f"== {part}: {name}")
             prob = load_problem(name, args)
             tick = time.perf_counter()
             record = PARTS[part](prob, args)
             results[name] = {"problem": prob.describe(), "seconds": time.perf_counter() - tick,
-                             "torch_threads": torch.get_num_threads(), **record}
+                             "torch_threads": torch.get_num_threads(), "settings": settings, **record}
             # written after every model: a long part can be stopped and rerun for the rest
             write_result(path, {"benchmark": f"peers-{part}", "machine": machine(torch.device("cpu")),
                                 "settings": settings, "versions": versions(), "results": results})

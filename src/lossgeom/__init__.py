@@ -65,6 +65,7 @@ _EXPORTS = {
     "slq_density": "lossgeom.engine.density",
     "GaussNewtonOperator": "lossgeom.engine.gauss_newton",
     "dense_gauss_newton": "lossgeom.engine.gauss_newton",
+    "gauss_newton_trace": "lossgeom.engine.gauss_newton",
     "EmpiricalFisherOperator": "lossgeom.engine.fisher",
     "dense_empirical_fisher": "lossgeom.engine.fisher",
     "relative_distance": "lossgeom.engine.frobenius",

@@ -37,10 +37,11 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
-from torch.func import grad, jvp, vjp
+from torch.func import grad, hessian, jvp, vjp, vmap
 
 from .hessian import flat_model
-from .model_operator import ModelOperator
+from .logit_gradients import logit_gradients
+from .model_operator import ModelOperator, model_mode
 
 
 class GaussNewtonOperator(ModelOperator):
@@ -98,6 +99,49 @@ class GaussNewtonOperator(ModelOperator):
         self.output_method = None
         raise RuntimeError("the Gauss-Newton product fails on this loss (" + "; ".join(errors)
                            + "); HessianOperator(model, loss_fn, ...) computes the Hessian instead")
+
+
+def _one_example_loss(loss_fn):
+    """ell(f_i, y_i): ``loss_fn`` on a batch of one example."""
+    return lambda output, target: loss_fn(output.unsqueeze(0), target.unsqueeze(0))
+
+
+def gauss_newton_trace(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32) -> float:
+    """tr(G) exactly, from the per-example output Jacobians J_i (C x N) instead of N products:
+
+        tr(G) = (1/n) sum_i tr(H_i J_i J_i^T),     H_i = d^2 ell(f_i, y_i) / d f_i^2   (C x C),
+
+    for a loss that is the mean of per-example losses (``loss_fn`` on one example gives ell(f_i, y_i)). Costs n x C
+    reverse passes (``vmap`` of ``jacrev`` in chunks of ``batch_size`` examples), whatever N is. In eval mode.
+
+    It is also tr(H) exactly when every output is piecewise linear in each single parameter (ReLU, max-pooling,
+    convolutions, linear layers, eval-mode BatchNorm: each weight enters a path once, so for a fixed activation
+    pattern the output is linear in it): then the second term of H (module docstring) has a zero diagonal and
+    diag(H) = diag(G). The exact trace of a ReLU network's Hessian at any size, where the sum of e_j^T H e_j needs N
+    products; not for tanh, GELU or softmax attention (tests/unit/engine/test_gauss_newton_trace.py).
+
+    Example (least squares on a linear model: tr(G) = tr(2 X^T X / n) = 2 ||X||_F^2 / n)::
+
+        >>> import torch
+        >>> from lossgeom.problems.losses import mean_squared_error
+        >>> X = torch.randn(40, 3, dtype=torch.float64); y = torch.randn(40, 1, dtype=torch.float64)
+        >>> model = torch.nn.Linear(3, 1, bias=False).double()
+        >>> abs(gauss_newton_trace(model, mean_squared_error, X, y) - 2 * float((X**2).sum()) / 40) < 1e-12
+        True
+    """
+    dtype = next(model.parameters()).dtype
+    n, total = len(x), 0.0
+    for start in range(0, n, batch_size):
+        xb, yb = x[start: start + batch_size], y[start: start + batch_size]
+        jac = logit_gradients(model, xb, batch_size=len(xb))  # (b, C, N), eval mode
+        gram = jac @ jac.transpose(1, 2)  # J_i J_i^T, (b, C, C)
+        del jac
+        with torch.no_grad(), model_mode(model, "eval"):
+            outputs = model(xb.to(dtype)).reshape(len(xb), -1)
+        targets = yb.to(dtype) if yb.is_floating_point() else yb
+        output_hessians = vmap(hessian(_one_example_loss(loss_fn)))(outputs, targets)  # (b, C, C)
+        total += float((output_hessians * gram).sum())
+    return total / n
 
 
 def dense_gauss_newton(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor,
