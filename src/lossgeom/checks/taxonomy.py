@@ -25,8 +25,11 @@ which share seeds, so the spread is if anything understated):
   points better than its ends: Yang et al.'s phase II), so the claim is about the solutions training found;
 - ``taxonomy_best_cell_well_connected``: in the cell of the highest mean test accuracy, |mc| < ``MC_CONNECTED``;
 - ``taxonomy_spearman_<measure>``: Spearman's rho over the fitted cells of the mean test accuracy with CKA,
-  lambda_max, tr(H) and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`); decided where |rho| >
-  RHO_DECIDED (as the trend rows, :mod:`lossgeom.checks.trends`). Over the fitted cells, because Yang et al.'s
+  lambda_max, tr(H) and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`); decided where |rho|
+  exceeds both RHO_DECIDED (a clear trend, as the trend rows of :mod:`lossgeom.checks.trends`) and the 5% two-sided
+  critical value of rho for that many cells (:func:`rho_critical`: what a random order of the cells exceeds one time
+  in twenty; 0.95 for 4 cells, 0.63 for 10, below RHO_DECIDED from 16 on), because the number of fitted cells varies
+  with the config where the trend rows always have 12 runs. Over the fitted cells, because Yang et al.'s
   claims are about networks trained to (near) zero loss: under-trained networks agree with each other (high CKA)
   and sit where the curvature is still high while they predict badly, which reverses the correlations across the
   whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.76 over all 42 cells, +0.18 over the 14 fitted);
@@ -155,6 +158,22 @@ def _listing(cells: pd.DataFrame) -> str:
     return ", ".join(f"{a}: {m:+.2f} +- {s:.2f}" for a, m, s in zip(cells["axis"], cells["mc"], cells["mc_se"]))
 
 
+def rho_critical(count: int, level: float = 0.05) -> float:
+    """The |rho| that a random order of ``count`` cells exceeds with probability ``level`` (two-sided), from the
+    t approximation to Spearman's rho under independence, t = rho sqrt((n - 2) / (1 - rho^2)) with n - 2 degrees of
+    freedom: rho_c = t_c / sqrt(n - 2 + t_c^2). 1 (nothing can be decided) below four cells.
+
+    Example (4 cells: only a perfect order would do; 30 cells: 0.36)::
+
+        >>> round(rho_critical(4), 2), round(rho_critical(14), 2), round(rho_critical(30), 2)
+        (0.95, 0.53, 0.36)
+    """
+    if count < 4:
+        return 1.0
+    t = float(stats.t.ppf(1 - level / 2, count - 2))
+    return t / math.sqrt(count - 2 + t * t)
+
+
 def _spearman(cells: pd.DataFrame, measure: str) -> tuple[float, int]:
     """Spearman's rho of test accuracy with ``measure`` over the cells where both are finite, and how many; NaN where
     either side is constant or fewer than three cells remain (rho is undefined: unresolved)."""
@@ -195,11 +214,12 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
     for measure, theirs in YANG_SPEARMAN.items():
         rho, count = _spearman(trained, measure)
         everywhere, total = _spearman(cells, measure)
+        decided = max(RHO_DECIDED, rho_critical(count))
         rows.append(CheckRow.exceeds(
             f"taxonomy_spearman_{measure}", f"{sweep}: {count} fitted cells of {len(cells)}",
             f"Spearman rho of test accuracy with {measure} over the fitted cells (train loss < {LOSS_FITTED:g} ln C), "
-            f"{'>' if theirs > 0 else '<'} 0 (decided at |rho| > {RHO_DECIDED:g})", 0.0, rho, RHO_DECIDED,
-            above=theirs > 0,
+            f"{'>' if theirs > 0 else '<'} 0 (decided at |rho| > {RHO_DECIDED:g} and beyond the 5% critical value for "
+            f"{count} cells)", 0.0, rho, decided, above=theirs > 0,
             detail=f"Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}; over all {total} cells here, under-fitted ones "
                    f"included: {everywhere:+.2f}"))
     if axis == NOISE_KEY:

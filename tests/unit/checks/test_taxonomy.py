@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from lossgeom.checks.rows import SIGMAS
-from lossgeom.checks.taxonomy import (LOSS_FITTED, MC_CONNECTED, assign_phases, cell_table, taxonomy_axis,
-                                      taxonomy_rows)
+from lossgeom.checks.taxonomy import (LOSS_FITTED, MC_CONNECTED, assign_phases, cell_table, rho_critical,
+                                      taxonomy_axis, taxonomy_rows)
 
 
 def _cells(mc, axis_values=(16, 256), widths=((4,), (64,)), se=0.1, **columns):
@@ -106,16 +106,42 @@ def test_connectivity_rows_decide_on_the_pooled_mc_beyond_its_standard_error():
 
 
 def test_spearman_rows_carry_yang_et_al_s_signs():
-    cells = _cells({0: [-10.0, -12.0], 1: [0.2, -0.3]})  # accuracy rises with width, CKA too, curvature falls
+    # nine cells: accuracy rises with width, CKA too, curvature falls (rho ~ 0.95, beyond 9 cells' critical 0.67)
+    cells = _cells({0: [-10.0, -12.0, -11.0], 1: [-3.0, -4.0, -5.0], 2: [0.2, -0.3, 0.1]}, axis_values=(16, 64, 256),
+                   widths=((4,), (16,), (64,)))
     rows = taxonomy_rows(cells, "s", "train.batch_size")
     for measure in ("cka", "lambda_max", "trace_hutchinson", "mc"):
         assert _row(rows, f"taxonomy_spearman_{measure}").verdict == "pass", measure
     reversed_cka = taxonomy_rows(cells.assign(cka=cells["cka"].to_numpy()[::-1]), "s", "train.batch_size")
     assert _row(reversed_cka, "taxonomy_spearman_cka").verdict == "FAIL"
-    flat = taxonomy_rows(cells.assign(lambda_max=[1.0, 2.0, 2.0, 1.0]), "s", "train.batch_size")
+    flat = taxonomy_rows(cells.assign(lambda_max=[1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 2.0, 2.0, 2.0]), "s", "train.batch_size")
     assert _row(flat, "taxonomy_spearman_lambda_max").verdict == "unresolved"  # rho 0
     missing = taxonomy_rows(cells.assign(cka=np.nan), "s", "train.batch_size")
     assert _row(missing, "taxonomy_spearman_cka").verdict == "unresolved"
+
+
+def test_few_cells_decide_only_beyond_chance():
+    """Four cells: rho = 0.8 clears RHO_DECIDED but a random order of four reaches it one time in six, so the row
+    stays unresolved; a perfect order (rho = 1, one time in twelve two-sided, beyond the t approximation's 0.95)
+    decides."""
+    cells = _cells({0: [-10.0, -12.0], 1: [0.2, -0.3]})  # accuracy 0.5, 0.49, 0.6, 0.59
+    near = taxonomy_rows(cells.assign(cka=[0.2, 0.3, 0.9, 0.8]), "s", "train.batch_size")  # one swap: rho 0.8
+    row = _row(near, "taxonomy_spearman_cka")
+    assert row.measured == pytest.approx(0.8) and row.verdict == "unresolved"
+    assert row.tolerance == pytest.approx(rho_critical(4))
+    perfect = taxonomy_rows(cells.assign(cka=[0.3, 0.2, 0.9, 0.8]), "s", "train.batch_size")
+    assert _row(perfect, "taxonomy_spearman_cka").verdict == "pass"
+
+
+@pytest.mark.parametrize("count", [6, 12, 30])
+def test_rho_critical_is_the_two_sided_five_percent_point_of_random_orders(count):
+    """Under independence (random permutations of the ranks) |rho| exceeds rho_critical(n) about 5% of the time
+    (the t approximation is close for n >= 6; exact tables: 0.886 at 6, 0.587 at 12, 0.362 at 30)."""
+    rng = np.random.default_rng(0)
+    ranks = np.arange(count)
+    centred = ranks - ranks.mean()
+    rhos = np.array([centred @ (rng.permutation(ranks) - ranks.mean()) for _ in range(40_000)]) / (centred @ centred)
+    assert np.mean(np.abs(rhos) > rho_critical(count)) == pytest.approx(0.05, abs=0.015)
 
 
 def test_spearman_rows_judge_the_fitted_cells_only():
