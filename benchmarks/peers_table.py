@@ -238,13 +238,23 @@ def render(out: Path, suffix: str = "") -> str:
     lines = [f"Measured with `benchmarks/peers.py` on {where} ({m['device']}), {first['provenance'].get('created_utc', '')}"
              "; torch threads per problem below; versions: "
              + ", ".join(f"{k} {val}" for k, val in v.items() if k != "lossgeom_source") + ". Problems:", ""]
-    seen, threads = {}, {}
+    # per problem, the parts grouped by the examples they ran on (a costly part may run on fewer)
+    seen: dict[str, dict[tuple, list[str]]] = {}
+    sizes, threads = {}, {}
     for part, d in zip(("eigen", "trace", "hvp", "ggn"), (eigen, trace, hvp, ggn)):
         for name, r in (d or {}).get("results", {}).items():
-            seen.setdefault(name, r["problem"])
+            p = r["problem"]
+            sizes[name] = p["n_parameters"]
+            seen.setdefault(name, {}).setdefault((p["examples"], p["note"]), []).append(part)
             threads.setdefault(name, []).append(f"{part} {r.get('torch_threads', 2)}")
-    lines += [f"- {n}: N = {p['n_parameters']}, {p['examples']} examples; {p['note']} (torch threads: "
-              f"{', '.join(threads[n])})" for n, p in seen.items()]
+    for n, groups in seen.items():
+        if len(groups) == 1:
+            ((examples, note),) = groups
+            lines.append(f"- {n}: N = {sizes[n]}, {examples} examples; {note} (torch threads: {', '.join(threads[n])})")
+        else:
+            described = "; ".join(f"{', '.join(parts)}: {examples} examples, {note}"
+                                  for (examples, note), parts in groups.items())
+            lines.append(f"- {n}: N = {sizes[n]}; {described} (torch threads: {', '.join(threads[n])})")
     lines.append("")
     if eigen:
         lines += ["### Eigenpairs", ""] + eigen_section(eigen)
