@@ -99,6 +99,11 @@ class HessianOperator(ModelOperator):
     ``params`` (names of parameters or modules) restricts H to their diagonal block: a layer's own Hessian, for
     per-layer spectra; the other parameters are held fixed (``names`` lists the ones it acts on).
 
+    ``method`` and ``block`` fixed: one vector and blocks alike use that method, except that blocks of a fixed
+    double backward go vmapped forward-over-reverse when ``vmap_blocks`` is true, which is how ``auto`` may choose
+    (double backward for one vector, vmapped blocks): a job that rebuilds an operator from a recorded choice
+    (``hvp_method``, ``hvp_block``, ``hvp_vmap_blocks`` in the hessian step's summary) computes as the choice did.
+
     A :class:`~lossgeom.engine.operator.LinearOperator`: ``matvec``, ``matmat`` (rows), ``op @ v``, ``to_scipy()``,
     ``n_params``, ``device``, ``dtype``; ``loss()`` and ``gradient()`` of the same mean loss.
     """
@@ -119,6 +124,7 @@ class HessianOperator(ModelOperator):
         mode: str = "eval",
         reduction: str = "mean",
         params: str | Iterable[str] | None = None,
+        vmap_blocks: bool | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method {method!r} is unknown; allowed values: {', '.join(METHODS)}")
@@ -131,7 +137,8 @@ class HessianOperator(ModelOperator):
         self.choice: dict | None = None  # what ``auto`` timed and kept
         # whether sets of vectors go in vmapped forward-over-reverse blocks: with that as the fixed method, or under
         # auto wherever it runs (set by choose_product; one vector may then still use double backward)
-        self._vmap_blocks = method == "forward-over-reverse"
+        # (``vmap_blocks`` given: as recorded from an earlier auto choice, so a rebuilt operator computes the same way)
+        self._vmap_blocks = method == "forward-over-reverse" if vmap_blocks is None else bool(vmap_blocks)
         self.compiled = compile
         self.expected_products = expected_products  # how many products the caller plans: can compiling repay?
 

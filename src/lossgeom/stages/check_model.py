@@ -64,23 +64,25 @@ def _gaussian(n: int, g: torch.Generator, like: torch.Tensor) -> torch.Tensor:
 def measure(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, *, projections: int, slices: int,
             hutchinson_samples: int, relative_step: float, bias_slices: int, exact_max_parameters: int, batch_size: int,
             seed: int, slices_dtype: torch.dtype | None = None, prior_trace_samples: np.ndarray | None = None,
-            hvp_method: str = "auto", hvp_block: int | None = None, log: Callable[[str], None] = print,
+            hvp_method: str = "auto", hvp_block: int | None = None, hvp_vmap_blocks: bool | None = None,
+            log: Callable[[str], None] = print,
             resume: Callable[[str], ResumeSlot | None] = lambda key: None) -> ModelMeasurements:
     """The measurements behind checks (b), (c) and the sign question (:mod:`lossgeom.checks.models` judges them).
 
     ``model`` and the data (x, y) are already on the device and in the precision to check in. One generator
     seeded with ``seed`` draws, in this order, the projections' directions, the Hutchinson probes and the slices'
     directions. ``prior_trace_samples``: the Hutchinson samples the hessian step took on the same loss in the same
-    precision; they are the first probes here, and only the rest are drawn. ``hvp_method``, ``hvp_block``: how
-    products are computed (the stage passes what the hessian step's ``auto`` chose and recorded, so that one model
-    is timed once and both steps compute products the same way). The slices are taken in ``slices_dtype`` (second
-    differences lose ~eps L / h^2 to rounding: float64 lets the step go below the kinks of a ReLU network).
+    precision; they are the first probes here, and only the rest are drawn. ``hvp_method``, ``hvp_block``,
+    ``hvp_vmap_blocks``: how products are computed (the stage passes what the hessian step's ``auto`` chose and
+    recorded, so that one model is timed once and both steps compute products the same way). The slices are taken
+    in ``slices_dtype`` (second differences lose ~eps L / h^2 to rounding: float64 lets the step go below the kinks
+    of a ReLU network).
     ``resume(key)`` gives each loop a place to save its work in progress (with the generator's state), so that a
     killed run continues where it was.
     """
     planned = 2 * projections + hutchinson_samples + bias_slices
     op = HessianOperator(model, loss_function(task), x, y, batch_size=batch_size, method=hvp_method, block=hvp_block,
-                         expected_products=planned)
+                         vmap_blocks=hvp_vmap_blocks, expected_products=planned)
     n = op.n_params
     g = torch.Generator().manual_seed(seed)
 
@@ -154,6 +156,7 @@ def compute(model, dataset: Dataset, hessian_summary: Mapping[str, Any], setting
     # products computed the way the hessian step's auto chose for this model (timed there once)
     knobs["hvp_method"] = hessian_summary.get("hvp_method", "auto")
     knobs["hvp_block"] = hessian_summary.get("hvp_block")
+    knobs["hvp_vmap_blocks"] = hessian_summary.get("hvp_vmap_blocks")  # None in a summary written before 2026-12-07
     measured = measure(model, x, y, dataset.task, log=log, resume=slot, **knobs)
     rows, trace_table, sign = model_rows(measured, hessian_summary, experiment, seed=settings.seed)
     bias = measured.bias

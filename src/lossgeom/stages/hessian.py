@@ -114,12 +114,14 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         method=chosen["method"] if chosen else settings.method,
         compile=bool(chosen["compiled"]) if chosen else settings.compile,
         block=int(chosen["block"]) if chosen else None,
+        vmap_blocks=chosen.get("vmap_blocks") if chosen else None,  # (absent from a record before 2026-12-07)
         # at most, so that auto compiles only when the products could repay it
         expected_products=settings.max_hvps + settings.hutchinson_samples + settings.slq_probes * settings.slq_steps,
     )
     if chosen is None and product_slot is not None:  # choose now (auto times here) and keep the choice for a resume
         op.block  # noqa: B018 (the property makes the choice)
-        product_slot.save({"method": op.method, "block": op.block, "compiled": int(op.compiled)}, final=True)
+        product_slot.save({"method": op.method, "block": op.block, "compiled": int(op.compiled),
+                           "vmap_blocks": int(op._vmap_blocks)}, final=True)
     log(f"N = {op.n_params} parameters, {len(x)} {settings.split} examples, {settings.dtype} on {device}; "
         f"products: {op.method}, {op.block} per pass{', compiled' if op.compiled else ''}")
     timings = {}
@@ -171,6 +173,8 @@ def compute(model: torch.nn.Module, dataset: Dataset, settings: HessianSettings,
         "device": str(device),
         "hvp_method": op.method,
         "hvp_block": op.block,  # vectors per batched product in Hutchinson (1: one at a time)
+        # whether those blocks are vmapped forward-over-reverse (auto may pick double backward for one vector alone)
+        "hvp_vmap_blocks": bool(op._vmap_blocks),
         "hvp_choice": op.choice or chosen,  # under method auto: the candidates' timings and what was kept
         "loss": op.loss(),
         "gradient_norm": float(op.gradient().norm()),

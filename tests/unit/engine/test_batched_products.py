@@ -77,6 +77,23 @@ def test_auto_multiplies_one_vector_with_double_backward_and_blocks_by_vmap(monk
     assert len(calls) > before, "the block went through the vmapped product"
 
 
+def test_a_recorded_choice_rebuilds_the_same_products(monkeypatch):
+    """An operator rebuilt from auto's record (double backward for one vector, vmapped blocks of 8: hvp_method,
+    hvp_block, hvp_vmap_blocks) multiplies a block as auto did, bit for bit; without ``vmap_blocks`` a fixed double
+    backward goes one vector at a time."""
+    import lossgeom.engine.hessian as hessian
+
+    c = case("mlp_relu_digits")
+    monkeypatch.setattr(hessian, "pick_product", lambda single, block: ("double-backward", BLOCK))
+    auto = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=TIMING_WORTH)
+    V = torch.randn(BLOCK, auto.n_params, dtype=torch.float64)
+    by_auto = auto.matmat(V)
+    rebuilt = HessianOperator(c.model, c.loss_fn, c.x, c.y, method=auto.method, block=auto.block, vmap_blocks=True)
+    assert torch.equal(rebuilt.matmat(V), by_auto) and torch.equal(rebuilt.matvec(V[0]), auto.matvec(V[0]))
+    plain = HessianOperator(c.model, c.loss_fn, c.x, c.y, method="double-backward", block=BLOCK)
+    assert not plain._batched() and rebuilt._batched()
+
+
 def test_auto_does_not_time_a_few_products():
     c = case("mlp_relu_digits")
     op = HessianOperator(c.model, c.loss_fn, c.x, c.y, expected_products=TIMING_WORTH - 1)

@@ -70,9 +70,11 @@ def test_auto_chooses_once_and_a_resumed_job_keeps_the_choice(tmp_path):
     fresh = PartialFile(tmp_path / "fresh.pt", "f", 0.0)
     summary = hessian.compute(trained.model, trained.dataset, settings, log=lambda *_: None, partial=fresh).summary
     assert summary["hvp_choice"]["timed"], "max_hvps alone plans enough products to time the candidates"
-    assert fresh.states["products"] == {"method": summary["hvp_method"], "block": summary["hvp_block"], "compiled": 0}
+    assert fresh.states["products"] == {"method": summary["hvp_method"], "block": summary["hvp_block"], "compiled": 0,
+                                        "vmap_blocks": int(summary["hvp_vmap_blocks"])}
     resumed = PartialFile(tmp_path / "resumed.pt", "r", 0.0)
-    resumed.states["products"] = {"method": "double-backward", "block": 1, "compiled": 0}  # what a killed run chose
+    # what a killed run chose: double backward for one vector, blocks of 8 vmapped forward-over-reverse
+    resumed.states["products"] = {"method": "double-backward", "block": 8, "compiled": 0, "vmap_blocks": 1}
     again = hessian.compute(trained.model, trained.dataset, settings, log=lambda *_: None, partial=resumed).summary
-    assert (again["hvp_method"], again["hvp_block"]) == ("double-backward", 1)
+    assert (again["hvp_method"], again["hvp_block"], again["hvp_vmap_blocks"]) == ("double-backward", 8, True)
     assert again["eigen"]["top"]["values"] == pytest.approx(summary["eigen"]["top"]["values"], rel=1e-10)
