@@ -195,6 +195,9 @@ def trace_section(data: dict) -> list[str]:
                        "is a smaller sketch than XTrace's own (rank (budget - steps) / 2 against budget / 2)")
             ahead.append(f"- {name}, {b} products: {who} vs lossgeom's best, {title}, {ours:.1e} +- {ours_se:.0e}. "
                          f"Why: {why}")
+    kinds = [f"{name}: {r['exact_kind']}" for name, r in data["results"].items() if r.get("exact_kind")]
+    if kinds:
+        lines += ["", "Exact traces (the reference): " + "; ".join(kinds) + "."]
     lines += ["", "Rows where a peer is ahead:", ""] + (ahead or ["- none"]) + [""]
     return lines
 

@@ -227,7 +227,9 @@ def krylov_trace(op: LinearOperator, products: int, seed: int = 0, *, lanczos_st
     Measured against curvlinops' XTrace at equal products (benchmarks/engine_vs_krylov.py, float32, 20 seeds):
     within 0.9-1.2x of XTrace's RMS error on digits_mlp, digits_mlp_tanh and sines_mlp at 60, 150 and 300 products,
     i.e. level with it within the seed noise, not ahead; m = products // 2 was better on digits_mlp at 150 (0.6x on 30
-    seeds, 1.4x on 20 others) and worse on digits_mlp_tanh (1.3-1.5x). ``method``: "xtrace" (default; the remaining
+    seeds, 1.4x on 20 others) and worse on digits_mlp_tanh (1.3-1.5x). With a Hutchinson rest instead (digits_mlp, 20
+    seeds): m = products // 2 gave 0.81-1.10x XTrace's error, m = 3 products // 4 0.84-1.13x, both within the seeds'
+    noise (~16% on an RMS error), so the default stays. ``method``: "xtrace" (default; the remaining
     products go in pairs to XTrace on P H P) or "hutchinson" (one Rademacher probe per remaining product). The start
     vector and then the probes are drawn from one generator seeded with ``seed`` (or ``generator``): the basis never
     depends on the probes, so the
