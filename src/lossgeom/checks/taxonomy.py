@@ -25,15 +25,18 @@ which share seeds, so the spread is if anything understated):
   points better than its ends: Yang et al.'s phase II), so the claim is about the solutions training found;
 - ``taxonomy_best_cell_well_connected``: in the cell of the highest mean test accuracy, |mc| < ``MC_CONNECTED``;
 - ``taxonomy_spearman_<measure>``: Spearman's rho over the fitted cells of the mean test accuracy with CKA,
-  lambda_max, tr(H) and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`); decided where |rho|
-  exceeds both RHO_DECIDED (a clear trend, as the trend rows of :mod:`lossgeom.checks.trends`) and the 5% two-sided
-  critical value of rho for that many cells (:func:`rho_critical`: what a random order of the cells exceeds one time
-  in twenty; 0.95 for 4 cells, 0.63 for 10, below RHO_DECIDED from 16 on), because the number of fitted cells varies
-  with the config where the trend rows always have 12 runs. Over the fitted cells, because Yang et al.'s
-  claims are about networks trained to (near) zero loss: under-trained networks agree with each other (high CKA)
-  and sit where the curvature is still high while they predict badly, which reverses the correlations across the
-  whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.76 over all 42 cells, +0.18 over the 14 fitted);
-  the all-cell rho is in the detail;
+  lambda_max, tr(H) and mc has the sign Yang et al. found on CIFAR-10 (:data:`YANG_SPEARMAN`)
+  (:func:`spearman_verdict`). It passes where |rho| exceeds both RHO_DECIDED (a clear trend, as the trend rows of
+  :mod:`lossgeom.checks.trends`) and the 5% two-sided critical value of rho for that many cells
+  (:func:`rho_critical`: what a random order of the cells exceeds at most one time in twenty; 1 for 4 cells, so
+  that four never decide, 0.9 for 5, 0.63 for 10, below RHO_DECIDED from 16 on), because the number of fitted
+  cells varies with the config where the trend rows always have 12 runs; it FAILs as far the other way, or where
+  the 95% interval of rho (:func:`rho_interval`) excludes a correlation of RHO_DECIDED with the claimed sign, so
+  that enough cells decide a weak correlation against the claim of a clear one. Over the fitted cells, because
+  Yang et al.'s claims are about networks trained to (near) zero loss: under-trained networks agree with each other
+  (high CKA) and sit where the curvature is still high while they predict badly, which reverses the correlations
+  across the whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.76 over all 42 cells, +0.18 over the 14
+  fitted); the all-cell rho is in the detail;
 - with label noise as the second axis, ``taxonomy_noise_lowers_connectivity``: the mean mc over widths at the
   largest noise is below that at the smallest (low-quality data: a poorly connected landscape).
 
@@ -53,6 +56,8 @@ Example (two widths x two batch sizes; the narrow cells have barriers, the wide 
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 from typing import Any, Mapping
@@ -158,20 +163,83 @@ def _listing(cells: pd.DataFrame) -> str:
     return ", ".join(f"{a}: {m:+.2f} +- {s:.2f}" for a, m, s in zip(cells["axis"], cells["mc"], cells["mc_se"]))
 
 
+EXACT_CELLS = 8  # up to this many cells rho_critical counts every order of the cells (8! = 40,320)
+
+
 def rho_critical(count: int, level: float = 0.05) -> float:
-    """The |rho| that a random order of ``count`` cells exceeds with probability ``level`` (two-sided), from the
-    t approximation to Spearman's rho under independence, t = rho sqrt((n - 2) / (1 - rho^2)) with n - 2 degrees of
-    freedom: rho_c = t_c / sqrt(n - 2 + t_c^2). 1 (nothing can be decided) below four cells.
+    """The |rho| a row's rho must exceed to be told from a random order of ``count`` cells at ``level`` (two-sided).
 
-    Example (4 cells: only a perfect order would do; 30 cells: 0.36)::
+    Up to EXACT_CELLS cells exactly: rho takes the values 1 - 6 sum(d^2) / (n (n^2 - 1)), and this is the largest
+    value of |rho| that random orders (all n! equally likely) reach with probability above ``level``, so that
+    exceeding it has probability at most ``level`` (four cells: even a perfect order has 1/12, so nothing can be
+    decided; five: only the perfect order, 1/60). Above, the t approximation under independence,
+    t = rho sqrt((n - 2) / (1 - rho^2)) with n - 2 degrees of freedom: rho_c = t_c / sqrt(n - 2 + t_c^2). 1 (nothing
+    can be decided) below four cells.
 
-        >>> round(rho_critical(4), 2), round(rho_critical(14), 2), round(rho_critical(30), 2)
-        (0.95, 0.53, 0.36)
+    Example (5 cells: rho must exceed 0.9, so only the perfect order decides; 30 cells: 0.36)::
+
+        >>> round(rho_critical(5), 2), round(rho_critical(14), 2), round(rho_critical(30), 2)
+        (0.9, 0.53, 0.36)
     """
     if count < 4:
         return 1.0
+    if count <= EXACT_CELLS:
+        return _exact_rho_critical(count, level)
     t = float(stats.t.ppf(1 - level / 2, count - 2))
     return t / math.sqrt(count - 2 + t * t)
+
+
+@functools.lru_cache(maxsize=None)
+def _exact_rho_critical(count: int, level: float) -> float:
+    ranks = np.arange(count)
+    squared = ((np.array(list(itertools.permutations(ranks))) - ranks) ** 2).sum(axis=1)  # sum d^2: even integers
+    magnitudes = np.abs(1 - 6 * squared / (count * (count * count - 1)))
+    values, counts = np.unique(np.round(magnitudes, 12), return_counts=True)
+    tails = np.cumsum(counts[::-1])[::-1] / len(magnitudes)  # P(|rho| >= value), values ascending
+    return float(values[tails > level].max())
+
+
+def rho_interval(rho: float, count: int, level: float = 0.05) -> tuple[float, float]:
+    """A two-sided ``1 - level`` confidence interval for a Spearman correlation measured as ``rho`` over ``count``
+    cells: Fisher's z = artanh(rho) is near normal with standard error sqrt((1 + rho^2 / 2) / (n - 3)) (Bonett and
+    Wright 2000's variance for Spearman's rho, wider than Pearson's 1 / sqrt(n - 3)); the interval is
+    tanh(z -+ z_c se). (-1, 1) (nothing excluded) below four cells or for an undefined rho.
+
+    Example (CKA's rho over the 24 fitted cells of configs/phases.yaml's octave grid: Yang et al.'s +0.89 is
+    excluded, a correlation of +0.5 is not)::
+
+        >>> [round(v, 2) for v in rho_interval(0.24, 24)]
+        [-0.19, 0.59]
+    """
+    if count < 4 or not math.isfinite(rho):
+        return -1.0, 1.0
+    z = math.atanh(min(max(rho, -1 + 1e-12), 1 - 1e-12))
+    half = float(stats.norm.ppf(1 - level / 2)) * math.sqrt((1 + rho * rho / 2) / (count - 3))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def spearman_verdict(rho: float, count: int, positive: bool) -> str:
+    """The verdict on "rho has the claimed sign, as a clear trend" over ``count`` cells: ``pass`` when rho is on the
+    claimed side beyond both RHO_DECIDED and :func:`rho_critical` (a clear trend, and beyond what a random order of
+    the cells reaches one time in twenty); ``FAIL`` when it is as far on the other side, or when its 95% interval
+    (:func:`rho_interval`) stops short of RHO_DECIDED on the claimed side (the cells exclude a correlation as strong
+    as a decided trend: a weak one is measured where a clear one is claimed); ``unresolved`` otherwise (too few
+    cells to tell a weak correlation from a clear one, or rho undefined). Chance is judged by the test of
+    independence (rho_critical), the strength by the interval, whose variance is that of a non-zero rho.
+
+    Example (rho +0.24: unresolved over 24 cells, FAIL over 60, where the interval is -0.02..+0.47)::
+
+        >>> spearman_verdict(0.24, 24, positive=True), spearman_verdict(0.24, 60, positive=True)
+        ('unresolved', 'FAIL')
+    """
+    if not math.isfinite(rho):
+        return "unresolved"
+    signed = rho if positive else -rho
+    decided = max(RHO_DECIDED, rho_critical(count))
+    high = rho_interval(signed, count)[1]
+    if signed > decided:
+        return "pass"
+    return "FAIL" if signed < -decided or high < RHO_DECIDED else "unresolved"
 
 
 def _spearman(cells: pd.DataFrame, measure: str) -> tuple[float, int]:
@@ -215,13 +283,16 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
         rho, count = _spearman(trained, measure)
         everywhere, total = _spearman(cells, measure)
         decided = max(RHO_DECIDED, rho_critical(count))
-        rows.append(CheckRow.exceeds(
+        low, high = rho_interval(rho, count)
+        interval = f"95% interval {low:+.2f} to {high:+.2f}; " if count >= 4 and math.isfinite(rho) else ""
+        rows.append(CheckRow(
             f"taxonomy_spearman_{measure}", f"{sweep}: {count} fitted cells of {len(cells)}",
             f"Spearman rho of test accuracy with {measure} over the fitted cells (train loss < {LOSS_FITTED:g} ln C), "
-            f"{'>' if theirs > 0 else '<'} 0 (decided at |rho| > {RHO_DECIDED:g} and beyond the 5% critical value for "
-            f"{count} cells)", 0.0, rho, decided, above=theirs > 0,
-            detail=f"Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}; over all {total} cells here, under-fitted ones "
-                   f"included: {everywhere:+.2f}"))
+            f"{'>' if theirs > 0 else '<'} 0 (pass beyond {RHO_DECIDED:g} and the 5% critical value for {count} "
+            f"cells; FAIL where the 95% interval excludes {'+' if theirs > 0 else '-'}{RHO_DECIDED:g})", 0.0, rho,
+            decided, spearman_verdict(rho, count, positive=theirs > 0),
+            detail=f"{interval}Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}; over all {total} cells here, "
+                   f"under-fitted ones included: {everywhere:+.2f}"))
     if axis == NOISE_KEY:
         levels = sorted(cells["axis"].unique())
         clean, noisy = cells[cells["axis"] == levels[0]], cells[cells["axis"] == levels[-1]]

@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from lossgeom.checks.rows import SIGMAS
 from lossgeom.checks.taxonomy import (LOSS_FITTED, MC_CONNECTED, assign_phases, cell_table, rho_critical,
-                                      taxonomy_axis, taxonomy_rows)
+                                      rho_interval, spearman_verdict, taxonomy_axis, taxonomy_rows)
+from lossgeom.checks.trends import RHO_DECIDED
 
 
 def _cells(mc, axis_values=(16, 256), widths=((4,), (64,)), se=0.1, **columns):
@@ -121,22 +123,36 @@ def test_spearman_rows_carry_yang_et_al_s_signs():
 
 
 def test_few_cells_decide_only_beyond_chance():
-    """Four cells: rho = 0.8 clears RHO_DECIDED but a random order of four reaches it one time in six, so the row
-    stays unresolved; a perfect order (rho = 1, one time in twelve two-sided, beyond the t approximation's 0.95)
-    decides."""
+    """Four cells: a random order of four reaches rho = 0.8 one time in six and even a perfect order one time in
+    twelve (two-sided), so four cells never decide; five cells decide on the perfect order only (1/60), not on one
+    adjacent swap (rho = 0.9, which 10 of the 120 orders reach in either direction: 1/12)."""
     cells = _cells({0: [-10.0, -12.0], 1: [0.2, -0.3]})  # accuracy 0.5, 0.49, 0.6, 0.59
     near = taxonomy_rows(cells.assign(cka=[0.2, 0.3, 0.9, 0.8]), "s", "train.batch_size")  # one swap: rho 0.8
     row = _row(near, "taxonomy_spearman_cka")
     assert row.measured == pytest.approx(0.8) and row.verdict == "unresolved"
-    assert row.tolerance == pytest.approx(rho_critical(4))
+    assert row.tolerance == pytest.approx(rho_critical(4)) == 1.0
     perfect = taxonomy_rows(cells.assign(cka=[0.3, 0.2, 0.9, 0.8]), "s", "train.batch_size")
-    assert _row(perfect, "taxonomy_spearman_cka").verdict == "pass"
+    assert _row(perfect, "taxonomy_spearman_cka").verdict == "unresolved"
+    five = _cells({0: [-10.0] * 5}, axis_values=(16, 32, 64, 128, 256), widths=((4,),))  # accuracy falls with axis
+    swap = taxonomy_rows(five.assign(cka=[5.0, 4.0, 2.0, 3.0, 1.0]), "s", "train.batch_size")
+    assert _row(swap, "taxonomy_spearman_cka").measured == pytest.approx(0.9)
+    assert _row(swap, "taxonomy_spearman_cka").verdict == "unresolved"
+    order = taxonomy_rows(five.assign(cka=[5.0, 4.0, 3.0, 2.0, 1.0]), "s", "train.batch_size")
+    assert _row(order, "taxonomy_spearman_cka").verdict == "pass"
 
 
-@pytest.mark.parametrize("count", [6, 12, 30])
+@pytest.mark.parametrize("count,table", [(5, 1.000), (6, 0.886), (7, 0.786), (8, 0.738)])
+def test_exact_rho_critical_is_the_attainable_value_below_the_published_table(count, table):
+    """Published two-sided 5% critical values of Spearman's rho (Zar 1972: reject at rho >= the table value) are
+    attainable values of rho; the value a row must exceed is the next attainable one below (steps of
+    12 / (n (n^2 - 1)), since sum d^2 is even)."""
+    assert rho_critical(count) == pytest.approx(table - 12 / (count * (count * count - 1)), abs=1e-3)
+
+
+@pytest.mark.parametrize("count", [12, 30])
 def test_rho_critical_is_the_two_sided_five_percent_point_of_random_orders(count):
     """Under independence (random permutations of the ranks) |rho| exceeds rho_critical(n) about 5% of the time
-    (the t approximation is close for n >= 6; exact tables: 0.886 at 6, 0.587 at 12, 0.362 at 30)."""
+    (above EXACT_CELLS the t approximation; exact tables: 0.587 at 12, 0.362 at 30)."""
     rng = np.random.default_rng(0)
     ranks = np.arange(count)
     centred = ranks - ranks.mean()
@@ -144,24 +160,65 @@ def test_rho_critical_is_the_two_sided_five_percent_point_of_random_orders(count
     assert np.mean(np.abs(rhos) > rho_critical(count)) == pytest.approx(0.05, abs=0.015)
 
 
+@pytest.mark.parametrize("count,correlation", [(12, 0.0), (24, 0.4), (46, 0.4), (46, 0.8)])
+def test_rho_interval_covers_the_population_rho_95_percent_of_the_time(count, correlation):
+    """Samples of a bivariate normal with Pearson correlation r, whose population Spearman rho is (6 / pi)
+    arcsin(r / 2): the interval from each sample's rho holds it in about 95% of 4,000 samples."""
+    rng = np.random.default_rng(1)
+    cov = [[1.0, correlation], [correlation, 1.0]]
+    samples = rng.multivariate_normal([0.0, 0.0], cov, size=(4_000, count))
+    ranks = samples.argsort(axis=1).argsort(axis=1).astype(float)
+    centred = ranks - ranks.mean(axis=1, keepdims=True)
+    rhos = (centred[..., 0] * centred[..., 1]).sum(axis=1) / (centred[..., 0] ** 2).sum(axis=1)
+    population = 6 / math.pi * math.asin(correlation / 2)
+    covered = [low <= population <= high for low, high in (rho_interval(r, count) for r in rhos)]
+    assert np.mean(covered) == pytest.approx(0.95, abs=0.015)
+
+
+def test_a_weak_correlation_fails_once_enough_cells_exclude_a_clear_one():
+    """rho ~ +0.2 where a clear positive correlation is claimed: over 12 cells the interval still reaches +0.5
+    (unresolved); over 48 it stops short of it (FAIL), whatever the point estimate's sign; a clear rho passes, and
+    the claim of a negative correlation judges the mirror image."""
+    accuracy = np.linspace(0.5, 0.7, 48)
+    cka = (5.0 * np.arange(48)) % 48  # the cells' order scrambled by a stride of 5: a weak trend is left
+    rho = stats.spearmanr(accuracy, cka)[0]
+    assert 0.1 < rho < 0.3
+    assert rho_interval(rho, 48)[1] < RHO_DECIDED < rho_interval(rho, 12)[1]
+    cells = pd.DataFrame({"width": "[64]", "n_parameters": 100, "axis": np.arange(48), "train_loss": 0.01,
+                          "test_accuracy": accuracy, "test_accuracy_std": 0.01, "lambda_max": -cka,
+                          "trace_hutchinson": -accuracy, "mc": 0.0, "mc_se": 0.1, "pairs": 3, "cka": cka})
+    rows = taxonomy_rows(cells, "s", "train.batch_size")
+    assert _row(rows, "taxonomy_spearman_cka").verdict == "FAIL"
+    assert _row(rows, "taxonomy_spearman_lambda_max").verdict == "FAIL"  # claimed < 0, measured -rho
+    assert _row(rows, "taxonomy_spearman_trace_hutchinson").verdict == "pass"
+    assert "95% interval" in _row(rows, "taxonomy_spearman_cka").detail
+    few = taxonomy_rows(cells.iloc[::4], "s", "train.batch_size")  # every fourth cell: 12
+    few_rho = stats.spearmanr(accuracy[::4], cka[::4])[0]
+    assert 0.1 < few_rho < RHO_DECIDED < rho_interval(few_rho, 12)[1]
+    assert _row(few, "taxonomy_spearman_cka").verdict == "unresolved"
+    assert spearman_verdict(0.6, 48, positive=True) == "pass" and spearman_verdict(-0.6, 48, positive=False) == "pass"
+    assert spearman_verdict(0.4, 1000, positive=True) == "FAIL"  # measured precisely, and weaker than a clear trend
+    assert spearman_verdict(math.nan, 48, positive=True) == "unresolved"
+
+
 def test_spearman_rows_judge_the_fitted_cells_only():
     """Under-fitted cells (high CKA, low accuracy) reverse CKA's sign across the grid; over the fitted cells it has
     Yang et al.'s sign. With fewer than three fitted cells the rows stay unresolved, the all-cell rho in the detail."""
     unfitted = 2.0 * LOSS_FITTED * math.log(10)
-    cells = pd.DataFrame({"width": ["[4]"] * 3 + ["[64]"] * 3, "n_parameters": [100] * 3 + [200] * 3,
-                          "axis": [16, 64, 256] * 2, "train_loss": [0.01, 0.01, unfitted, 0.01, 0.01, unfitted],
-                          "test_accuracy": [0.6, 0.55, 0.3, 0.7, 0.65, 0.35], "test_accuracy_std": 0.01,
-                          "lambda_max": [3.0, 4.0, 9.0, 1.0, 2.0, 8.0], "trace_hutchinson": [30.0, 40, 90, 10, 20, 80],
-                          "mc": [-1.0, -1.5, 5.0, 0.5, 0.0, 6.0], "mc_se": 0.1, "pairs": 3,
-                          "cka": [0.5, 0.4, 0.99, 0.8, 0.7, 0.98]})
+    cells = pd.DataFrame({"width": ["[4]"] * 4 + ["[64]"] * 4, "n_parameters": [100] * 4 + [200] * 4,
+                          "axis": [16, 32, 64, 256] * 2, "train_loss": [0.01, 0.01, 0.01, unfitted] * 2,
+                          "test_accuracy": [0.6, 0.58, 0.55, 0.3, 0.7, 0.68, 0.65, 0.35], "test_accuracy_std": 0.01,
+                          "lambda_max": [3.0, 3.5, 4.0, 9.0, 1.0, 1.5, 2.0, 8.0],
+                          "trace_hutchinson": [30.0, 35, 40, 90, 10, 15, 20, 80],
+                          "mc": [-1.0, -1.2, -1.5, 5.0, 0.5, 0.2, 0.0, 6.0], "mc_se": 0.1, "pairs": 3,
+                          "cka": [0.5, 0.45, 0.4, 0.99, 0.8, 0.75, 0.7, 0.98]})
     rows = taxonomy_rows(cells, "s", "train.batch_size")
     cka = _row(rows, "taxonomy_spearman_cka")
-    # fitted: accuracy 0.55 < 0.6 < 0.65 < 0.7 with CKA 0.4 < 0.5 < 0.7 < 0.8, the same order
-    assert cka.verdict == "pass" and cka.measured == pytest.approx(1.0) and "4 fitted cells of 6" in cka.case
-    assert "over all 6 cells here, under-fitted ones included: -" in cka.detail  # the sign the whole grid shows
+    # fitted: accuracy 0.55 < 0.58 < 0.6 < 0.65 < 0.68 < 0.7 with CKA 0.4 < ... < 0.8, the same order
+    assert cka.verdict == "pass" and cka.measured == pytest.approx(1.0) and "6 fitted cells of 8" in cka.case
+    assert "over all 8 cells here, under-fitted ones included: -" in cka.detail  # the sign the whole grid shows
     assert _row(rows, "taxonomy_spearman_mc").verdict == "pass"  # the under-trained cells' mc > 0 left out
-    few = taxonomy_rows(cells.assign(train_loss=[0.01, unfitted, unfitted, 0.01, unfitted, unfitted]), "s",
-                        "train.batch_size")
+    few = taxonomy_rows(cells.assign(train_loss=[0.01, unfitted, unfitted, unfitted] * 2), "s", "train.batch_size")
     assert {_row(few, f"taxonomy_spearman_{m}").verdict for m in ("cka", "lambda_max", "trace_hutchinson", "mc")} == {
         "unresolved"}
 
