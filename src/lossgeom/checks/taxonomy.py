@@ -36,7 +36,7 @@ which share seeds, so the spread is if anything understated):
   Yang et al.'s claims are about networks trained to (near) zero loss: under-trained networks agree with each other
   (high CKA) and sit where the curvature is still high while they predict badly, which reverses the correlations
   across the whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.76 over all 42 cells, +0.18 over the 14
-  fitted); the all-cell rho is in the detail;
+  fitted); the all-cell rho and rho within each width of at least four fitted cells are in the detail;
 - with label noise as the second axis, ``taxonomy_noise_lowers_connectivity``: the mean mc over widths at the
   largest noise is below that at the smallest (low-quality data: a poorly connected landscape).
 
@@ -281,6 +281,16 @@ def _spearman(cells: pd.DataFrame, measure: str) -> tuple[float, int]:
     return (float(stats.spearmanr(x, y)[0]) if count >= 3 and x.nunique() > 1 and y.nunique() > 1 else math.nan), count
 
 
+def _within_widths(cells: pd.DataFrame, measure: str, least: int = 4) -> str:
+    """rho within each width that has at least ``least`` of these cells, for the detail: a pooled rho mixes the
+    trend across widths with the trend along the second axis, which may run the other way (CKA on
+    configs/phases.yaml: rising across widths, falling within each)."""
+    within = {width: _spearman(group, measure) for width, group in cells.groupby("width", sort=False)}
+    shown = [f"{width} {rho:+.2f} ({count})" for width, (rho, count) in within.items()
+             if count >= least and math.isfinite(rho)]
+    return f"; within a width (cells): {', '.join(shown)}" if shown else ""
+
+
 def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10) -> list[CheckRow]:
     """The rows above for one sweep's cell table (``classes``: C, for which cells count as fitted)."""
     sizes = sorted(cells["n_parameters"].unique())
@@ -323,7 +333,7 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
             f"{RHO_DECIDED:g})", 0.0, rho,
             decided, spearman_verdict(rho, count, positive=theirs > 0),
             detail=f"{interval}Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}; over all {total} cells here, "
-                   f"under-fitted ones included: {everywhere:+.2f}"))
+                   f"under-fitted ones included: {everywhere:+.2f}{_within_widths(trained, measure)}"))
     if axis == NOISE_KEY:
         levels = sorted(cells["axis"].unique())
         clean, noisy = cells[cells["axis"] == levels[0]], cells[cells["axis"] == levels[-1]]

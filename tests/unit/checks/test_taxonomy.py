@@ -229,6 +229,21 @@ def test_a_weak_correlation_fails_once_enough_cells_exclude_a_clear_one():
     assert spearman_verdict(math.nan, 48, positive=True) == "unresolved"
 
 
+def test_the_detail_gives_rho_within_each_width():
+    """Two widths of four cells: CKA and accuracy both higher at the larger width, but within each width CKA falls
+    as accuracy rises. The pooled rho is positive; the detail shows -1 within each width."""
+    cells = pd.DataFrame({"width": ["[4]"] * 4 + ["[64]"] * 4, "n_parameters": [100] * 4 + [200] * 4,
+                          "axis": [16, 32, 64, 128] * 2, "train_loss": 0.01,
+                          "test_accuracy": [0.50, 0.52, 0.54, 0.56, 0.60, 0.62, 0.64, 0.66], "test_accuracy_std": 0.01,
+                          "lambda_max": 1.0, "trace_hutchinson": 1.0, "mc": 0.0, "mc_se": 0.1, "pairs": 3,
+                          "cka": [0.34, 0.33, 0.32, 0.31, 0.84, 0.83, 0.82, 0.81]})
+    row = _row(taxonomy_rows(cells, "s", "train.batch_size"), "taxonomy_spearman_cka")
+    assert row.measured > 0
+    assert "within a width (cells): [4] -1.00 (4), [64] -1.00 (4)" in row.detail
+    three = taxonomy_rows(cells.drop(index=[0, 4]), "s", "train.batch_size")  # three cells per width: not shown
+    assert "within a width" not in _row(three, "taxonomy_spearman_cka").detail
+
+
 def test_spearman_rows_judge_the_fitted_cells_only():
     """Under-fitted cells (high CKA, low accuracy) reverse CKA's sign across the grid; over the fitted cells it has
     Yang et al.'s sign. With fewer than three fitted cells the rows stay unresolved, the all-cell rho in the detail."""
