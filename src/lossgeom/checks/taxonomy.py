@@ -31,11 +31,11 @@ which share seeds, so the spread is if anything understated):
   (:func:`rho_critical`: what a random order of the cells exceeds at most one time in twenty; 1 for 4 cells, so
   that no row passes on four, 0.9 for 5, 0.64 for 10, below RHO_DECIDED from 16 on), because the number of fitted
   cells varies with the config where the trend rows always have 12 runs; it FAILs as far the other way, or where
-  the 95% interval of rho (:func:`rho_interval`) excludes a correlation of RHO_DECIDED with the claimed sign, so
-  that enough cells decide a weak correlation against the claim of a clear one. Over the fitted cells, because
+  the 95% interval of rho (:func:`rho_interval`) stops short of RHO_DECIDED on the claimed side, so that enough
+  cells decide a weak correlation against the claim of a clear one. Over the fitted cells, because
   Yang et al.'s claims are about networks trained to (near) zero loss: under-trained networks agree with each other
   (high CKA) and sit where the curvature is still high while they predict badly, which reverses the correlations
-  across the whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.76 over all 42 cells, +0.18 over the 14
+  across the whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.61 over all 96 cells, +0.30 over the 45
   fitted); the all-cell rho and rho within each width of at least four fitted cells are in the detail;
 - with label noise as the second axis, ``taxonomy_noise_lowers_connectivity``: the mean mc over widths at the
   largest noise is below that at the smallest (low-quality data: a poorly connected landscape).
@@ -200,7 +200,7 @@ def rho_critical(count: int, level: float = 0.05) -> float:
     so that exceeding it has probability at most ``level`` (four cells: even a perfect order has 1/12, so no row
     passes; five: only the perfect order, 1/60). Above, the t approximation under independence,
     t = rho sqrt((n - 2) / (1 - rho^2)) with n - 2 degrees of freedom: rho_c = t_c / sqrt(n - 2 + t_c^2), whose
-    exceedance is about 5.2% at 12-14 cells and nearer 5% beyond. 1 (nothing can be decided) below four cells.
+    exceedance is about 5.2% at 13-14 cells and nearer 5% beyond. 1 (nothing can be decided) below four cells.
     Rows compare with a margin of RHO_ROUNDING, so that a rho computed one rounding above a critical value that
     random orders attain does not count as beyond it.
 
@@ -248,6 +248,12 @@ def rho_interval(rho: float, count: int, level: float = 0.05) -> tuple[float, fl
     return math.tanh(z - half), math.tanh(z + half)
 
 
+def spearman_margin(count: int) -> float:
+    """The |rho| a Spearman row over ``count`` cells must exceed to pass: a clear trend (RHO_DECIDED) beyond chance
+    (:func:`rho_critical`); the row's tolerance."""
+    return max(RHO_DECIDED, rho_critical(count))
+
+
 def spearman_verdict(rho: float, count: int, positive: bool) -> str:
     """The verdict on "rho has the claimed sign, as a clear trend" over ``count`` cells: ``pass`` when rho is on the
     claimed side beyond both RHO_DECIDED and :func:`rho_critical` (a clear trend, and beyond what a random order of
@@ -265,7 +271,7 @@ def spearman_verdict(rho: float, count: int, positive: bool) -> str:
     if not math.isfinite(rho):
         return "unresolved"
     signed = rho if positive else -rho
-    decided = max(RHO_DECIDED, rho_critical(count))
+    decided = spearman_margin(count)
     high = rho_interval(signed, count)[1]
     if signed > decided + RHO_ROUNDING:
         return "pass"
@@ -322,7 +328,6 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
     for measure, theirs in YANG_SPEARMAN.items():
         rho, count = _spearman(trained, measure)
         everywhere, total = _spearman(cells, measure)
-        decided = max(RHO_DECIDED, rho_critical(count))
         low, high = rho_interval(rho, count)
         interval = f"95% interval {low:+.2f} to {high:+.2f}; " if (low, high) != (-1.0, 1.0) else ""
         rows.append(CheckRow(
@@ -331,7 +336,7 @@ def taxonomy_rows(cells: pd.DataFrame, sweep: str, axis: str, classes: int = 10)
             f"{'>' if theirs > 0 else '<'} 0 (pass beyond {RHO_DECIDED:g} and the 5% critical value for {count} "
             f"cells; FAIL as far the other way or where the 95% interval lies {'below +' if theirs > 0 else 'above -'}"
             f"{RHO_DECIDED:g})", 0.0, rho,
-            decided, spearman_verdict(rho, count, positive=theirs > 0),
+            spearman_margin(count), spearman_verdict(rho, count, positive=theirs > 0),
             detail=f"{interval}Yang et al. (CIFAR-10, 169 cells): {theirs:+.2f}; over all {total} cells here, "
                    f"under-fitted ones included: {everywhere:+.2f}{_within_widths(trained, measure)}"))
     if axis == NOISE_KEY:

@@ -205,8 +205,8 @@ def test_rho_interval_covers_the_population_rho_95_percent_of_the_time(count, co
 
 def test_a_weak_correlation_fails_once_enough_cells_exclude_a_clear_one():
     """rho ~ +0.2 where a clear positive correlation is claimed: over 12 cells the interval still reaches +0.5
-    (unresolved); over 48 it stops short of it (FAIL), whatever the point estimate's sign; a clear rho passes, and
-    the claim of a negative correlation judges the mirror image."""
+    (unresolved); over 48 it stops short of it (FAIL); a clear rho passes, and the claim of a negative correlation
+    judges the mirror image."""
     accuracy = np.linspace(0.5, 0.7, 48)
     cka = (5.0 * np.arange(48)) % 48  # the cells' order scrambled by a stride of 5: a weak trend is left
     rho = stats.spearmanr(accuracy, cka)[0]
