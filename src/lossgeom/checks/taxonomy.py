@@ -35,7 +35,7 @@ which share seeds, so the spread is if anything understated):
   cells decide a weak correlation against the claim of a clear one. Over the fitted cells, because
   Yang et al.'s claims are about networks trained to (near) zero loss: under-trained networks agree with each other
   (high CKA) and sit where the curvature is still high while they predict badly, which reverses the correlations
-  across the whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.61 over all 96 cells, +0.30 over the 45
+  across the whole grid (measured on ``configs/phases.yaml``: CKA's rho -0.47 over all 156 cells, +0.26 over the 83
   fitted); the all-cell rho and rho within each width of at least four fitted cells are in the detail;
 - with label noise as the second axis, ``taxonomy_noise_lowers_connectivity``: the mean mc over widths at the
   largest noise is below that at the smallest (low-quality data: a poorly connected landscape).
